@@ -1,0 +1,359 @@
+//! The four envelopes — request `[1, 0, id, method, params]`, response `[1, 1, id, error,
+//! result]`, notification `[1, 2, method, params]` and cancel `[1, 3, id]` — and
+//! [`Message::decode`], which turns one frame body into one of them.
+//!
+//! Decoding is zero-copy: params, results and error data are slices of the frame (`Bytes`), so
+//! they stay MessagePack until whoever owns them deserializes them into a type of their own.
+//! Method names are validated UTF-8, also kept as slices.
+
+use bytes::Bytes;
+
+use crate::error::{DecodeError, ErrorCode, ErrorObject};
+use crate::value::{self, DEFAULT_MAX_DEPTH, Head, Reader, ValueError};
+
+/// A request id: an unsigned 64-bit integer chosen by the sender, unique among its in-flight
+/// requests on one connection.
+pub type RequestId = u64;
+
+/// The message kinds, as the second element of every envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kind {
+    Request = 0,
+    Response = 1,
+    Notification = 2,
+    Cancel = 3,
+}
+
+/// UTF-8 text kept as a slice of the frame it arrived in.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Text(Bytes);
+
+impl Text {
+    /// Wraps bytes after checking they are UTF-8.
+    pub fn new(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
+        std::str::from_utf8(&bytes)?;
+        Ok(Self(bytes))
+    }
+
+    /// Text from a static string, without copying.
+    pub fn from_static(s: &'static str) -> Self {
+        Self(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Checked in `new`; `from_static` takes a `str`. The fallback is unreachable.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        Self(Bytes::from(s))
+    }
+}
+
+/// `[1, 0, id, method, params]`: a call that expects exactly one response with the same id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The caller's id for this call.
+    pub id: RequestId,
+    /// The method name.
+    pub method: Text,
+    /// The params, as raw MessagePack (any value, often a map).
+    pub params: Bytes,
+}
+
+impl Request {
+    /// The method name as a string.
+    pub fn method(&self) -> &str {
+        self.method.as_str()
+    }
+}
+
+/// `[1, 1, id, error, result]`: the one answer to a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// The id of the request this answers.
+    pub id: RequestId,
+    /// The result as raw MessagePack, or the error.
+    pub outcome: Result<Bytes, ErrorObject>,
+}
+
+/// `[1, 2, method, params]`: a one-way message; never answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// The method name.
+    pub method: Text,
+    /// The params, as raw MessagePack.
+    pub params: Bytes,
+}
+
+impl Notification {
+    /// The method name as a string.
+    pub fn method(&self) -> &str {
+        self.method.as_str()
+    }
+}
+
+/// `[1, 3, id]`: asks the receiver to stop working on request `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancel {
+    /// The id of the request to cancel.
+    pub id: RequestId,
+}
+
+/// Any hearth message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// A call.
+    Request(Request),
+    /// The answer to a call.
+    Response(Response),
+    /// A one-way message.
+    Notification(Notification),
+    /// A request to stop a call.
+    Cancel(Cancel),
+}
+
+fn parse(e: ValueError) -> DecodeError {
+    DecodeError::Parse(e.to_string())
+}
+
+fn invalid(reason: impl Into<String>, id: Option<RequestId>) -> DecodeError {
+    DecodeError::Invalid {
+        reason: reason.into(),
+        id,
+    }
+}
+
+/// Reads envelope fields from a body already known to be well formed.
+struct Fields<'a> {
+    body: &'a Bytes,
+    rd: Reader<'a>,
+    id: Option<RequestId>,
+}
+
+impl<'a> Fields<'a> {
+    fn head(&mut self) -> Result<Head, DecodeError> {
+        self.rd.head().map_err(parse)
+    }
+
+    fn id(&mut self, what: &str) -> Result<RequestId, DecodeError> {
+        match self.head()? {
+            Head::Uint(id) => Ok(id),
+            other => Err(invalid(
+                format!(
+                    "{what} must be an unsigned integer, found {}",
+                    other.describe()
+                ),
+                self.id,
+            )),
+        }
+    }
+
+    fn text(&mut self, what: &str) -> Result<Text, DecodeError> {
+        match self.head()? {
+            Head::Str(n) => {
+                let start = self.rd.position();
+                self.rd.bytes(n).map_err(parse)?;
+                Text::new(self.body.slice(start..start + n as usize))
+                    .map_err(|_| invalid(format!("{what} is not valid UTF-8"), self.id))
+            }
+            other => Err(invalid(
+                format!("{what} must be a string, found {}", other.describe()),
+                self.id,
+            )),
+        }
+    }
+
+    fn raw(&mut self) -> Result<Bytes, DecodeError> {
+        let range = self.rd.skip(DEFAULT_MAX_DEPTH).map_err(parse)?;
+        Ok(self.body.slice(range))
+    }
+
+    fn error_object(&mut self) -> Result<ErrorObject, DecodeError> {
+        let pairs = match self.head()? {
+            Head::Map(n) => n,
+            other => {
+                return Err(invalid(
+                    format!("error must be nil or a map, found {}", other.describe()),
+                    self.id,
+                ));
+            }
+        };
+        let (mut code, mut message, mut data) = (None, None, None);
+        for _ in 0..pairs {
+            let key = self.text("an error map key")?;
+            match key.as_str() {
+                "code" => match self.head()? {
+                    Head::Uint(v) => code = i64::try_from(v).ok(),
+                    Head::Int(v) => code = Some(v),
+                    other => {
+                        return Err(invalid(
+                            format!("error code must be an integer, found {}", other.describe()),
+                            self.id,
+                        ));
+                    }
+                },
+                "message" => message = Some(self.text("error message")?.as_str().to_owned()),
+                "data" => data = Some(self.raw()?),
+                _ => {
+                    self.raw()?; // unknown keys are ignored, for later additions
+                }
+            }
+        }
+        match (code, message) {
+            (Some(code), Some(message)) => Ok(ErrorObject {
+                code: ErrorCode(code),
+                message,
+                data,
+            }),
+            _ => Err(invalid(
+                "error map needs an integer code and a string message",
+                self.id,
+            )),
+        }
+    }
+
+    fn expect_len(&self, kind: &str, found: u32, want: u32) -> Result<(), DecodeError> {
+        if found == want {
+            Ok(())
+        } else {
+            Err(invalid(
+                format!("a {kind} has {want} elements, found {found}"),
+                self.id,
+            ))
+        }
+    }
+}
+
+impl Message {
+    /// Decodes one frame body, allowing the default nesting depth.
+    pub fn decode(body: Bytes) -> Result<Self, DecodeError> {
+        Self::decode_with_depth(body, DEFAULT_MAX_DEPTH)
+    }
+
+    /// Decodes one frame body; values may nest at most `max_depth` levels, counting the
+    /// envelope (capped at [`DEFAULT_MAX_DEPTH`]).
+    ///
+    /// Order of checks: the body must be one well-formed MessagePack value (else
+    /// [`DecodeError::Parse`]); its version must be one we speak (else
+    /// [`DecodeError::UnsupportedVersion`]); it must be a valid envelope (else
+    /// [`DecodeError::Invalid`]); and nothing may follow it (else
+    /// [`DecodeError::TrailingBytes`]). Errors carry the request id whenever it could be read.
+    pub fn decode_with_depth(body: Bytes, max_depth: usize) -> Result<Self, DecodeError> {
+        let end = value::skip(&body, max_depth).map_err(parse)?;
+        let mut f = Fields {
+            body: &body,
+            rd: Reader::new(&body[..end]),
+            id: None,
+        };
+        let msg = Self::envelope(&mut f)?;
+        if end < body.len() {
+            return Err(DecodeError::TrailingBytes {
+                extra: body.len() - end,
+                id: f.id,
+            });
+        }
+        Ok(msg)
+    }
+
+    fn envelope(f: &mut Fields<'_>) -> Result<Self, DecodeError> {
+        let len = match f.head()? {
+            Head::Array(n) if n >= 2 => n,
+            Head::Array(n) => {
+                return Err(invalid(
+                    format!("an envelope has at least 2 elements, found {n}"),
+                    None,
+                ));
+            }
+            other => {
+                return Err(invalid(
+                    format!("a message must be an array, found {}", other.describe()),
+                    None,
+                ));
+            }
+        };
+        match f.head()? {
+            Head::Uint(v) if v == u64::from(crate::PROTOCOL_VERSION) => {}
+            Head::Uint(found) => return Err(DecodeError::UnsupportedVersion { found }),
+            other => {
+                return Err(invalid(
+                    format!(
+                        "the version must be an unsigned integer, found {}",
+                        other.describe()
+                    ),
+                    None,
+                ));
+            }
+        }
+        let kind = match f.head()? {
+            Head::Uint(k) if k == Kind::Request as u64 => Kind::Request,
+            Head::Uint(k) if k == Kind::Response as u64 => Kind::Response,
+            Head::Uint(k) if k == Kind::Notification as u64 => Kind::Notification,
+            Head::Uint(k) if k == Kind::Cancel as u64 => Kind::Cancel,
+            Head::Uint(k) => return Err(invalid(format!("unknown message kind {k}"), None)),
+            other => {
+                return Err(invalid(
+                    format!(
+                        "the kind must be an unsigned integer, found {}",
+                        other.describe()
+                    ),
+                    None,
+                ));
+            }
+        };
+        Ok(match kind {
+            Kind::Request => {
+                if len >= 3 {
+                    f.id = Some(f.id("request id")?);
+                }
+                f.expect_len("request", len, 5)?;
+                let method = f.text("method")?;
+                let params = f.raw()?;
+                Self::Request(Request {
+                    id: f.id.unwrap_or_default(),
+                    method,
+                    params,
+                })
+            }
+            Kind::Response => {
+                f.expect_len("response", len, 5)?;
+                let id = f.id("response id")?;
+                let error = if f.rd.clone().head() == Ok(Head::Nil) {
+                    f.head()?;
+                    None
+                } else {
+                    Some(f.error_object()?)
+                };
+                let result = f.raw()?;
+                Self::Response(Response {
+                    id,
+                    outcome: match error {
+                        Some(e) => Err(e),
+                        None => Ok(result),
+                    },
+                })
+            }
+            Kind::Notification => {
+                f.expect_len("notification", len, 4)?;
+                let method = f.text("method")?;
+                let params = f.raw()?;
+                Self::Notification(Notification { method, params })
+            }
+            Kind::Cancel => {
+                f.expect_len("cancel", len, 3)?;
+                let id = f.id("cancel id")?;
+                Self::Cancel(Cancel { id })
+            }
+        })
+    }
+}
