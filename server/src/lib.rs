@@ -1,1 +1,41 @@
-//! placeholder
+//! `hearth-server` builds hearth daemons: register methods with typed (serde) params and
+//! results on a [`Router`], bind a [`Server`] to an owner-only Unix socket, and [`run`] it.
+//! Requests on one connection run concurrently and are answered as they finish; cancel,
+//! disconnect and shutdown stop handlers; a panicking handler fails only its own request;
+//! every queue is bounded (see [`Limits`]). `hearthd` is this library plus [`builtins`].
+//!
+//! ```no_run
+//! use hearth_server::{MethodError, RequestContext, Router, Server};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let router = Router::new().method("greet", |name: String, _ctx: RequestContext| async move {
+//!     Ok::<_, MethodError>(format!("hello, {name}"))
+//! });
+//! let server = Server::builder().router(router).bind().await?;
+//! let handle = server.handle(); // handle.shutdown() from a signal handler, say
+//! server.run().await?;
+//! # drop(handle); Ok(()) }
+//! ```
+//!
+//! Wire format: `hearth-protocol` and docs/PROTOCOL.md. Signals, logging and flags are the
+//! binary's business (`src/bin/hearthd.rs`), not the library's.
+//!
+//! [`run`]: Server::run
+
+pub mod builtins;
+mod config;
+mod connection;
+mod context;
+mod error;
+mod router;
+mod server;
+mod socket;
+mod stats;
+
+pub use config::{Limits, ServerInfo};
+pub use context::{NotificationContext, Notifier, RequestContext};
+pub use error::{MethodError, NotifyError, ServeError, StartError};
+pub use router::Router;
+pub use server::{Server, ServerBuilder, ServerHandle, default_socket_path};
+
+pub use hearth_protocol as protocol;

@@ -1,1 +1,123 @@
-fn main() {}
+//! `hearthd`: the hearth daemon — `hearth-server` with the built-in methods, wired to the
+//! command line, the environment, logging and signals. SIGINT or SIGTERM starts a graceful
+//! shutdown; a second one stops at once.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use hearth_server::{Limits, Server, builtins};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// The hearth daemon: local, high-rate RPC over an owner-only Unix socket.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None, after_help = AFTER_HELP)]
+struct Args {
+    /// Socket path [default: $XDG_RUNTIME_DIR/hearth/hearthd.sock, else /tmp/hearth-<uid>/hearthd.sock]
+    #[arg(long, env = "HEARTH_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+
+    /// More logging: -v for debug, -vv for trace (RUST_LOG, when set, wins)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    /// Requests running at once per connection; past it the connection is not read
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_in_flight)]
+    max_in_flight: usize,
+
+    /// Connections served at once; more are refused with a message
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+
+    /// Largest frame accepted or sent, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_frame)]
+    max_frame: usize,
+
+    /// How long running requests may finish after shutdown begins, in milliseconds
+    #[arg(long, value_name = "MS", default_value_t = Limits::default().grace.as_millis() as u64)]
+    grace_ms: u64,
+}
+
+const AFTER_HELP: &str = "\
+Methods: echo, sleep {\"ms\": N}, shutdown, and the reserved $/hello and $/stats.
+Talk to it with `hearth` (hearth call echo '{\"hi\": 1}', hearth status, hearth shutdown).
+
+Exit status: 0 after a clean shutdown, 1 when it cannot start (already running, unsafe
+socket folder, bad path) or stops on an error.";
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.verbose);
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hearthd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let limits = Limits {
+            max_in_flight: args.max_in_flight,
+            max_connections: args.max_connections,
+            max_frame: args.max_frame,
+            grace: Duration::from_millis(args.grace_ms),
+            ..Limits::default()
+        };
+        let mut builder = Server::builder()
+            .info("hearthd", env!("CARGO_PKG_VERSION"))
+            .limits(limits)
+            .router(builtins::router());
+        if let Some(path) = args.socket {
+            builder = builder.socket(path);
+        }
+        let server = builder.bind().await?;
+        tracing::info!(
+            pid = std::process::id(),
+            "hearthd {} ready on {}",
+            env!("CARGO_PKG_VERSION"),
+            server.socket_path().display()
+        );
+        let handle = server.handle();
+        let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down (send again to stop at once)"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down (send again to stop at once)"),
+            }
+            handle.shutdown();
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::warn!("second signal: stopping now");
+            handle.shutdown_now();
+        });
+        server.run().await?;
+        Ok(())
+    })
+}

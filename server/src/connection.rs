@@ -1,0 +1,501 @@
+//! One client connection, driven by one task: it reads frames, starts a handler future per
+//! request, collects finished handlers and handler notifications into one output buffer, and
+//! writes that buffer — many frames per system call. Requests run concurrently inside the
+//! task (a `FuturesUnordered`) and are answered as they finish, so responses leave out of
+//! order. Nothing here is shared with other connections except the read-only router and the
+//! daemon's atomic counters.
+//!
+//! Bounds, all from [`Limits`](crate::Limits):
+//! - at most `max_in_flight` requests run at once; while that many run, the socket is not
+//!   read (the client's writes back up in the kernel) — no request is refused for it;
+//! - output waiting for the socket is capped near `max_outbound_bytes`; past it, finished
+//!   handlers wait and the socket is not read, so a client that never reads pins at most
+//!   `max_in_flight` requests and one buffer;
+//! - handler notifications queue in a channel of `notification_queue` frames.
+//!
+//! Exactly one response per request: a request's id is in `table` from the moment its handler
+//! starts until its response is encoded, and only the code that removes it encodes a response.
+//! Cancel fires the request's token; the guard around the handler future turns that into
+//! -32800. A disconnect drops every handler future and fires every token.
+
+use std::collections::HashMap;
+use std::future::{Future, poll_fn};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures::FutureExt;
+use futures::stream::{FuturesUnordered, StreamExt};
+use hearth_protocol::reserved::{self, Fatal};
+use hearth_protocol::{
+    Encoder, ErrorCode, ErrorObject, FrameDecoder, Message, Notification, Request, RequestId,
+};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::{NotificationContext, Notifier, RequestContext};
+use crate::router::{HandlerFuture, Reply};
+use crate::server::{ServerHandle, Shared};
+
+/// Bytes reserved in the read buffer before each read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// How many rounds of work one wake-up may do before yielding to other tasks on the worker.
+const ROUNDS_PER_POLL: usize = 32;
+
+/// How a handler future ended.
+enum Outcome {
+    Reply(Reply),
+    Error(ErrorObject),
+    Cancelled,
+    Panicked(String),
+}
+
+/// A running request (`Some(id)`) or client notification (`None`).
+type Running = Pin<Box<dyn Future<Output = (Option<RequestId>, Outcome)> + Send>>;
+
+/// Why a connection ended.
+#[derive(Debug)]
+pub(crate) enum End {
+    /// The peer closed its end between frames.
+    PeerClosed,
+    /// The peer closed its end in the middle of a frame.
+    PeerClosedMidFrame,
+    /// We closed it after `$/fatal`.
+    Fatal(String),
+    /// Shutdown: every request answered.
+    Drained,
+    /// Reading or writing failed.
+    Io(std::io::Error),
+}
+
+impl End {
+    /// Whether output still buffered should be flushed before closing.
+    fn wants_flush(&self) -> bool {
+        matches!(self, Self::Fatal(_) | Self::Drained)
+    }
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::PeerClosed => write!(f, "closed by peer"),
+            Self::PeerClosedMidFrame => write!(f, "closed by peer in the middle of a frame"),
+            Self::Fatal(why) => write!(f, "closed after a protocol error: {why}"),
+            Self::Drained => write!(f, "closed for shutdown"),
+            Self::Io(e) => write!(f, "closed after an I/O error: {e}"),
+        }
+    }
+}
+
+/// The state of one connection. See the module docs.
+pub(crate) struct Connection<S> {
+    stream: S,
+    id: u64,
+    shared: Arc<Shared>,
+    encoder: Encoder,
+    inbuf: BytesMut,
+    frames: FrameDecoder,
+    outbuf: BytesMut,
+    running: FuturesUnordered<Running>,
+    /// Requests whose response has not been encoded yet, with their cancellation tokens.
+    table: HashMap<RequestId, CancellationToken>,
+    notes: mpsc::Receiver<Bytes>,
+    notifier: Notifier,
+    draining: bool,
+    closing: Option<End>,
+    requests: u64,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    pub(crate) fn new(stream: S, shared: Arc<Shared>, id: u64) -> Self {
+        let limits = &shared.limits;
+        let encoder = Encoder::new(limits.max_frame);
+        let (tx, notes) = mpsc::channel(limits.notification_queue);
+        Self {
+            stream,
+            id,
+            frames: FrameDecoder::new(limits.max_frame),
+            encoder,
+            inbuf: BytesMut::with_capacity(READ_CHUNK),
+            outbuf: BytesMut::with_capacity(READ_CHUNK),
+            running: FuturesUnordered::new(),
+            table: HashMap::new(),
+            notes,
+            notifier: Notifier { tx, encoder },
+            draining: false,
+            closing: None,
+            requests: 0,
+            shared,
+        }
+    }
+
+    /// Serves the connection until the peer leaves, a protocol error closes it, or shutdown
+    /// has answered everything.
+    pub(crate) async fn run(mut self) -> (End, u64) {
+        // Per-connection children of the daemon's tokens: waiting on them touches only this
+        // connection's token state, never a lock shared with other connections.
+        let drain = self.shared.drain.child_token();
+        let hard = self.shared.hard.child_token();
+        let mut drain_wait = std::pin::pin!(drain.cancelled());
+        let mut hard_wait = std::pin::pin!(hard.cancelled());
+        let mut hard_done = false;
+        let end = loop {
+            tokio::select! {
+                biased;
+                () = &mut drain_wait, if !self.draining => self.draining = true,
+                () = &mut hard_wait, if !hard_done => {
+                    hard_done = true;
+                    self.draining = true;
+                    self.abandon_all(ErrorCode::SHUTTING_DOWN, "the daemon is shutting down");
+                }
+                end = poll_fn(|cx| self.poll_io(cx)) => break end,
+            }
+        };
+        if end.wants_flush() && !self.outbuf.is_empty() {
+            let flush = async {
+                self.stream.write_all(&self.outbuf).await?;
+                self.stream.flush().await
+            };
+            let _ = tokio::time::timeout(self.shared.limits.flush_timeout, flush).await;
+        }
+        let _ =
+            tokio::time::timeout(self.shared.limits.flush_timeout, self.stream.shutdown()).await;
+        self.abandon_all_silently();
+        (end, self.requests)
+    }
+
+    /// Does every piece of work that is ready; returns when the connection must end.
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+        let max_out = self.shared.limits.max_outbound_bytes;
+        let max_in_flight = self.shared.limits.max_in_flight;
+        for _ in 0..ROUNDS_PER_POLL {
+            let mut progress = false;
+
+            // Finished handlers become responses while there is room for output.
+            while self.outbuf.len() < max_out {
+                match self.running.poll_next_unpin(cx) {
+                    Poll::Ready(Some((id, outcome))) => {
+                        self.complete(id, outcome);
+                        progress = true;
+                    }
+                    Poll::Ready(None) | Poll::Pending => break,
+                }
+            }
+            // Notifications from handlers, likewise. The channel never reports closed: we
+            // hold a sender ourselves.
+            while self.outbuf.len() < max_out {
+                match self.notes.poll_recv(cx) {
+                    Poll::Ready(Some(frame)) => {
+                        self.outbuf.extend_from_slice(&frame);
+                        progress = true;
+                    }
+                    Poll::Ready(None) | Poll::Pending => break,
+                }
+            }
+            // Everything gathered so far goes out in as few writes as the kernel allows.
+            while !self.outbuf.is_empty() {
+                match Pin::new(&mut self.stream).poll_write(cx, &self.outbuf) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(End::Io(std::io::ErrorKind::WriteZero.into()));
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        self.outbuf.advance(n);
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(End::Io(e)),
+                    Poll::Pending => break,
+                }
+            }
+
+            if let Some(end) = self.closing.take() {
+                return Poll::Ready(end);
+            }
+            if self.draining && self.running.is_empty() {
+                return Poll::Ready(End::Drained);
+            }
+
+            // New work, while there is room for it.
+            while self.closing.is_none()
+                && self.running.len() < max_in_flight
+                && self.outbuf.len() < max_out
+            {
+                match self.frames.decode(&mut self.inbuf) {
+                    Ok(Some(frame)) => {
+                        self.dispatch(frame);
+                        progress = true;
+                    }
+                    Ok(None) => {
+                        self.inbuf.reserve(READ_CHUNK);
+                        match tokio_util::io::poll_read_buf(
+                            Pin::new(&mut self.stream),
+                            cx,
+                            &mut self.inbuf,
+                        ) {
+                            Poll::Ready(Ok(0)) => {
+                                return Poll::Ready(if self.frames.is_idle(&self.inbuf) {
+                                    End::PeerClosed
+                                } else {
+                                    End::PeerClosedMidFrame
+                                });
+                            }
+                            Poll::Ready(Ok(_)) => progress = true,
+                            Poll::Ready(Err(e)) => return Poll::Ready(End::Io(e)),
+                            Poll::Pending => break,
+                        }
+                    }
+                    Err(e) => {
+                        self.fatal(e.code(), e.to_string());
+                        progress = true;
+                    }
+                }
+            }
+
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        // Still busy: let other connections on this worker run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn dispatch(&mut self, frame: Bytes) {
+        match Message::decode_with_depth(frame, self.shared.limits.max_depth) {
+            Ok(Message::Request(req)) => self.start_request(req),
+            Ok(Message::Notification(n)) => self.start_notification(n),
+            Ok(Message::Cancel(c)) => {
+                // Unknown ids are ignored: the request may have just finished.
+                if let Some(token) = self.table.get(&c.id) {
+                    token.cancel();
+                }
+            }
+            Ok(Message::Response(r)) => {
+                tracing::debug!(
+                    conn = self.id,
+                    id = r.id,
+                    "ignoring a response sent to the daemon"
+                );
+            }
+            Err(e) if e.is_fatal() => self.fatal(e.code(), e.to_string()),
+            Err(e) => {
+                let error = e.to_error_object();
+                match e.request_id() {
+                    Some(id) => self.send_error(id, &error),
+                    None => {
+                        self.shared.counters.error(error.code);
+                        if self
+                            .encoder
+                            .error_notification(&mut self.outbuf, &error)
+                            .is_err()
+                        {
+                            tracing::warn!(conn = self.id, "cannot encode $/error");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_request(&mut self, req: Request) {
+        self.requests += 1;
+        let id = req.id;
+        let entry = self.shared.router.get(req.method());
+        self.shared.counters.request(entry.map(|e| e.index));
+        if self.draining {
+            return self.send_error(
+                id,
+                &ErrorObject::new(ErrorCode::SHUTTING_DOWN, "the daemon is shutting down"),
+            );
+        }
+        if self.table.contains_key(&id) {
+            let msg = format!("request id {id} is already in flight on this connection");
+            return self.send_error(id, &ErrorObject::new(ErrorCode::INVALID_REQUEST, msg));
+        }
+        let Some(entry) = entry else {
+            let msg = format!("method not found: {}", req.method());
+            return self.send_error(id, &ErrorObject::new(ErrorCode::METHOD_NOT_FOUND, msg));
+        };
+        let token = CancellationToken::new();
+        let ctx = RequestContext {
+            id,
+            token: token.clone(),
+            notifier: self.notifier.clone(),
+            server: ServerHandle::new(self.shared.clone()),
+            connection: self.id,
+        };
+        match (entry.call)(req.params, ctx) {
+            Err(error) => self.send_error(id, &error),
+            Ok(fut) => {
+                self.table.insert(id, token.clone());
+                self.shared.counters.in_flight.fetch_add(1, Relaxed);
+                self.running.push(Box::pin(guard(id, token, fut)));
+            }
+        }
+    }
+
+    fn start_notification(&mut self, n: Notification) {
+        let Some(handler) = self.shared.router.get_notification(n.method()) else {
+            tracing::debug!(
+                conn = self.id,
+                method = n.method(),
+                "ignoring an unknown notification"
+            );
+            return;
+        };
+        if self.draining {
+            return;
+        }
+        let ctx = NotificationContext {
+            notifier: self.notifier.clone(),
+            server: ServerHandle::new(self.shared.clone()),
+            connection: self.id,
+        };
+        let method = n.method;
+        match handler(n.params, ctx) {
+            Ok(fut) => {
+                let conn = self.id;
+                self.running.push(Box::pin(async move {
+                    if let Err(panic) = AssertUnwindSafe(fut).catch_unwind().await {
+                        tracing::error!(conn, method = ?method, "notification handler panicked: {}", panic_message(&*panic));
+                    }
+                    (None, Outcome::Cancelled)
+                }));
+            }
+            Err(e) => {
+                tracing::debug!(
+                    conn = self.id,
+                    method = method.as_str(),
+                    "dropping notification: {}",
+                    e.message
+                );
+            }
+        }
+    }
+
+    /// Turns a finished handler into its one response.
+    fn complete(&mut self, id: Option<RequestId>, outcome: Outcome) {
+        let Some(id) = id else { return };
+        if self.table.remove(&id).is_none() {
+            return; // already answered by `abandon_all`; cannot happen while both run here
+        }
+        self.shared.counters.in_flight.fetch_sub(1, Relaxed);
+        let error = match outcome {
+            Outcome::Reply(write) => match write(&self.encoder, &mut self.outbuf, id) {
+                Ok(()) => return,
+                Err(hearth_protocol::EncodeError::TooLarge { len, max }) => ErrorObject::new(
+                    ErrorCode::FRAME_TOO_LARGE,
+                    format!("the result is {len} bytes, more than the {max}-byte frame limit"),
+                ),
+                Err(e) => ErrorObject::new(
+                    ErrorCode::INTERNAL_ERROR,
+                    format!("cannot encode the result: {e}"),
+                ),
+            },
+            Outcome::Error(e) => e,
+            Outcome::Cancelled => {
+                ErrorObject::new(ErrorCode::REQUEST_CANCELLED, "request cancelled")
+            }
+            Outcome::Panicked(msg) => {
+                tracing::error!(conn = self.id, id, "handler panicked: {msg}");
+                ErrorObject::new(
+                    ErrorCode::INTERNAL_ERROR,
+                    format!("the handler panicked: {msg}"),
+                )
+            }
+        };
+        self.send_error(id, &error);
+    }
+
+    fn send_error(&mut self, id: RequestId, error: &ErrorObject) {
+        self.shared.counters.error(error.code);
+        if self
+            .encoder
+            .error_response(&mut self.outbuf, id, error)
+            .is_err()
+        {
+            // Only a message or data larger than a frame can fail; send the code alone.
+            let short = ErrorObject::new(error.code, "error too large to send");
+            if self
+                .encoder
+                .error_response(&mut self.outbuf, id, &short)
+                .is_err()
+            {
+                tracing::warn!(conn = self.id, id, "cannot encode an error response");
+            }
+        }
+    }
+
+    /// Sends `$/fatal` and stops reading; the connection closes once output is flushed.
+    fn fatal(&mut self, code: ErrorCode, message: String) {
+        self.shared.counters.error(code);
+        let fatal = Fatal {
+            code: code.0,
+            message: message.clone(),
+            supported: hearth_protocol::SUPPORTED_VERSIONS.to_vec(),
+        };
+        if self
+            .encoder
+            .notification(&mut self.outbuf, reserved::FATAL, &fatal)
+            .is_err()
+        {
+            tracing::warn!(conn = self.id, "cannot encode $/fatal");
+        }
+        self.abandon_all_silently();
+        self.closing = Some(End::Fatal(message));
+    }
+
+    /// Stops every running request and answers each with `code`.
+    fn abandon_all(&mut self, code: ErrorCode, message: &str) {
+        let error = ErrorObject::new(code, message);
+        let ids: Vec<RequestId> = self.table.keys().copied().collect();
+        self.abandon_all_silently();
+        for id in ids {
+            self.send_error(id, &error);
+        }
+    }
+
+    /// Stops every running request without answering (the peer is gone or being cut off).
+    fn abandon_all_silently(&mut self) {
+        let n = self.table.len() as u64;
+        for (_, token) in self.table.drain() {
+            token.cancel();
+        }
+        self.shared.counters.in_flight.fetch_sub(n, Relaxed);
+        self.running.clear();
+    }
+}
+
+/// Runs a handler future so that a cancel, a panic or an error each become an [`Outcome`].
+/// The handler is polled before the token, so a handler that is already done wins over a
+/// cancel that arrives in the same instant (either answer is correct; this one is cheaper).
+async fn guard(
+    id: RequestId,
+    token: CancellationToken,
+    fut: HandlerFuture,
+) -> (Option<RequestId>, Outcome) {
+    let outcome = tokio::select! {
+        biased;
+        r = AssertUnwindSafe(fut).catch_unwind() => match r {
+            Ok(Ok(reply)) => Outcome::Reply(reply),
+            Ok(Err(error)) => Outcome::Error(error),
+            Err(panic) => Outcome::Panicked(panic_message(&*panic)),
+        },
+        () = token.cancelled() => Outcome::Cancelled,
+    };
+    (Some(id), outcome)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    }
+}

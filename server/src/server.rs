@@ -1,0 +1,410 @@
+//! The daemon as a whole: [`Server::builder`] sets the socket, methods and limits; `bind`
+//! makes the socket safe and listens; [`Server::run`] accepts connections until shutdown and
+//! then drains them. [`ServerHandle`] is the cheap, cloneable way to start shutdown or read
+//! the counters from anywhere (a signal handler, a method, a test).
+//!
+//! Every accepted connection is checked before a byte is read: the peer's uid (SO_PEERCRED)
+//! must be the daemon's own, and there must be a connection slot free. A peer of another user
+//! is closed silently (and logged); one over the limit is told why with `$/fatal` (-32001).
+//!
+//! Shutdown, in order: stop accepting and remove the socket; every connection stops starting
+//! new requests (answering them -32003) and lets running ones finish for the grace period;
+//! then what still runs is answered -32003; output gets `flush_timeout` to drain; last, the
+//! lock file is removed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use hearth_protocol::reserved::{self, Fatal, HelloParams, HelloResult, Stats};
+use hearth_protocol::{Encoder, ErrorCode, PROTOCOL_VERSION};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Limits, ServerInfo};
+use crate::connection::{Connection, End};
+use crate::error::{ServeError, StartError};
+use crate::router::Router;
+use crate::socket::{self, SocketFiles};
+use crate::stats::Counters;
+
+/// State shared by the accept loop, every connection and every handle. Read-only but for the
+/// atomic counters and the two tokens.
+pub(crate) struct Shared {
+    pub(crate) router: Router,
+    pub(crate) limits: Limits,
+    pub(crate) info: ServerInfo,
+    pub(crate) counters: Counters,
+    /// Fires when shutdown begins.
+    pub(crate) drain: CancellationToken,
+    /// Fires when the grace period is over (or on a forced stop).
+    pub(crate) hard: CancellationToken,
+    methods: Vec<String>,
+    uid: u32,
+}
+
+/// Configures a [`Server`]. Obtain one from [`Server::builder`].
+#[derive(Debug, Default)]
+pub struct ServerBuilder {
+    socket: Option<PathBuf>,
+    router: Router,
+    limits: Limits,
+    info: ServerInfo,
+}
+
+impl ServerBuilder {
+    /// The socket path. Default: `$HEARTH_SOCKET`, else `$XDG_RUNTIME_DIR/hearth/hearthd.sock`,
+    /// else `/tmp/hearth-<uid>/hearthd.sock`.
+    pub fn socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.socket = Some(path.into());
+        self
+    }
+
+    /// The methods to serve. `$/hello` and `$/stats` are always added.
+    pub fn router(mut self, router: Router) -> Self {
+        self.router = router;
+        self
+    }
+
+    /// The limits to enforce (see [`Limits`] for defaults).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The name and version announced in `$/hello` (`"<name> <version>"`).
+    pub fn info(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
+        self.info = ServerInfo {
+            name: name.into(),
+            version: version.into(),
+        };
+        self
+    }
+
+    /// Makes the socket's folder safe, takes the lock, replaces a stale socket and listens.
+    /// Must be called inside a tokio runtime.
+    pub async fn bind(self) -> Result<Server, StartError> {
+        let path = self.socket.unwrap_or_else(default_socket_path);
+        let (std_listener, files) = socket::bind(&path)?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|source| StartError::Io {
+                what: "cannot configure",
+                path: path.clone(),
+                source,
+            })?;
+        let listener = UnixListener::from_std(std_listener).map_err(|source| StartError::Io {
+            what: "cannot listen on",
+            path: path.clone(),
+            source,
+        })?;
+
+        let router = self
+            .router
+            .method(
+                reserved::HELLO,
+                |params: Option<HelloParams>, ctx| async move {
+                    if let Some(client) = params.and_then(|p| p.client) {
+                        tracing::debug!(conn = ctx.connection_id(), client, "hello");
+                    }
+                    Ok(ctx.server().hello())
+                },
+            )
+            .method(
+                reserved::STATS,
+                |_: serde::de::IgnoredAny, ctx| async move { Ok(ctx.server().stats()) },
+            );
+        let mut methods: Vec<String> = router.methods().map(str::to_owned).collect();
+        methods.sort();
+        let counters = Counters::new(router.names_by_index());
+        debug_assert_eq!(router.method_count(), methods.len());
+        let shared = Arc::new(Shared {
+            router,
+            limits: self.limits.sanitized(),
+            info: self.info,
+            counters,
+            drain: CancellationToken::new(),
+            hard: CancellationToken::new(),
+            methods,
+            uid: socket::current_uid(),
+        });
+        Ok(Server {
+            listener,
+            files,
+            shared,
+        })
+    }
+}
+
+/// The default socket path for this user, from the environment.
+pub fn default_socket_path() -> PathBuf {
+    hearth_protocol::paths::default_socket_path(
+        std::env::var_os(hearth_protocol::paths::SOCKET_ENV).as_deref(),
+        std::env::var_os("XDG_RUNTIME_DIR").as_deref(),
+        socket::current_uid(),
+    )
+}
+
+/// A daemon bound to its socket, ready to [`run`](Self::run).
+///
+/// Dropping it without running removes the socket and lock file.
+pub struct Server {
+    listener: UnixListener,
+    files: SocketFiles,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("socket", &self.files.socket())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Starts configuring a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// A handle to shut the server down or read its counters.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle::new(self.shared.clone())
+    }
+
+    /// The socket path the server listens on.
+    pub fn socket_path(&self) -> &Path {
+        self.files.socket()
+    }
+
+    /// Accepts and serves connections until shutdown is requested through a
+    /// [`ServerHandle`], then drains (see the module docs) and removes the socket and lock.
+    pub async fn run(self) -> Result<(), ServeError> {
+        let Self {
+            listener,
+            mut files,
+            shared,
+        } = self;
+        let tracker = TaskTracker::new();
+        let slots = Arc::new(Semaphore::new(shared.limits.max_connections));
+        let mut next_id = 0u64;
+        tracing::info!(socket = %files.socket().display(), "listening");
+
+        let result = loop {
+            let accepted = tokio::select! {
+                biased;
+                () = shared.drain.cancelled() => break Ok(()),
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, _)) => {
+                    next_id += 1;
+                    admit(stream, next_id, &shared, &slots, &tracker);
+                }
+                Err(e) if is_transient(&e) => {
+                    // Out of file descriptors or memory: retrying at once would spin.
+                    tracing::warn!("cannot accept a connection: {e}; pausing 100 ms");
+                    tokio::select! {
+                        () = shared.drain.cancelled() => break Ok(()),
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("cannot accept connections: {e}; shutting down");
+                    shared.drain.cancel();
+                    break Err(ServeError::Accept(e));
+                }
+            }
+        };
+
+        drop(listener);
+        files.remove_socket();
+        shared.drain.cancel();
+        tracker.close();
+        let open = shared.counters.connections.load(Relaxed);
+        let in_flight = shared.counters.in_flight.load(Relaxed);
+        tracing::info!(
+            connections = open,
+            in_flight,
+            grace_ms = shared.limits.grace.as_millis() as u64,
+            "shutting down"
+        );
+        if tokio::time::timeout(shared.limits.grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            let left = shared.counters.in_flight.load(Relaxed);
+            tracing::warn!(
+                in_flight = left,
+                "grace period over; answering the rest 'shutting down'"
+            );
+            shared.hard.cancel();
+            // Each connection bounds its own final flush by `flush_timeout`.
+            let bound = shared.limits.flush_timeout * 2 + Duration::from_millis(100);
+            let _ = tokio::time::timeout(bound, tracker.wait()).await;
+        }
+        files.release();
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Errors from `accept` that a pause can cure.
+fn is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EMFILE
+                | libc::ENFILE
+                | libc::ENOBUFS
+                | libc::ENOMEM
+                | libc::ECONNABORTED
+                | libc::EINTR
+        )
+    )
+}
+
+/// Checks a new connection's peer and the connection limit, then serves it.
+fn admit(
+    stream: UnixStream,
+    id: u64,
+    shared: &Arc<Shared>,
+    slots: &Arc<Semaphore>,
+    tracker: &TaskTracker,
+) {
+    let counters = &shared.counters;
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == shared.uid => {}
+        Ok(cred) => {
+            counters.connections_refused.fetch_add(1, Relaxed);
+            tracing::warn!(
+                conn = id,
+                peer_uid = cred.uid(),
+                peer_pid = ?cred.pid(),
+                "refused connection: peer is not the daemon's user"
+            );
+            return;
+        }
+        Err(e) => {
+            counters.connections_refused.fetch_add(1, Relaxed);
+            tracing::warn!(
+                conn = id,
+                "refused connection: cannot read peer credentials: {e}"
+            );
+            return;
+        }
+    }
+    let Ok(slot) = slots.clone().try_acquire_owned() else {
+        counters.connections_refused.fetch_add(1, Relaxed);
+        counters.error(ErrorCode::SERVER_BUSY);
+        let limit = shared.limits.max_connections;
+        tracing::warn!(conn = id, limit, "refused connection: too many connections");
+        let mut frame = BytesMut::new();
+        let fatal = Fatal {
+            code: ErrorCode::SERVER_BUSY.0,
+            message: format!("too many connections (limit {limit}); try again later"),
+            supported: hearth_protocol::SUPPORTED_VERSIONS.to_vec(),
+        };
+        // A fresh socket's send buffer always has room for this small frame, so one
+        // non-blocking write suffices and the accept loop never waits on this peer.
+        if Encoder::default()
+            .notification(&mut frame, reserved::FATAL, &fatal)
+            .is_ok()
+        {
+            let _ = stream.try_write(&frame);
+        }
+        return;
+    };
+    counters.connections.fetch_add(1, Relaxed);
+    counters.connections_total.fetch_add(1, Relaxed);
+    let pid = stream.peer_cred().ok().and_then(|c| c.pid());
+    tracing::info!(conn = id, peer_pid = ?pid, "connection opened");
+    let shared = shared.clone();
+    tracker.spawn(async move {
+        let (end, requests) = Connection::new(stream, shared.clone(), id).run().await;
+        match &end {
+            End::Fatal(_) | End::Io(_) => tracing::warn!(conn = id, requests, "connection {end}"),
+            _ => tracing::info!(conn = id, requests, "connection {end}"),
+        }
+        shared.counters.connections.fetch_sub(1, Relaxed);
+        drop(slot);
+    });
+}
+
+/// A cheap, cloneable handle on a running server.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("shutting_down", &self.is_shutting_down())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Starts a graceful shutdown: stop accepting, let running requests finish within the
+    /// grace period, answer the rest -32003, remove the socket. Returns at once.
+    pub fn shutdown(&self) {
+        self.shared.drain.cancel();
+    }
+
+    /// Shuts down without a grace period: running requests are answered -32003 now.
+    pub fn shutdown_now(&self) {
+        self.shared.drain.cancel();
+        self.shared.hard.cancel();
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.drain.is_cancelled()
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+
+    /// A snapshot of the counters, as `$/stats` returns it.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot()
+    }
+
+    /// What `$/hello` returns.
+    pub fn hello(&self) -> HelloResult {
+        let s = &self.shared;
+        HelloResult {
+            protocol: PROTOCOL_VERSION,
+            server: format!("{} {}", s.info.name, s.info.version),
+            build: format!(
+                "{} {}-{}",
+                if cfg!(debug_assertions) {
+                    "debug"
+                } else {
+                    "release"
+                },
+                std::env::consts::ARCH,
+                std::env::consts::OS
+            ),
+            methods: s.methods.clone(),
+            limits: reserved::Limits {
+                max_frame: s.limits.max_frame as u64,
+                max_in_flight: s.limits.max_in_flight as u64,
+                max_connections: s.limits.max_connections as u64,
+                max_depth: s.limits.max_depth as u64,
+            },
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The socket's place on disk, made safe: the folder check (ours, a real folder, mode 0700),
+//! the lock file that makes one daemon per path, the stale-socket probe, and a bind that puts
+//! the socket in place already owner-only. [`SocketFiles`] removes the socket and the lock when
+//! the daemon is done. Accepting connections and checking peers is `server.rs`'s business.
+//!
+//! Why the socket is owner-only from the moment it exists: it is bound under a temporary name
+//! inside the checked 0700 folder (which no other user can enter), chmod-ed to 0600, and only
+//! then renamed to its real name. Renaming also replaces a stale socket atomically, so clients
+//! never see a moment with no socket or a half-made one.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::StartError;
+
+/// The longest path a `sockaddr_un` holds, leaving room for the terminating NUL.
+pub(crate) const MAX_SOCKET_PATH: usize = 107;
+
+/// The effective user id of this process.
+#[allow(unsafe_code)]
+pub(crate) fn current_uid() -> u32 {
+    // SAFETY: geteuid takes no arguments, touches no memory we own, and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StartError + 'a {
+    move |source| StartError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The socket and lock file of a running daemon; removes both when dropped.
+#[derive(Debug)]
+pub(crate) struct SocketFiles {
+    socket: PathBuf,
+    /// (device, inode) of the socket we bound, so we never remove someone else's.
+    socket_id: Option<(u64, u64)>,
+    lock_path: PathBuf,
+    lock: Option<File>,
+}
+
+impl SocketFiles {
+    pub(crate) fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Removes the socket file, if it is still the one we bound. Called when the daemon stops
+    /// accepting; the lock stays held until [`Self::release`] so no second daemon starts
+    /// while this one drains.
+    pub(crate) fn remove_socket(&mut self) {
+        if let Some(id) = self.socket_id.take() {
+            match fs::symlink_metadata(&self.socket) {
+                Ok(m) if (m.dev(), m.ino()) == id => {
+                    if let Err(e) = fs::remove_file(&self.socket) {
+                        tracing::warn!(path = %self.socket.display(), "cannot remove socket: {e}");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Removes the socket (if still ours) and the lock file, then releases the lock.
+    pub(crate) fn release(&mut self) {
+        self.remove_socket();
+        if let Some(lock) = self.lock.take() {
+            // Remove the lock file while still holding the lock; a daemon that opened the old
+            // file meanwhile notices the inode changed and retries (see `lock`).
+            if let Err(e) = fs::remove_file(&self.lock_path) {
+                tracing::warn!(path = %self.lock_path.display(), "cannot remove lock file: {e}");
+            }
+            drop(lock);
+        }
+    }
+}
+
+impl Drop for SocketFiles {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Checks (creating it if missing) that `dir` is safe for the socket: a real folder, not a
+/// symlink, owned by us, with no group or other permissions.
+pub(crate) fn check_folder(dir: &Path) -> Result<(), StartError> {
+    let unsafe_folder = |problem: String, fix: String| StartError::UnsafeFolder {
+        path: dir.to_owned(),
+        problem,
+        fix,
+    };
+    let meta = match fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Only the last component is created: its parent must already exist.
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(dir)
+                .map_err(io_err("cannot create socket folder", dir))?;
+            // The mode passed to mkdir is filtered by the umask; set it exactly.
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(io_err("cannot set permissions on socket folder", dir))?;
+            fs::symlink_metadata(dir).map_err(io_err("cannot inspect socket folder", dir))?
+        }
+        Err(e) => return Err(io_err("cannot inspect socket folder", dir)(e)),
+    };
+    if meta.file_type().is_symlink() {
+        return Err(unsafe_folder(
+            "it is a symbolic link".into(),
+            format!(
+                "remove the link (rm {}) or choose another path",
+                dir.display()
+            ),
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(unsafe_folder(
+            "it is not a folder".into(),
+            "remove it or choose another path".into(),
+        ));
+    }
+    let me = current_uid();
+    if meta.uid() != me {
+        return Err(unsafe_folder(
+            format!("it is owned by uid {}, not by you (uid {me})", meta.uid()),
+            "choose a folder of your own with --socket or HEARTH_SOCKET".into(),
+        ));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(unsafe_folder(
+            format!("other users have access to it (mode {mode:o})"),
+            format!("run `chmod 700 {}`", dir.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// Takes the exclusive lock beside the socket, or reports that a daemon is running.
+fn lock(lock_path: &Path, socket: &Path) -> Result<File, StartError> {
+    // The lock file may be removed by a daemon that is just exiting. If we locked a file that
+    // has since been unlinked, the lock protects nothing: try again with the new file.
+    for _ in 0..8 {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(lock_path)
+            .map_err(io_err("cannot open lock file", lock_path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StartError::AlreadyRunning {
+                    path: socket.to_owned(),
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(io_err("cannot lock", lock_path)(e));
+            }
+        }
+        let held = file
+            .metadata()
+            .map_err(io_err("cannot inspect lock file", lock_path))?;
+        match fs::symlink_metadata(lock_path) {
+            Ok(now) if (now.dev(), now.ino()) == (held.dev(), held.ino()) => return Ok(file),
+            _ => continue,
+        }
+    }
+    Err(StartError::AlreadyRunning {
+        path: socket.to_owned(),
+    })
+}
+
+/// Prepares `socket` for serving: checks the folder, takes the lock, replaces a stale socket
+/// and binds. Returns the listener and the files to clean up.
+pub(crate) fn bind(socket: &Path) -> Result<(UnixListener, SocketFiles), StartError> {
+    let len = socket.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(StartError::PathTooLong {
+            path: socket.to_owned(),
+            len,
+            max: MAX_SOCKET_PATH,
+        });
+    }
+    let (Some(dir), Some(_)) = (socket.parent(), socket.file_name()) else {
+        return Err(StartError::BadPath(socket.to_owned()));
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    check_folder(dir)?;
+
+    let lock_path = hearth_protocol::paths::lock_path(socket);
+    let lock = lock(&lock_path, socket)?;
+    let mut files = SocketFiles {
+        socket: socket.to_owned(),
+        socket_id: None,
+        lock_path,
+        lock: Some(lock),
+    };
+
+    // We hold the lock, so a socket that exists is stale — unless a daemon that does not use
+    // the lock (an older build, or one whose lock file was deleted) answers on it.
+    match fs::symlink_metadata(socket) {
+        Ok(m) if m.file_type().is_socket() => {
+            if UnixStream::connect(socket).is_ok() {
+                // Not ours to clean up: forget the lock file without removing it.
+                files.lock = None;
+                return Err(StartError::AlreadyRunning {
+                    path: socket.to_owned(),
+                });
+            }
+            tracing::info!(path = %socket.display(), "replacing stale socket");
+        }
+        Ok(_) => {
+            return Err(StartError::NotASocket {
+                path: socket.to_owned(),
+            });
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("cannot inspect", socket)(e)),
+    }
+
+    let mut temp = temp_name(dir);
+    if temp.as_os_str().len() > MAX_SOCKET_PATH {
+        // The temporary name does not fit where the real one does: bind in place. The 0700
+        // folder still keeps everyone else out until the chmod below.
+        let _ = fs::remove_file(socket);
+        temp = socket.to_owned();
+    }
+    // A leftover from a crash between bind and rename would make bind fail.
+    let _ = fs::remove_file(&temp);
+    let listener = UnixListener::bind(&temp).map_err(io_err("cannot bind", &temp))?;
+    let placed = fs::set_permissions(&temp, fs::Permissions::from_mode(0o600))
+        .map_err(io_err("cannot set permissions on", &temp))
+        .and_then(|()| fs::rename(&temp, socket).map_err(io_err("cannot move socket to", socket)));
+    if let Err(e) = placed {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    let m = fs::symlink_metadata(socket).map_err(io_err("cannot inspect", socket))?;
+    files.socket_id = Some((m.dev(), m.ino()));
+    Ok((listener, files))
+}
+
+/// A short name in `dir` to bind under before the rename; short so it fits `sun_path`
+/// whenever the real path does.
+fn temp_name(dir: &Path) -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!(".h{}.{n}", std::process::id() % 100_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_uid_matches_the_owner_of_a_file_we_create() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        fs::write(&path, b"x").expect("write");
+        let owner = fs::metadata(&path).expect("stat").uid();
+        assert_eq!(current_uid(), owner);
+    }
+}
