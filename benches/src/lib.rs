@@ -1,1 +1,90 @@
-//! Shared fixtures for the benchmarks.
+//! Shared fixtures for hearth's benchmarks: a small typed params struct ([`SampleParams`], about
+//! 32 bytes of MessagePack) and helpers that build framed messages with hearth's own
+//! [`Encoder`], so every bench measures the bytes a real peer would send. Nothing here is timed
+//! and nothing here touches a socket; the bench targets under `benches/` do the timing, and
+//! end-to-end (daemon) benchmarks are out of scope for this file.
+
+use bytes::BytesMut;
+use hearth_protocol::Encoder;
+use serde::{Deserialize, Serialize};
+
+/// The request id every fixture uses: big enough to need a `uint16`, like a busy client's.
+pub const SAMPLE_ID: u64 = 4242;
+
+/// The method name every fixture request uses.
+pub const SAMPLE_METHOD: &str = "goto";
+
+/// Params of a typical small editor call; encodes to a 34-byte MessagePack map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleParams {
+    /// A short path.
+    pub uri: String,
+    /// A line number that needs one byte.
+    pub line: u32,
+    /// A column that fits a positive fixint.
+    pub col: u32,
+    /// A flag.
+    pub dirty: bool,
+}
+
+/// The params value every fixture uses.
+pub fn sample_params() -> SampleParams {
+    SampleParams {
+        uri: "src/lib.rs".to_owned(),
+        line: 120,
+        col: 8,
+        dirty: true,
+    }
+}
+
+/// [`sample_params`] as MessagePack, the way hearth encodes it (a map keyed by field name).
+pub fn sample_params_msgpack() -> Vec<u8> {
+    hearth_protocol::to_msgpack(&sample_params()).expect("the sample params encode")
+}
+
+/// One whole framed request: `[1, 0, SAMPLE_ID, SAMPLE_METHOD, sample_params()]` with its
+/// 4-byte length header.
+pub fn framed_request() -> BytesMut {
+    let mut out = BytesMut::new();
+    Encoder::default()
+        .request(&mut out, SAMPLE_ID, SAMPLE_METHOD, &sample_params())
+        .expect("the sample request encodes");
+    out
+}
+
+/// One whole framed success response to [`framed_request`], carrying the sample params back
+/// as its result (what `echo` answers).
+pub fn framed_response() -> BytesMut {
+    let mut out = BytesMut::new();
+    Encoder::default()
+        .response_raw(&mut out, SAMPLE_ID, &sample_params_msgpack())
+        .expect("the sample response encodes");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_protocol::{DEFAULT_MAX_FRAME, FrameDecoder, Message};
+
+    #[test]
+    fn fixtures_are_the_sizes_the_benches_claim() {
+        assert_eq!(sample_params_msgpack().len(), 34);
+        let mut wire = framed_request();
+        let frame = FrameDecoder::new(DEFAULT_MAX_FRAME)
+            .decode(&mut wire)
+            .expect("valid header")
+            .expect("whole frame");
+        assert!(wire.is_empty());
+        match Message::decode(frame).expect("decodes") {
+            Message::Request(req) => {
+                assert_eq!(req.id, SAMPLE_ID);
+                assert_eq!(req.method(), SAMPLE_METHOD);
+                let params: SampleParams =
+                    hearth_protocol::from_msgpack(&req.params).expect("typed params");
+                assert_eq!(params, sample_params());
+            }
+            other => panic!("not a request: {other:?}"),
+        }
+    }
+}
