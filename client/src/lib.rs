@@ -1,1 +1,40 @@
-//! placeholder
+//! `hearth-client` talks to a hearth daemon over its Unix socket: one [`Client`] per
+//! connection, shared by as many tasks as like, each call answered in whatever order the
+//! daemon finishes them. It owns the client side of the connection — handshake and version
+//! check, request ids, the pending-call table, cancellation of dropped calls, timeouts,
+//! notifications and the failure of every waiting call when the connection dies. The wire
+//! format itself is `hearth-protocol`'s, re-exported here as [`protocol`]; the `hearth`
+//! command-line tool is this crate's binary.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), hearth_client::Error> {
+//! let client = hearth_client::Client::connect_default().await?;
+//! let sum: i64 = client.call("add", &(2, 3)).await?;
+//! println!("{} says {sum}", client.hello().server);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Inside, a call encodes its frame, takes one of the daemon's `max_in_flight` permits,
+//! registers its id in the pending table and appends the frame to a shared outbound buffer.
+//! One writer task writes everything queued with one `write_all` per wakeup; one reader task
+//! decodes frames and completes calls. Nothing reconnects: a closed client stays closed.
+
+mod client;
+mod config;
+mod connection;
+mod error;
+mod io;
+mod notifications;
+mod outbound;
+mod pending;
+mod socket;
+
+pub use client::Client;
+pub use config::ClientConfig;
+pub use error::{CloseReason, Error, ProtocolError, RemoteError};
+pub use hearth_protocol as protocol;
+pub use hearth_protocol::ErrorCode;
+pub use hearth_protocol::reserved::{HelloResult, Limits, Stats};
+pub use notifications::{Notification, Notifications};
+pub use socket::default_socket_path;

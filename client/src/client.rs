@@ -1,0 +1,470 @@
+//! [`Client`]: connecting (socket, then the `$/hello` handshake and its version check) and the
+//! life of one call — encode, take an in-flight permit, register, queue, wait, and cancel at the
+//! daemon if the caller stops waiting. Moving bytes is left to the tasks in `io.rs`, and the
+//! rules for a dying connection to `connection.rs`.
+
+use std::fmt;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hearth_protocol::reserved::{self, HelloParams, HelloResult};
+use hearth_protocol::{
+    DEFAULT_MAX_DEPTH, DecodeError, EncodeError, Encoder, ErrorCode, PROTOCOL_VERSION, RequestId,
+    SUPPORTED_VERSIONS,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::net::UnixStream;
+use tokio::sync::Semaphore;
+
+use crate::config::ClientConfig;
+use crate::connection::Connection;
+use crate::error::{CloseReason, Error, ProtocolError};
+use crate::notifications::Notifications;
+use crate::pending::Abandon;
+
+/// One connection to a hearth daemon over its Unix socket.
+///
+/// Cheap to clone (the clones share the connection) and usable from many tasks at once: calls
+/// are multiplexed over the one socket and answered in whatever order the daemon finishes
+/// them. The client never runs more requests at the daemon than the daemon's announced
+/// `max_in_flight`; further calls wait their turn.
+///
+/// Dropping a call's future before it resolves (or letting it time out) cancels the request
+/// at the daemon.
+///
+/// A closed client stays closed: there is no automatic reconnect. Once the connection is gone
+/// (the daemon exited, restarted, or refused us), every call fails with [`Error::Closed`] and
+/// the caller makes a new client with [`Client::connect`]. The connection closes when the
+/// last clone is dropped.
+///
+/// Needs a Tokio runtime with I/O enabled (and time, for timeouts).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    owner: Owner,
+    hello: HelloResult,
+    timeout: Option<Duration>,
+}
+
+/// Closes the connection when dropped: when the last [`Client`] goes, or when `connect` fails
+/// or is abandoned half-way.
+struct Owner(Arc<Connection>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.close(CloseReason::Dropped);
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("socket", &self.conn().path)
+            .field("server", &self.inner.hello.server)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Connects to the daemon at `path` with the default configuration.
+    pub async fn connect(path: impl AsRef<Path>) -> Result<Client, Error> {
+        Self::connect_with(path, ClientConfig::default()).await
+    }
+
+    /// Connects to the daemon at the default socket path (see
+    /// [`default_socket_path`](crate::default_socket_path)).
+    pub async fn connect_default() -> Result<Client, Error> {
+        Self::connect(crate::default_socket_path()).await
+    }
+
+    /// Connects to the daemon at `path` and does the `$/hello` handshake.
+    ///
+    /// Fails with [`Error::Connect`] when the socket cannot be reached, and with
+    /// [`Error::VersionMismatch`] when the daemon speaks another protocol version.
+    pub async fn connect_with(
+        path: impl AsRef<Path>,
+        config: ClientConfig,
+    ) -> Result<Client, Error> {
+        let path = path.as_ref().to_path_buf();
+        let stream = UnixStream::connect(&path)
+            .await
+            .map_err(|source| Error::Connect {
+                path: path.clone(),
+                source,
+            })?;
+        let (conn, notifications) =
+            Connection::new(path, config.max_frame, config.notification_buffer);
+        let conn = Arc::new(conn);
+        crate::io::spawn(conn.clone(), stream, notifications, config.max_frame);
+        // From here on, returning early (or being dropped) closes the connection.
+        let owner = Owner(conn.clone());
+
+        let hello = handshake(&conn, &config).await?;
+        let daemon_max = usize::try_from(hello.limits.max_frame).unwrap_or(usize::MAX);
+        if daemon_max > 0 {
+            conn.max_send
+                .store(config.max_frame.min(daemon_max), Ordering::Relaxed);
+        }
+        // The handshake ran on one permit; widen to what the daemon allows.
+        let in_flight = usize::try_from(hello.limits.max_in_flight)
+            .unwrap_or(usize::MAX)
+            .clamp(1, Semaphore::MAX_PERMITS);
+        conn.permits.add_permits(in_flight - 1);
+
+        Ok(Client {
+            inner: Arc::new(Inner {
+                owner,
+                hello,
+                timeout: config.timeout,
+            }),
+        })
+    }
+
+    fn conn(&self) -> &Connection {
+        &self.inner.owner.0
+    }
+
+    /// What the daemon said in the `$/hello` done on connect: its name, version, methods and
+    /// limits.
+    pub fn hello(&self) -> &HelloResult {
+        &self.inner.hello
+    }
+
+    /// The socket path this client connected to.
+    pub fn socket_path(&self) -> &Path {
+        &self.conn().path
+    }
+
+    /// Calls `method` with `params` and deserializes the result into `R`, with the configured
+    /// default timeout (if any).
+    ///
+    /// Errors: [`Error::Remote`] if the daemon answered with an error, [`Error::Encode`] /
+    /// [`Error::Decode`] if params or result do not convert, [`Error::Timeout`], or a
+    /// connection error ([`Error::is_connection_lost`]).
+    pub async fn call<P, R>(&self, method: &str, params: &P) -> Result<R, Error>
+    where
+        P: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        self.typed_call(method, params, self.inner.timeout).await
+    }
+
+    /// Like [`call`](Self::call), with its own timeout instead of the default one. When it
+    /// expires the request is cancelled at the daemon and the call fails with
+    /// [`Error::Timeout`].
+    pub async fn call_timeout<P, R>(
+        &self,
+        method: &str,
+        params: &P,
+        timeout: Duration,
+    ) -> Result<R, Error>
+    where
+        P: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        self.typed_call(method, params, Some(timeout)).await
+    }
+
+    async fn typed_call<P, R>(
+        &self,
+        method: &str,
+        params: &P,
+        timeout: Option<Duration>,
+    ) -> Result<R, Error>
+    where
+        P: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let conn = self.conn();
+        let id = conn.next_id();
+        let frame = encode(conn, |enc, buf| enc.request(buf, id, method, params))?;
+        let raw = with_timeout(timeout, roundtrip(conn, id, &frame)).await?;
+        hearth_protocol::from_msgpack(&raw).map_err(Error::Decode)
+    }
+
+    /// Calls `method` with params that are already MessagePack (exactly one value) and returns
+    /// the raw MessagePack result, with the default timeout (if any).
+    pub async fn call_raw(&self, method: &str, params_msgpack: &[u8]) -> Result<Bytes, Error> {
+        let conn = self.conn();
+        check_one_value(params_msgpack)?;
+        let id = conn.next_id();
+        let frame = encode(conn, |enc, buf| {
+            enc.request_raw(buf, id, method, params_msgpack)
+        })?;
+        with_timeout(self.inner.timeout, roundtrip(conn, id, &frame)).await
+    }
+
+    /// Sends a notification: a one-way message the daemon does not answer. Resolves once it
+    /// is queued for sending (waiting only while the send buffer is full); it is delivered
+    /// unless the connection breaks first.
+    pub async fn notify<P>(&self, method: &str, params: &P) -> Result<(), Error>
+    where
+        P: Serialize + ?Sized,
+    {
+        let conn = self.conn();
+        if conn.is_closed() {
+            return Err(conn.closed_error());
+        }
+        let frame = encode(conn, |enc, buf| enc.notification(buf, method, params))?;
+        conn.outbound
+            .push(&frame)
+            .await
+            .map_err(|_| conn.closed_error())
+    }
+
+    /// The notifications the daemon sends on this connection. Only the first caller gets
+    /// them (`Some`); later calls, from any clone, return `None`.
+    ///
+    /// Notifications are buffered from the moment of connecting, whether or not this was
+    /// called yet; see [`Notifications`] for what happens when the buffer is full.
+    pub fn notifications(&self) -> Option<Notifications> {
+        self.conn().take_notifications()
+    }
+
+    /// How many notifications were dropped because the buffer was full.
+    pub fn dropped_notifications(&self) -> u64 {
+        self.conn().dropped_notifications.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection is gone. A closed client stays closed.
+    pub fn is_closed(&self) -> bool {
+        self.conn().is_closed()
+    }
+
+    /// Why the connection closed, once it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.conn().pending.close_reason()
+    }
+
+    /// Resolves once the connection is gone (immediately if it already is).
+    pub async fn closed(&self) {
+        let mut closed = self.conn().watch_closed();
+        // An error means the sender is gone, which also means closed.
+        let _ = closed.wait_for(Option::is_some).await;
+    }
+}
+
+/// Encodes one frame into a buffer of its own. Done before taking the queue's lock, so no
+/// `Serialize` impl runs under it.
+fn encode(
+    conn: &Connection,
+    write: impl FnOnce(&Encoder, &mut BytesMut) -> Result<(), EncodeError>,
+) -> Result<BytesMut, Error> {
+    let encoder = Encoder::new(conn.max_send.load(Ordering::Relaxed));
+    let mut frame = BytesMut::new();
+    write(&encoder, &mut frame).map_err(Error::Encode)?;
+    Ok(frame)
+}
+
+/// Raw params must be exactly one MessagePack value, or the daemon would read a malformed
+/// envelope and the connection would be out of step.
+fn check_one_value(params: &[u8]) -> Result<(), Error> {
+    let invalid = |why: String| {
+        Error::Encode(EncodeError::Serialize(rmp_serde::encode::Error::Syntax(
+            format!("raw params are not one MessagePack value: {why}"),
+        )))
+    };
+    // The envelope counts as one level of nesting.
+    let end = hearth_protocol::value::skip(params, DEFAULT_MAX_DEPTH - 1)
+        .map_err(|e| invalid(e.to_string()))?;
+    if end != params.len() {
+        return Err(invalid(format!(
+            "{} bytes follow the value",
+            params.len() - end
+        )));
+    }
+    Ok(())
+}
+
+async fn with_timeout<T>(
+    limit: Option<Duration>,
+    call: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match limit {
+        None => call.await,
+        // On expiry the call future is dropped, and its guard cancels the request.
+        Some(limit) => tokio::time::timeout(limit, call)
+            .await
+            .unwrap_or(Err(Error::Timeout(limit))),
+    }
+}
+
+/// Sends one encoded request and waits for its answer.
+async fn roundtrip(conn: &Connection, id: RequestId, frame: &[u8]) -> Result<Bytes, Error> {
+    if conn.is_closed() {
+        return Err(conn.closed_error());
+    }
+    let Ok(permit) = conn.permits.acquire().await else {
+        return Err(conn.closed_error());
+    };
+    let answer = conn
+        .pending
+        .insert(id)
+        .map_err(|reason| Error::Closed { reason })?;
+    // From now until the daemon answers, the permit is accounted for by the pending entry:
+    // the reader gives it back when the answer arrives (see `Connection::permits`).
+    permit.forget();
+    let mut guard = CallGuard {
+        conn,
+        id,
+        sent: false,
+        answered: false,
+    };
+    conn.outbound
+        .push(frame)
+        .await
+        .map_err(|_| conn.closed_error())?;
+    guard.sent = true;
+    let reply = answer.await;
+    guard.answered = true;
+    // The sender is dropped unanswered only if the table is torn down without `close`,
+    // which does not happen; treat it as closed all the same.
+    reply.unwrap_or_else(|_| Err(conn.closed_error()))
+}
+
+/// Cleans up after a call whose future is dropped before the answer arrived — because the
+/// caller lost interest, or a timeout fired.
+///
+/// If the request was already queued, a cancel `[1, 3, id]` is queued behind it. This races
+/// with the answer: the daemon may have finished the request and its response may be on the
+/// wire, or already read, when the cancel goes out. Both orders are harmless. The daemon
+/// ignores a cancel for an id it no longer runs, and the reader drops a response whose id is
+/// no longer waited for. Until some answer for the id arrives (the result, or -32800 for the
+/// cancel), the entry stays in the pending table, marked abandoned, holding its in-flight
+/// permit: the daemon may still be running the request, and it still counts against the
+/// daemon's `max_in_flight`.
+struct CallGuard<'a> {
+    conn: &'a Connection,
+    id: RequestId,
+    sent: bool,
+    answered: bool,
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        match self.conn.pending.abandon(self.id, self.sent) {
+            Abandon::Removed => self.conn.permits.add_permits(1),
+            Abandon::CancelNeeded => {
+                let encoder = Encoder::new(self.conn.max_send.load(Ordering::Relaxed));
+                let id = self.id;
+                // A closed queue means the connection is gone, and the request with it.
+                let _ = self.conn.outbound.push_now(|buf| {
+                    // A cancel is a handful of bytes; it cannot exceed any frame limit.
+                    let _ = encoder.cancel(buf, id);
+                });
+                tracing::trace!(id, "call dropped; cancel queued");
+            }
+            Abandon::Nothing => {}
+        }
+    }
+}
+
+/// `$/hello`, and the version check.
+async fn handshake(conn: &Connection, config: &ClientConfig) -> Result<HelloResult, Error> {
+    let params = HelloParams {
+        client: Some(config.client_name.clone()),
+    };
+    let id = conn.next_id();
+    let frame = encode(conn, |enc, buf| {
+        enc.request(buf, id, reserved::HELLO, &params)
+    })?;
+    let raw = match with_timeout(config.timeout, roundtrip(conn, id, &frame)).await {
+        Ok(raw) => raw,
+        Err(e) => return Err(version_mismatch(&e).unwrap_or(e)),
+    };
+    // Look at the version before anything else: another version may shape the rest
+    // differently.
+    #[derive(Deserialize)]
+    struct Version {
+        protocol: u32,
+    }
+    let version: Version = hearth_protocol::from_msgpack(&raw).map_err(Error::Decode)?;
+    if version.protocol != PROTOCOL_VERSION {
+        return Err(Error::VersionMismatch {
+            client: SUPPORTED_VERSIONS.to_vec(),
+            daemon: vec![version.protocol],
+        });
+    }
+    hearth_protocol::from_msgpack(&raw).map_err(Error::Decode)
+}
+
+/// Whether a failed handshake was the daemon refusing our protocol version: a `$/fatal`
+/// whose `supported` list lacks our version, or a reply in an envelope of another version.
+fn version_mismatch(e: &Error) -> Option<Error> {
+    let daemon = match e {
+        Error::Closed {
+            reason: CloseReason::Fatal {
+                code, supported, ..
+            },
+        } if !supported.contains(&PROTOCOL_VERSION)
+            && (!supported.is_empty() || *code == ErrorCode::UNSUPPORTED_VERSION) =>
+        {
+            supported.clone()
+        }
+        Error::Protocol(ProtocolError::Decode(DecodeError::UnsupportedVersion { found })) => {
+            vec![u32::try_from(*found).unwrap_or(u32::MAX)]
+        }
+        _ => return None,
+    };
+    Some(Error::VersionMismatch {
+        client: SUPPORTED_VERSIONS.to_vec(),
+        daemon,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_params_must_be_exactly_one_value() {
+        assert!(check_one_value(&[0xc0]).is_ok());
+        assert!(check_one_value(&[0x92, 0x01, 0x02]).is_ok());
+        assert!(matches!(check_one_value(&[]), Err(Error::Encode(_))));
+        assert!(matches!(
+            check_one_value(&[0x92, 0x01]),
+            Err(Error::Encode(_))
+        ));
+        assert!(matches!(
+            check_one_value(&[0xc0, 0xc0]),
+            Err(Error::Encode(_))
+        ));
+    }
+
+    #[test]
+    fn a_fatal_without_our_version_is_a_mismatch() {
+        let fatal = |code, supported: Vec<u32>| Error::Closed {
+            reason: CloseReason::Fatal {
+                code,
+                message: "m".into(),
+                supported,
+            },
+        };
+        assert!(matches!(
+            version_mismatch(&fatal(ErrorCode::UNSUPPORTED_VERSION, vec![2])),
+            Some(Error::VersionMismatch { daemon, .. }) if daemon == [2]
+        ));
+        assert!(version_mismatch(&fatal(ErrorCode::SERVER_BUSY, vec![1])).is_none());
+        assert!(version_mismatch(&fatal(ErrorCode::SERVER_BUSY, vec![])).is_none());
+        assert!(version_mismatch(&fatal(ErrorCode::UNSUPPORTED_VERSION, vec![])).is_some());
+        let envelope = Error::Protocol(ProtocolError::Decode(DecodeError::UnsupportedVersion {
+            found: 3,
+        }));
+        assert!(matches!(
+            version_mismatch(&envelope),
+            Some(Error::VersionMismatch { daemon, .. }) if daemon == [3]
+        ));
+    }
+}

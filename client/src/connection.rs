@@ -1,0 +1,166 @@
+//! The state one connection's tasks and callers share: request ids, the pending-call table, the
+//! outbound queue, the in-flight semaphore, the notification channel and the closed signal —
+//! and [`Connection::close`], the one place a connection dies, which fails every waiting call.
+//!
+//! The tasks that move bytes live in `io.rs`; what a call does with this state (encode, wait,
+//! cancel) lives in `client.rs`.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use hearth_protocol::RequestId;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use crate::error::{CloseReason, Error};
+use crate::notifications::{Notification, Notifications};
+use crate::outbound::Outbound;
+use crate::pending::Pending;
+
+/// Shared by the [`Client`](crate::Client) handles, the reader task and the writer task.
+pub(crate) struct Connection {
+    /// The socket this connection was made to.
+    pub(crate) path: PathBuf,
+    /// Calls waiting for an answer.
+    pub(crate) pending: Pending,
+    /// Frames waiting for the writer.
+    pub(crate) outbound: Outbound,
+    /// One permit per request the daemon may be running for us: `max_in_flight` from
+    /// `$/hello` (one until then). A permit is taken before a request is queued and given back
+    /// when the daemon's answer arrives — also for a cancelled call, whose request keeps
+    /// running until the cancel is read — so the daemon never has to stop reading us and
+    /// cancels always get through.
+    pub(crate) permits: Semaphore,
+    /// The largest frame body we send: our own maximum, lowered to the daemon's after hello.
+    pub(crate) max_send: AtomicUsize,
+    next_id: AtomicU64,
+    /// `Some(reason)` once closed. The reader and writer watch it to stop.
+    closed: watch::Sender<Option<CloseReason>>,
+    /// The receiving end of the notification channel, until someone takes it.
+    notifications: Mutex<Option<mpsc::Receiver<Notification>>>,
+    /// Notifications dropped because the channel was full.
+    pub(crate) dropped_notifications: AtomicU64,
+    /// Why writing failed, if it did; new calls are refused with it until the reader closes.
+    write_error: Mutex<Option<Arc<io::Error>>>,
+}
+
+impl Connection {
+    /// A fresh connection's state, and the sending end of its notification channel (for the
+    /// reader task).
+    pub(crate) fn new(
+        path: PathBuf,
+        max_frame: usize,
+        notification_buffer: usize,
+    ) -> (Self, mpsc::Sender<Notification>) {
+        let (tx, rx) = mpsc::channel(notification_buffer.max(1));
+        let conn = Self {
+            path,
+            pending: Pending::new(),
+            outbound: Outbound::new(),
+            permits: Semaphore::new(1),
+            max_send: AtomicUsize::new(max_frame),
+            next_id: AtomicU64::new(1),
+            closed: watch::Sender::new(None),
+            notifications: Mutex::new(Some(rx)),
+            dropped_notifications: AtomicU64::new(0),
+            write_error: Mutex::new(None),
+        };
+        (conn, tx)
+    }
+
+    /// A request id not used before on this connection.
+    pub(crate) fn next_id(&self) -> RequestId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The notification receiver, the first time only.
+    pub(crate) fn take_notifications(&self) -> Option<Notifications> {
+        self.notifications
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .map(Notifications::new)
+    }
+
+    /// Whether the connection is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.borrow().is_some()
+    }
+
+    /// A receiver of the closed signal.
+    pub(crate) fn watch_closed(&self) -> watch::Receiver<Option<CloseReason>> {
+        self.closed.subscribe()
+    }
+
+    /// The error for a call made on (or racing with) a closed connection.
+    pub(crate) fn closed_error(&self) -> Error {
+        let reason = self
+            .pending
+            .close_reason()
+            .or_else(|| {
+                let write_error = self
+                    .write_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                write_error.clone().map(CloseReason::Io)
+            })
+            // The queue and semaphore close only through `close` or `write_failed`, which
+            // record a reason first; this fallback is not normally reached.
+            .unwrap_or(CloseReason::Dropped);
+        Error::Closed { reason }
+    }
+
+    /// The writer could not write. New frames are refused from now on, but the connection is
+    /// not closed here: the reader goes on until EOF or an error of its own, so that answers
+    /// the daemon still sends (and a `$/fatal` explaining why it hung up) are not lost. A write
+    /// to a Unix socket fails only when the daemon has closed it (or shut down its reading
+    /// side), so the reader's EOF follows.
+    pub(crate) fn write_failed(&self, error: io::Error) {
+        tracing::debug!(socket = %self.path.display(), %error, "writing to the daemon failed");
+        *self
+            .write_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(error));
+        self.outbound.close(false);
+    }
+
+    /// Closes the connection: every waiting call fails, new calls are refused, the tasks stop.
+    /// The first reason wins; later calls do nothing.
+    ///
+    /// Calls that were waiting get the cause itself — [`Error::Protocol`], [`Error::Io`], or
+    /// [`Error::Closed`] with the EOF or `$/fatal` reason; calls made afterwards get
+    /// [`Error::Closed`].
+    pub(crate) fn close(&self, reason: CloseReason) {
+        let Some(waiting) = self.pending.close(reason.clone()) else {
+            return;
+        };
+        // Signal first, so that a caller woken below already sees `is_closed()`.
+        self.closed.send_replace(Some(reason.clone()));
+        match &reason {
+            CloseReason::Dropped | CloseReason::Eof => {
+                tracing::debug!(socket = %self.path.display(), %reason, "connection closed");
+            }
+            _ => tracing::warn!(socket = %self.path.display(), %reason, "connection closed"),
+        }
+        self.permits.close();
+        // A client that is dropped still sends what it queued (cancels, notifications); any
+        // other close means the stream is gone or untrustworthy.
+        self.outbound.close(matches!(reason, CloseReason::Dropped));
+        for tx in waiting {
+            let _ = tx.send(Err(error_for_waiter(&reason)));
+        }
+    }
+}
+
+fn error_for_waiter(reason: &CloseReason) -> Error {
+    match reason {
+        CloseReason::Protocol(e) => Error::Protocol(e.clone()),
+        CloseReason::Io(e) => {
+            Error::Io(std::io::Error::new(e.kind(), crate::error::describe_io(e)))
+        }
+        other => Error::Closed {
+            reason: other.clone(),
+        },
+    }
+}

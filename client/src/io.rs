@@ -1,0 +1,236 @@
+//! The two tasks that move one connection's bytes. The reader decodes frames and routes each
+//! message: responses to their waiting calls, notifications to the notification channel,
+//! `$/fatal` to [`Connection::close`]. The writer empties the outbound queue into the socket,
+//! one `write_all` per wakeup, however many frames are queued.
+//!
+//! What a call puts into the queue, and how it waits, is `client.rs`'s business; the shared
+//! state and the closing rules are in `connection.rs`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::{Bytes, BytesMut};
+use hearth_protocol::reserved::{self, Fatal};
+use hearth_protocol::{Encoder, ErrorCode, ErrorObject, FrameDecoder, Message};
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use crate::connection::Connection;
+use crate::error::{CloseReason, Error, ProtocolError};
+use crate::notifications::Notification;
+use crate::pending::Completion;
+
+/// How much the read buffer grows by when it runs low.
+const READ_CHUNK: usize = 64 * 1024;
+/// The least free space we read into.
+const MIN_READ_SPACE: usize = 8 * 1024;
+
+/// Starts the reader and writer tasks of a freshly connected socket. They run until the
+/// connection closes; both hold the connection state.
+pub(crate) fn spawn(
+    conn: Arc<Connection>,
+    stream: UnixStream,
+    notifications: mpsc::Sender<Notification>,
+    max_frame: usize,
+) {
+    let (rd, wr) = stream.into_split();
+    tokio::spawn(read_loop(conn.clone(), rd, notifications, max_frame));
+    tokio::spawn(write_loop(conn, wr));
+}
+
+async fn read_loop(
+    conn: Arc<Connection>,
+    mut rd: OwnedReadHalf,
+    notifications: mpsc::Sender<Notification>,
+    max_frame: usize,
+) {
+    let mut closed = conn.watch_closed();
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut frames = FrameDecoder::new(max_frame);
+    let reason = loop {
+        if buf.capacity() - buf.len() < MIN_READ_SPACE {
+            buf.reserve(READ_CHUNK);
+        }
+        let read = tokio::select! {
+            biased;
+            // Only a dropped client closes the connection from outside the reader; the
+            // answers still on their way are no longer wanted.
+            _ = closed.wait_for(Option::is_some) => return,
+            read = rd.read_buf(&mut buf) => read,
+        };
+        match read {
+            Ok(0) if frames.is_idle(&buf) => break CloseReason::Eof,
+            Ok(0) => break CloseReason::EofMidFrame,
+            Ok(_) => {}
+            Err(e) => break CloseReason::Io(Arc::new(e)),
+        }
+        if let Err(reason) = drain(&conn, &mut frames, &mut buf, &notifications) {
+            break reason;
+        }
+    };
+    conn.close(reason);
+}
+
+/// Handles every whole frame in `buf`; an error is the reason to close the connection.
+fn drain(
+    conn: &Connection,
+    frames: &mut FrameDecoder,
+    buf: &mut BytesMut,
+    notifications: &mpsc::Sender<Notification>,
+) -> Result<(), CloseReason> {
+    loop {
+        match frames.decode(buf) {
+            Ok(Some(frame)) => dispatch(conn, frame, notifications)?,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(CloseReason::Protocol(e.into())),
+        }
+    }
+}
+
+fn dispatch(
+    conn: &Connection,
+    frame: Bytes,
+    notifications: &mpsc::Sender<Notification>,
+) -> Result<(), CloseReason> {
+    let message = Message::decode(frame).map_err(|e| CloseReason::Protocol(e.into()))?;
+    match message {
+        Message::Response(response) => {
+            let reply = response.outcome.map_err(|e| Error::Remote(e.into()));
+            let done = conn.pending.complete(response.id, reply);
+            if done.frees_permit() {
+                conn.permits.add_permits(1);
+            }
+            match done {
+                Completion::Unknown => {
+                    tracing::debug!(id = response.id, "ignoring a response to an id not pending");
+                }
+                Completion::Cancelled => {
+                    tracing::trace!(id = response.id, "answer to a cancelled call dropped");
+                }
+                Completion::Delivered => {}
+            }
+        }
+        Message::Notification(n) => {
+            match n.method() {
+                reserved::FATAL => return Err(fatal_reason(&n.params)),
+                reserved::ERROR => warn_error_notification(&n.params),
+                _ => {}
+            }
+            deliver(
+                conn,
+                notifications,
+                Notification {
+                    method: n.method().to_owned(),
+                    params: n.params,
+                },
+            );
+        }
+        Message::Request(request) => {
+            // The protocol lets either side send requests, and every request gets an answer;
+            // this client serves none.
+            tracing::debug!(
+                id = request.id,
+                method = request.method(),
+                "daemon sent a request"
+            );
+            let error = ErrorObject::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                format!(
+                    "this client serves no methods (asked for `{}`)",
+                    request.method()
+                ),
+            );
+            let encoder = Encoder::new(conn.max_send.load(Ordering::Relaxed));
+            let _ = conn.outbound.push_now(|buf| {
+                // Fails only past the frame limit; the daemon then gets no answer.
+                let _ = encoder.error_response(buf, request.id, &error);
+            });
+        }
+        Message::Cancel(cancel) => {
+            tracing::debug!(
+                id = cancel.id,
+                "ignoring a cancel: this client serves no requests"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Hands a notification to the caller's channel without ever waiting.
+///
+/// The reader must never block on the notification consumer: it is also what completes every
+/// call, so a slow consumer would stall all responses — and a task that awaits a call before
+/// it drains notifications would deadlock. So when the channel is full the notification is
+/// dropped and counted, and a warning is logged (at the 1st, 2nd, 4th, 8th, ... drop, so that
+/// a flood of them does not also flood the log).
+fn deliver(conn: &Connection, channel: &mpsc::Sender<Notification>, n: Notification) {
+    match channel.try_send(n) {
+        Ok(()) => {}
+        Err(TrySendError::Full(n)) => {
+            let dropped = conn.dropped_notifications.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::warn!(
+                    method = %n.method,
+                    dropped,
+                    "notification buffer full: dropping notifications from the daemon"
+                );
+            }
+        }
+        // The caller dropped its `Notifications`: it does not want them.
+        Err(TrySendError::Closed(_)) => {}
+    }
+}
+
+/// `$/fatal` params as a close reason.
+fn fatal_reason(params: &[u8]) -> CloseReason {
+    match hearth_protocol::from_msgpack::<Fatal>(params) {
+        Ok(fatal) => CloseReason::Fatal {
+            code: ErrorCode(fatal.code),
+            message: fatal.message,
+            supported: fatal.supported,
+        },
+        Err(e) => CloseReason::Protocol(ProtocolError::Invalid(format!(
+            "the daemon sent $/fatal with unreadable params: {e}"
+        ))),
+    }
+}
+
+fn warn_error_notification(params: &[u8]) {
+    #[derive(Deserialize)]
+    struct ErrorMap {
+        code: i64,
+        message: String,
+    }
+    match hearth_protocol::from_msgpack::<ErrorMap>(params) {
+        Ok(e) => tracing::warn!(
+            code = e.code,
+            message = %e.message,
+            "the daemon reported an error that belongs to no request"
+        ),
+        Err(e) => tracing::warn!(error = %e, "the daemon sent $/error with unreadable params"),
+    }
+}
+
+async fn write_loop(conn: Arc<Connection>, mut wr: OwnedWriteHalf) {
+    let mut closed = conn.watch_closed();
+    let mut batch = BytesMut::with_capacity(16 * 1024);
+    while conn.outbound.next_batch(&mut batch).await {
+        let written = tokio::select! {
+            biased;
+            written = wr.write_all(&batch) => written,
+            // A dropped client still flushes what it queued; any other close means the
+            // stream is gone or out of step, and a daemon that stopped reading must not keep
+            // this task alive.
+            _ = closed.wait_for(|r| r.as_ref().is_some_and(|r| !matches!(r, CloseReason::Dropped))) => return,
+        };
+        if let Err(e) = written {
+            conn.write_failed(e);
+            return;
+        }
+    }
+    // Half-close: the daemon reads EOF after our last frame.
+    let _ = wr.shutdown().await;
+}

@@ -1,0 +1,186 @@
+//! The outbound queue: one shared byte buffer that callers append whole frames to and the
+//! writer task empties, all of it, into one `write_all` per wakeup. Appending never awaits I/O;
+//! a caller waits only when the buffer is over its bound, which is what bounds memory when the
+//! daemon reads slower than we write.
+//!
+//! Frames are encoded by the caller before they get here, so no user code (`Serialize` impls)
+//! runs under the lock. Writing to the socket is the writer task's job (`io.rs`).
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use bytes::BytesMut;
+use tokio::sync::Notify;
+
+/// How many queued bytes make callers wait. One frame may go past it when the buffer is empty,
+/// so a frame up to the frame limit always fits.
+pub(crate) const OUTBOUND_LIMIT: usize = 1024 * 1024;
+
+/// The queue is closed: nothing more will be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueueClosed;
+
+struct State {
+    buf: BytesMut,
+    closed: bool,
+}
+
+/// Frames waiting for the writer task.
+///
+/// A `std::sync::Mutex` guards the buffer: critical sections are a bounds check and a copy,
+/// nothing is awaited while it is held, and cancels are queued from `Drop`, which cannot await.
+pub(crate) struct Outbound {
+    state: Mutex<State>,
+    /// Wakes the writer: something was queued, or the queue closed. `notify_one` stores a
+    /// permit when the writer is busy, so no wakeup is lost.
+    wake: Notify,
+    /// Wakes callers waiting for room: the writer took the buffer, or the queue closed.
+    room: Notify,
+}
+
+impl Outbound {
+    pub(crate) fn new() -> Self {
+        Self {
+            state: Mutex::new(State {
+                buf: BytesMut::with_capacity(16 * 1024),
+                closed: false,
+            }),
+            wake: Notify::new(),
+            room: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while the lock is held; recover rather than propagate a poison.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues one encoded frame, waiting while the buffer is over [`OUTBOUND_LIMIT`].
+    ///
+    /// Cancel safety: the frame is either queued whole or not at all; dropping this future
+    /// while it waits queues nothing.
+    pub(crate) async fn push(&self, frame: &[u8]) -> Result<(), QueueClosed> {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            // Register before looking, so a `notify_waiters` between the check and the await
+            // is not missed.
+            room.as_mut().enable();
+            {
+                let mut state = self.lock();
+                if state.closed {
+                    return Err(QueueClosed);
+                }
+                if state.buf.is_empty() || state.buf.len() + frame.len() <= OUTBOUND_LIMIT {
+                    state.buf.extend_from_slice(frame);
+                    drop(state);
+                    self.wake.notify_one();
+                    return Ok(());
+                }
+            }
+            room.await;
+        }
+    }
+
+    /// Queues a frame now, past the bound: for cancels, which are sent from `Drop` and are a
+    /// few bytes each. What bounds them in practice is that each one answers a call that held
+    /// an in-flight permit.
+    pub(crate) fn push_now(&self, encode: impl FnOnce(&mut BytesMut)) -> Result<(), QueueClosed> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(QueueClosed);
+        }
+        encode(&mut state.buf);
+        drop(state);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// For the writer: waits until frames are queued and swaps them into `batch` (whose old
+    /// content is discarded, so the two buffers' allocations are reused). Returns `false` once
+    /// the queue is closed and empty.
+    pub(crate) async fn next_batch(&self, batch: &mut BytesMut) -> bool {
+        loop {
+            let wake = self.wake.notified();
+            {
+                let mut state = self.lock();
+                if !state.buf.is_empty() {
+                    batch.clear();
+                    std::mem::swap(&mut state.buf, batch);
+                    drop(state);
+                    self.room.notify_waiters();
+                    return true;
+                }
+                if state.closed {
+                    return false;
+                }
+            }
+            wake.await;
+        }
+    }
+
+    /// Closes the queue. With `flush`, frames already queued are still handed to the writer;
+    /// without, they are discarded.
+    pub(crate) fn close(&self, flush: bool) {
+        {
+            let mut state = self.lock();
+            state.closed = true;
+            if !flush {
+                state.buf.clear();
+            }
+        }
+        self.wake.notify_one();
+        self.room.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_queued_together_come_out_as_one_batch() {
+        let out = Outbound::new();
+        assert_eq!(out.push(b"ab").await, Ok(()));
+        assert_eq!(out.push_now(|b| b.extend_from_slice(b"c")), Ok(()));
+        assert_eq!(out.push(b"de").await, Ok(()));
+        let mut batch = BytesMut::new();
+        assert!(out.next_batch(&mut batch).await);
+        assert_eq!(&batch[..], b"abcde");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_makes_callers_wait_for_the_writer() {
+        let out = std::sync::Arc::new(Outbound::new());
+        let big = vec![0u8; OUTBOUND_LIMIT];
+        assert_eq!(out.push(&big).await, Ok(()));
+        let waiter = tokio::spawn({
+            let out = out.clone();
+            async move { out.push(b"x").await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        let mut batch = BytesMut::new();
+        assert!(out.next_batch(&mut batch).await);
+        assert_eq!(batch.len(), OUTBOUND_LIMIT);
+        assert!(matches!(waiter.await, Ok(Ok(()))));
+        assert!(out.next_batch(&mut batch).await);
+        assert_eq!(&batch[..], b"x");
+    }
+
+    #[tokio::test]
+    async fn closing_flushes_or_discards() {
+        let out = Outbound::new();
+        assert_eq!(out.push(b"keep").await, Ok(()));
+        out.close(true);
+        assert_eq!(out.push(b"late").await, Err(QueueClosed));
+        let mut batch = BytesMut::new();
+        assert!(out.next_batch(&mut batch).await);
+        assert_eq!(&batch[..], b"keep");
+        assert!(!out.next_batch(&mut batch).await);
+
+        let out = Outbound::new();
+        assert_eq!(out.push(b"drop").await, Ok(()));
+        out.close(false);
+        assert!(!out.next_batch(&mut batch).await);
+    }
+}
