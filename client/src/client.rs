@@ -31,8 +31,8 @@ use crate::pending::Abandon;
 ///
 /// Cheap to clone (the clones share the connection) and usable from many tasks at once: calls
 /// are multiplexed over the one socket and answered in whatever order the daemon finishes
-/// them. The client never runs more requests at the daemon than the daemon's announced
-/// `max_in_flight`; further calls wait their turn.
+/// them. The client keeps fewer requests at the daemon than its announced `max_in_flight`
+/// (one slot stays free, so cancels are always read); further calls wait their turn.
 ///
 /// Dropping a call's future before it resolves (or letting it time out) cancels the request
 /// at the daemon.
@@ -115,10 +115,8 @@ impl Client {
                 .store(config.max_frame.min(daemon_max), Ordering::Relaxed);
         }
         // The handshake ran on one permit; widen to what the daemon allows.
-        let in_flight = usize::try_from(hello.limits.max_in_flight)
-            .unwrap_or(usize::MAX)
-            .clamp(1, Semaphore::MAX_PERMITS);
-        conn.permits.add_permits(in_flight - 1);
+        conn.permits
+            .add_permits(request_limit(hello.limits.max_in_flight) - 1);
 
         Ok(Client {
             inner: Arc::new(Inner {
@@ -251,6 +249,20 @@ impl Client {
         // An error means the sender is gone, which also means closed.
         let _ = closed.wait_for(Option::is_some).await;
     }
+}
+
+/// How many requests this client keeps at the daemon at once, given its `max_in_flight`: one
+/// less, and at least one.
+///
+/// A daemon running `max_in_flight` requests for a connection stops reading it — cancels
+/// included — until one finishes. Keeping one slot free means the daemon always reads us, so
+/// a cancel for a long request is seen at once instead of after that request ends. (A daemon
+/// that allows one request at a time cannot be given that slack; a cancel then waits.)
+fn request_limit(max_in_flight: u64) -> usize {
+    usize::try_from(max_in_flight)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(1)
+        .clamp(1, Semaphore::MAX_PERMITS)
 }
 
 /// Encodes one frame into a buffer of its own. Done before taking the queue's lock, so no
@@ -427,6 +439,15 @@ fn version_mismatch(e: &Error) -> Option<Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_daemon_slot_stays_free_for_cancels() {
+        assert_eq!(request_limit(1024), 1023);
+        assert_eq!(request_limit(2), 1);
+        assert_eq!(request_limit(1), 1);
+        assert_eq!(request_limit(0), 1);
+        assert_eq!(request_limit(u64::MAX), Semaphore::MAX_PERMITS);
+    }
 
     #[test]
     fn raw_params_must_be_exactly_one_value() {

@@ -26,11 +26,11 @@ pub(crate) struct Connection {
     pub(crate) pending: Pending,
     /// Frames waiting for the writer.
     pub(crate) outbound: Outbound,
-    /// One permit per request the daemon may be running for us: `max_in_flight` from
-    /// `$/hello` (one until then). A permit is taken before a request is queued and given back
-    /// when the daemon's answer arrives — also for a cancelled call, whose request keeps
-    /// running until the cancel is read — so the daemon never has to stop reading us and
-    /// cancels always get through.
+    /// One permit per request the daemon may be running for us: `max_in_flight - 1` from
+    /// `$/hello` (one until then; see `client::request_limit`). A permit is taken before a
+    /// request is queued and given back when the daemon's answer arrives — also for a
+    /// cancelled call, whose request keeps running until the cancel is read — so the daemon
+    /// never has to stop reading us and cancels always get through.
     pub(crate) permits: Semaphore,
     /// The largest frame body we send: our own maximum, lowered to the daemon's after hello.
     pub(crate) max_send: AtomicUsize,

@@ -15,8 +15,8 @@
 //! # }
 //! ```
 //!
-//! Inside, a call encodes its frame, takes one of the daemon's `max_in_flight` permits,
-//! registers its id in the pending table and appends the frame to a shared outbound buffer.
+//! Inside, a call encodes its frame, takes an in-flight permit (the daemon's `max_in_flight`
+//! less one, so cancels are always read), registers its id in the pending table and appends the frame to a shared outbound buffer.
 //! One writer task writes everything queued with one `write_all` per wakeup; one reader task
 //! decodes frames and completes calls. Nothing reconnects: a closed client stays closed.
 

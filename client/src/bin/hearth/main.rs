@@ -1,1 +1,136 @@
-fn main() {}
+//! `hearth`, the command-line client for a hearth daemon: call any method with JSON params,
+//! ping it, show its status, shut it down. This file owns the flags and the dispatch; each
+//! command lives in `commands.rs` or `status.rs`, JSON⇄MessagePack in `json.rs`, and exit codes
+//! and error lines in `exit.rs`. The talking itself is the `hearth-client` library.
+
+mod commands;
+mod duration;
+mod exit;
+mod json;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::Target;
+
+/// Talk to a hearth daemon over its Unix socket.
+#[derive(Debug, Parser)]
+#[command(name = "hearth", version, after_help = exit::EXIT_CODES_HELP)]
+struct Cli {
+    /// The daemon's socket [default: $XDG_RUNTIME_DIR/hearth/hearthd.sock, else
+    /// /tmp/hearth-<uid>/hearthd.sock]
+    #[arg(long, value_name = "PATH", env = "HEARTH_SOCKET", global = true)]
+    socket: Option<PathBuf>,
+
+    /// How long to wait for the daemon: to connect, and for each answer (e.g. 500ms, 5s, 1m)
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = duration::parse,
+        global = true
+    )]
+    timeout: Duration,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Call a method and print its result as JSON
+    Call {
+        /// The method name, e.g. echo or $/stats
+        method: String,
+        /// The params as JSON; `-` reads them from stdin [default: null]
+        #[arg(value_name = "PARAMS_JSON")]
+        params: Option<String>,
+        /// Print the result on one line instead of pretty-printed
+        #[arg(long)]
+        compact: bool,
+    },
+    /// Measure round trips to the daemon ($/hello on one connection)
+    Ping {
+        /// How many round trips
+        #[arg(long, short = 'c', default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+        count: u32,
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what the daemon is and what it has been doing ($/hello and $/stats)
+    Status {
+        /// Print one JSON object {"hello": .., "stats": ..} instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the daemon to shut down gracefully (running requests may finish)
+    Shutdown,
+}
+
+fn main() -> ExitCode {
+    // Usage errors exit 2 and --help/--version exit 0, as clap does by default.
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("hearth: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => exit::report(&e),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let target = Target {
+        // An empty HEARTH_SOCKET means "not set", as for the daemon.
+        socket: cli
+            .socket
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(hearth_client::default_socket_path),
+        timeout: cli.timeout,
+    };
+    match cli.command {
+        Command::Call {
+            method,
+            params,
+            compact,
+        } => {
+            let params = commands::read_params(params.as_deref())?;
+            commands::call(&target, &method, &params, compact).await
+        }
+        Command::Ping { count, json } => commands::ping(&target, count, json).await,
+        Command::Status { json } => status::status(&target, json).await,
+        Command::Shutdown => commands::shutdown(&target).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli = Cli::try_parse_from(["hearth", "ping", "--socket", "/s", "--timeout", "500ms"])
+            .expect("valid flags");
+        assert_eq!(cli.socket, Some(PathBuf::from("/s")));
+        assert_eq!(cli.timeout, Duration::from_millis(500));
+        assert!(Cli::try_parse_from(["hearth", "ping", "--count", "0"]).is_err());
+    }
+}

@@ -1,0 +1,174 @@
+//! The subcommands that talk to the daemon — `call`, `ping`, `shutdown` — and [`Target`], how
+//! each of them connects. `status` has its own module for its report; flags are parsed in
+//! `main.rs`, and exit codes are chosen in `exit.rs`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hearth_client::protocol::reserved;
+use hearth_client::{Client, ClientConfig, CloseReason};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::json;
+
+use crate::exit::{BadInput, print};
+use crate::json;
+
+/// Where the daemon is and how long to wait for it.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) socket: PathBuf,
+    pub(crate) timeout: Duration,
+}
+
+impl Target {
+    /// Connects, with the timeout covering the handshake and every call made later.
+    pub(crate) async fn connect(&self) -> Result<Client, hearth_client::Error> {
+        let config = ClientConfig::default()
+            .with_client_name(format!("hearth {}", env!("CARGO_PKG_VERSION")))
+            .with_timeout(self.timeout);
+        tokio::time::timeout(self.timeout, Client::connect_with(&self.socket, config))
+            .await
+            .unwrap_or(Err(hearth_client::Error::Timeout(self.timeout)))
+    }
+}
+
+/// Reads `PARAMS_JSON` (`-` for stdin; none means `null`) into MessagePack. Done before
+/// connecting, so bad input is reported as such even when no daemon runs.
+pub(crate) fn read_params(params: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    let text = match params {
+        None => "null".to_owned(),
+        Some("-") => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| BadInput(format!("cannot read params from stdin: {e}")))?;
+            text
+        }
+        Some(text) => text.to_owned(),
+    };
+    Ok(json::params_to_msgpack(&text).map_err(BadInput)?)
+}
+
+/// `hearth call METHOD [PARAMS_JSON]`: prints the result as JSON.
+pub(crate) async fn call(
+    target: &Target,
+    method: &str,
+    params: &[u8],
+    compact: bool,
+) -> anyhow::Result<()> {
+    let client = target.connect().await?;
+    let result = client.call_raw(method, params).await?;
+    let value = json::msgpack_to_json(&result).map_err(anyhow::Error::msg)?;
+    let text = if compact {
+        value.to_string()
+    } else {
+        serde_json::to_string_pretty(&value).context("cannot render the result as JSON")?
+    };
+    print(text)
+}
+
+/// `hearth ping`: `$/hello` round trips on one connection.
+pub(crate) async fn ping(target: &Target, count: u32, as_json: bool) -> anyhow::Result<()> {
+    let client = target.connect().await?;
+    let server = client.hello().server.clone();
+    if !as_json {
+        print(format_args!(
+            "pinging {server} at {}",
+            target.socket.display()
+        ))?;
+    }
+    let mut rtts = Vec::with_capacity(count as usize);
+    for seq in 1..=count {
+        let start = Instant::now();
+        let _: IgnoredAny = client.call(reserved::HELLO, &()).await?;
+        let rtt = micros(start.elapsed());
+        rtts.push(rtt);
+        if !as_json {
+            print(format_args!("seq={seq} time={rtt} µs"))?;
+        }
+    }
+    let min = rtts.iter().copied().min().unwrap_or(0);
+    let max = rtts.iter().copied().max().unwrap_or(0);
+    let avg = rtts.iter().sum::<u64>() / u64::from(count.max(1));
+    if as_json {
+        print(json!({
+            "socket": target.socket,
+            "server": server,
+            "count": count,
+            "rtt_us": rtts,
+            "min_us": min,
+            "avg_us": avg,
+            "max_us": max,
+        }))
+    } else {
+        print(format_args!(
+            "{count} round trips: min {min} µs, avg {avg} µs, max {max} µs"
+        ))
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// `hearth shutdown`: asks the daemon to stop.
+pub(crate) async fn shutdown(target: &Target) -> anyhow::Result<()> {
+    #[derive(Deserialize)]
+    struct Reply {
+        grace_ms: Option<u64>,
+    }
+    let client = target.connect().await?;
+    let grace = match client.call_raw("shutdown", &[0xc0]).await {
+        Ok(raw) => hearth_client::protocol::from_msgpack::<Reply>(&raw)
+            .ok()
+            .and_then(|r| r.grace_ms),
+        // A daemon that hangs up instead of answering is shutting down all the same.
+        Err(hearth_client::Error::Closed {
+            reason: CloseReason::Eof,
+        }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let socket = target.socket.display();
+    match grace {
+        Some(ms) => print(format_args!(
+            "the daemon at {socket} is shutting down (running requests get {} to finish)",
+            humanize(Duration::from_millis(ms))
+        )),
+        None => print(format_args!("the daemon at {socket} is shutting down")),
+    }
+}
+
+/// `1h 2m 3s`, `4m 5s`, `6s`, `750ms`.
+pub(crate) fn humanize(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    match (h, m) {
+        _ if secs == 0 => format!("{}ms", d.as_millis()),
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m {s}s"),
+        _ => format!("{h}h {m}m {s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn humanized_durations() {
+        assert_eq!(humanize(Duration::from_millis(750)), "750ms");
+        assert_eq!(humanize(Duration::from_secs(6)), "6s");
+        assert_eq!(humanize(Duration::from_secs(245)), "4m 5s");
+        assert_eq!(humanize(Duration::from_secs(3723)), "1h 2m 3s");
+    }
+
+    #[test]
+    fn missing_params_are_null_and_bad_ones_are_bad_input() {
+        assert_eq!(read_params(None).ok(), Some(vec![0xc0]));
+        let err = read_params(Some("{oops")).err().map(|e| e.is::<BadInput>());
+        assert_eq!(err, Some(true));
+    }
+}
