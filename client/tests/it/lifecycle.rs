@@ -1,0 +1,164 @@
+//! The life of a connection: the daemon dying under pending calls, graceful shutdown letting
+//! them finish, a refused connection, and a client that closes when dropped.
+
+use futures::FutureExt;
+use hearth_client::{Client, CloseReason, Error, ErrorCode};
+use hearth_server::{Limits, builtins};
+use serde::de::IgnoredAny;
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use crate::support::{TestDaemon, eventually, within};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_daemon_dies_every_pending_call_fails() {
+    let mut daemon = TestDaemon::start();
+    let client = daemon.client().await;
+    let mut sleeps = JoinSet::new();
+    for _ in 0..50 {
+        let client = client.clone();
+        sleeps.spawn(async move {
+            client
+                .call::<_, IgnoredAny>("sleep", &json!({"ms": 60_000}))
+                .await
+        });
+    }
+    eventually("50 sleeps run", || daemon.stats().in_flight == 50).await;
+
+    daemon.kill();
+
+    let failures = within("every pending call to fail", async {
+        let mut failures = Vec::new();
+        while let Some(done) = sleeps.join_next().await {
+            failures.push(done.expect("a call task").expect_err("the daemon died"));
+        }
+        failures
+    })
+    .await;
+    assert_eq!(failures.len(), 50);
+    for e in &failures {
+        assert!(
+            matches!(e, Error::Closed { .. } | Error::Io(_)),
+            "a connection error, not {e:?}"
+        );
+        assert!(e.is_connection_lost());
+    }
+    assert!(client.is_closed());
+    within("closed()", client.closed()).await;
+
+    // Later calls fail at once, without waiting for anything.
+    let next = client
+        .call::<_, IgnoredAny>("echo", &1)
+        .now_or_never()
+        .expect("a call on a closed client resolves immediately");
+    assert!(matches!(next, Err(Error::Closed { .. })), "{next:?}");
+    let note = client.notify("x", &()).now_or_never();
+    assert!(matches!(note, Some(Err(Error::Closed { .. }))), "{note:?}");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_pending_calls_finish() {
+    let daemon = TestDaemon::start();
+    let client = daemon.client().await;
+    let mut sleeps = JoinSet::new();
+    for _ in 0..10 {
+        let client = client.clone();
+        sleeps.spawn(async move { client.call::<_, Value>("sleep", &json!({"ms": 100})).await });
+    }
+    eventually("10 sleeps run", || daemon.stats().in_flight == 10).await;
+
+    daemon.handle().shutdown();
+
+    within("the sleeps", async {
+        while let Some(done) = sleeps.join_next().await {
+            let result = done.expect("a call task").expect("the sleep finishes");
+            assert_eq!(result, json!({"slept_ms": 100}));
+        }
+    })
+    .await;
+    // Then the daemon hangs up, and the client notices.
+    within("the connection to close", client.closed()).await;
+    assert!(matches!(client.close_reason(), Some(CloseReason::Eof)));
+    tokio::task::spawn_blocking(move || daemon.wait_stopped())
+        .await
+        .expect("joining the daemon")
+        .expect("a clean stop");
+}
+
+#[tokio::test]
+async fn the_shutdown_method_stops_the_daemon_after_pending_calls() {
+    let daemon = TestDaemon::start();
+    let client = daemon.client().await;
+    let sleep = tokio::spawn({
+        let client = client.clone();
+        async move { client.call::<_, Value>("sleep", &json!({"ms": 100})).await }
+    });
+    eventually("the sleep runs", || daemon.stats().in_flight == 1).await;
+    let answer: Value = client.call("shutdown", &()).await.expect("shutdown");
+    assert!(answer.get("grace_ms").is_some(), "{answer}");
+    let slept = within("the sleep", sleep)
+        .await
+        .expect("the call task")
+        .expect("the sleep finishes");
+    assert_eq!(slept, json!({"slept_ms": 100}));
+    within("the connection to close", client.closed()).await;
+    tokio::task::spawn_blocking(move || daemon.wait_stopped())
+        .await
+        .expect("joining the daemon")
+        .expect("a clean stop");
+}
+
+#[tokio::test]
+async fn a_refused_connection_reports_the_daemons_reason() {
+    let limits = Limits {
+        max_connections: 1,
+        ..Limits::default()
+    };
+    let daemon = TestDaemon::start_with(builtins::router(), limits);
+    let first = daemon.client().await;
+    let err = Client::connect(daemon.path())
+        .await
+        .expect_err("one connection too many");
+    match &err {
+        Error::Closed {
+            reason: CloseReason::Fatal { code, message, .. },
+        } => {
+            assert_eq!(*code, ErrorCode::SERVER_BUSY);
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected the daemon's $/fatal, got {other:?}"),
+    }
+    assert!(err.to_string().contains("-32001"), "{err}");
+    let ok: u8 = first
+        .call("echo", &5u8)
+        .await
+        .expect("the first still works");
+    assert_eq!(ok, 5);
+}
+
+#[tokio::test]
+async fn dropping_the_last_clone_closes_the_connection() {
+    let daemon = TestDaemon::start();
+    let client = daemon.client().await;
+    let clone = client.clone();
+    eventually("one connection", || daemon.stats().connections == 1).await;
+    drop(client);
+    let ok: u8 = clone
+        .call("echo", &9u8)
+        .await
+        .expect("a clone keeps it open");
+    assert_eq!(ok, 9);
+    drop(clone);
+    eventually("no connections", || daemon.stats().connections == 0).await;
+}
+
+#[tokio::test]
+async fn connecting_to_nothing_says_so() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("nobody.sock");
+    let err = Client::connect(&path).await.expect_err("nobody listens");
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    assert!(text.contains("is hearthd running?"), "{text}");
+}

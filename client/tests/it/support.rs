@@ -1,0 +1,295 @@
+//! Test helpers: [`TestDaemon`], a real `hearth-server` on a fresh socket in its own runtime on
+//! its own thread (so a test can kill it outright), [`FakeDaemon`], a scripted peer for what a
+//! real daemon would never send, and [`eventually`], a bounded wait for a condition. The tests
+//! themselves are in the sibling modules.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use hearth_client::protocol::reserved::{HelloResult, Limits as HelloLimits};
+use hearth_client::protocol::{EncodeError, Encoder, FrameDecoder, Message, Request};
+use hearth_client::{Client, Stats};
+use hearth_server::{Limits, Router, ServeError, Server, ServerHandle, builtins};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::oneshot;
+
+/// How long any wait in a test may take before the test fails instead of hanging.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A daemon serving on a temporary socket, in a multi-thread runtime of its own on a thread of
+/// its own. [`TestDaemon::kill`] drops that runtime: every connection vanishes at once with no
+/// goodbye, as when the process dies.
+pub(crate) struct TestDaemon {
+    _dir: TempDir,
+    path: PathBuf,
+    handle: ServerHandle,
+    kill: Option<oneshot::Sender<()>>,
+    /// Ends with the server's result, or `None` when it was killed.
+    thread: Option<JoinHandle<Option<Result<(), ServeError>>>>,
+}
+
+impl TestDaemon {
+    /// The built-in methods (`echo`, `sleep`, `shutdown`) with default limits.
+    pub(crate) fn start() -> Self {
+        Self::start_with(builtins::router(), Limits::default())
+    }
+
+    /// Serves `router` under `limits`.
+    pub(crate) fn start_with(router: Router, limits: Limits) -> Self {
+        let dir = private_dir();
+        let path = dir.path().join("hearthd.sock");
+        let (ready_tx, ready_rx) = std_mpsc::channel();
+        let (kill_tx, kill_rx) = oneshot::channel::<()>();
+        let socket = path.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime for the daemon");
+            let bound = runtime.block_on(
+                Server::builder()
+                    .socket(socket)
+                    .router(router)
+                    .limits(limits)
+                    .bind(),
+            );
+            let server = match bound {
+                Ok(server) => server,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return None;
+                }
+            };
+            let _ = ready_tx.send(Ok(server.handle()));
+            let outcome = runtime.block_on(async move {
+                let run = tokio::spawn(server.run());
+                tokio::select! {
+                    ran = run => Some(ran.expect("the server task does not panic")),
+                    // Killed, or the `TestDaemon` was dropped.
+                    _ = kill_rx => None,
+                }
+            });
+            // Whatever still runs (connections, handlers) is dropped here, sockets included.
+            drop(runtime);
+            outcome
+        });
+        let handle = match ready_rx.recv() {
+            Ok(Ok(handle)) => handle,
+            Ok(Err(e)) => panic!("the test daemon did not start: {e}"),
+            Err(_) => panic!("the test daemon thread died while starting"),
+        };
+        Self {
+            _dir: dir,
+            path,
+            handle,
+            kill: Some(kill_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// The socket path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The server's handle: shutdown, counters.
+    pub(crate) fn handle(&self) -> &ServerHandle {
+        &self.handle
+    }
+
+    /// The server's counters, read directly (a `$/stats` call would count itself in flight).
+    pub(crate) fn stats(&self) -> Stats {
+        self.handle.stats()
+    }
+
+    /// A client connected with the default configuration.
+    pub(crate) async fn client(&self) -> Client {
+        Client::connect(&self.path)
+            .await
+            .expect("connecting to the test daemon")
+    }
+
+    /// Kills the daemon: drops its runtime, and with it every connection. Returns once it is
+    /// gone.
+    pub(crate) fn kill(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Waits (blocking) until the server stopped by itself, after a shutdown, and returns its
+    /// result.
+    pub(crate) fn wait_stopped(mut self) -> Result<(), ServeError> {
+        let thread = self.thread.take().expect("the daemon thread");
+        match thread.join() {
+            Ok(Some(result)) => result,
+            Ok(None) => panic!("the daemon was killed, not stopped"),
+            Err(_) => panic!("the daemon thread panicked"),
+        }
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A fresh temporary folder only we can use, as the daemon requires of its socket's folder.
+/// (`tempfile` creates folders with the default mode, which the umask may leave open.)
+pub(crate) fn private_dir() -> TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+        .expect("making the temporary folder private");
+    dir
+}
+
+/// Polls `check` until it holds, failing the test after [`PATIENCE`]. For conditions that
+/// become true at some point no event tells us about (a counter in the daemon).
+pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let wait = async {
+        while !check() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    if tokio::time::timeout(PATIENCE, wait).await.is_err() {
+        panic!("gave up waiting until {what}");
+    }
+}
+
+/// Awaits `fut`, failing the test instead of hanging after [`PATIENCE`].
+pub(crate) async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(PATIENCE, fut).await {
+        Ok(value) => value,
+        Err(_) => panic!("gave up waiting for {what}"),
+    }
+}
+
+/// A scripted daemon for one connection: the script gets the accepted [`Peer`].
+pub(crate) struct FakeDaemon {
+    _dir: TempDir,
+    path: PathBuf,
+    script: tokio::task::JoinHandle<()>,
+}
+
+impl FakeDaemon {
+    /// Listens on a fresh socket and runs `script` on the first connection.
+    pub(crate) fn start<F, Fut>(script: F) -> Self
+    where
+        F: FnOnce(Peer) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let dir = private_dir();
+        let path = dir.path().join("fake.sock");
+        let listener = UnixListener::bind(&path).expect("binding the fake daemon");
+        let script = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accepting a client");
+            script(Peer::new(stream)).await;
+        });
+        Self {
+            _dir: dir,
+            path,
+            script,
+        }
+    }
+
+    /// The socket path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits for the script to finish, propagating its panics.
+    pub(crate) async fn finish(self) {
+        within("the fake daemon's script", self.script)
+            .await
+            .expect("the fake daemon's script");
+    }
+}
+
+/// The daemon's end of one connection, for scripts.
+pub(crate) struct Peer {
+    stream: UnixStream,
+    buf: BytesMut,
+    frames: FrameDecoder,
+    encoder: Encoder,
+}
+
+impl Peer {
+    fn new(stream: UnixStream) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::new(),
+            frames: FrameDecoder::new(hearth_client::protocol::DEFAULT_MAX_FRAME),
+            encoder: Encoder::default(),
+        }
+    }
+
+    /// The next request the client sends; `None` at EOF. Other messages are skipped.
+    pub(crate) async fn request(&mut self) -> Option<Request> {
+        loop {
+            while let Some(frame) = self.frames.decode(&mut self.buf).expect("valid frames") {
+                if let Message::Request(request) = Message::decode(frame).expect("valid message") {
+                    return Some(request);
+                }
+            }
+            let n = self.stream.read_buf(&mut self.buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+        }
+    }
+
+    /// Encodes one message with the protocol's encoder and sends it.
+    pub(crate) async fn send(
+        &mut self,
+        write: impl FnOnce(&Encoder, &mut BytesMut) -> Result<(), EncodeError>,
+    ) {
+        let mut frame = BytesMut::new();
+        write(&self.encoder, &mut frame).expect("encoding a scripted message");
+        self.send_bytes(&frame).await;
+    }
+
+    /// Sends bytes as they are, well-formed or not.
+    pub(crate) async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream
+            .write_all(bytes)
+            .await
+            .expect("writing to the client");
+    }
+
+    /// Reads the client's `$/hello` and answers it as a daemon speaking `protocol`.
+    pub(crate) async fn answer_hello(&mut self, protocol: u32) {
+        let hello = self.request().await.expect("the client's $/hello");
+        assert_eq!(hello.method(), "$/hello");
+        let result = fake_hello(protocol);
+        self.send(|enc, buf| enc.response(buf, hello.id, &result))
+            .await;
+    }
+}
+
+/// A `$/hello` result as a fake daemon of `protocol` would give it.
+pub(crate) fn fake_hello(protocol: u32) -> HelloResult {
+    HelloResult {
+        protocol,
+        server: "fake 0.0.0".into(),
+        build: String::new(),
+        methods: vec!["$/hello".into()],
+        limits: HelloLimits {
+            max_frame: 1024,
+            max_in_flight: 4,
+            max_connections: 1,
+            max_depth: 64,
+        },
+    }
+}
