@@ -86,7 +86,8 @@ impl Client {
         Self::connect(crate::default_socket_path()).await
     }
 
-    /// Connects to the daemon at `path` and does the `$/hello` handshake.
+    /// Connects to the daemon at `path` and does the `$/hello` handshake, which waits as long
+    /// as `config.timeout` allows (forever without one).
     ///
     /// Fails with [`Error::Connect`] when the socket cannot be reached, and with
     /// [`Error::VersionMismatch`] when the daemon speaks another protocol version.
@@ -439,6 +440,18 @@ fn version_mismatch(e: &Error) -> Option<Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handles_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Client>();
+        send_sync::<Error>();
+        send::<Notifications>();
+        // A call's future can be spawned.
+        fn spawnable<F: Future + Send>(_: F) {}
+        let _ = |client: Client| spawnable(async move { client.call::<_, u8>("m", &1u8).await });
+    }
 
     #[test]
     fn one_daemon_slot_stays_free_for_cancels() {

@@ -47,6 +47,7 @@ async fn read_loop(
     notifications: mpsc::Sender<Notification>,
     max_frame: usize,
 ) {
+    let _runtime_gone = CloseOnDrop(&conn);
     let mut closed = conn.watch_closed();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut frames = FrameDecoder::new(max_frame);
@@ -72,6 +73,20 @@ async fn read_loop(
         }
     };
     conn.close(reason);
+}
+
+/// Closes the connection if the reader is dropped before it closed it itself: its task was
+/// dropped because the runtime it ran on shut down. Without this, a client that outlives that
+/// runtime would leave its calls waiting forever for answers nobody reads. (When the reader
+/// ends normally the connection is already closed, and this does nothing.)
+struct CloseOnDrop<'a>(&'a Connection);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close(CloseReason::Io(Arc::new(std::io::Error::other(
+            "the runtime that ran this connection shut down",
+        ))));
+    }
 }
 
 /// Handles every whole frame in `buf`; an error is the reason to close the connection.

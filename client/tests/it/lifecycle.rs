@@ -162,3 +162,25 @@ async fn connecting_to_nothing_says_so() {
     assert!(text.contains(&path.display().to_string()), "{text}");
     assert!(text.contains("is hearthd running?"), "{text}");
 }
+
+#[test]
+fn a_client_that_outlives_its_runtime_fails_instead_of_hanging() {
+    let daemon = TestDaemon::start();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    };
+    let first = runtime();
+    let client = first
+        .block_on(Client::connect(daemon.path()))
+        .expect("connect");
+    drop(first);
+    assert!(client.is_closed());
+    let result = runtime().block_on(within("the call", client.call::<_, u8>("echo", &1u8)));
+    assert!(
+        result.as_ref().is_err_and(Error::is_connection_lost),
+        "{result:?}"
+    );
+}

@@ -21,9 +21,15 @@ use crate::commands::Target;
 #[derive(Debug, Parser)]
 #[command(name = "hearth", version, after_help = exit::EXIT_CODES_HELP)]
 struct Cli {
-    /// The daemon's socket [default: $XDG_RUNTIME_DIR/hearth/hearthd.sock, else
-    /// /tmp/hearth-<uid>/hearthd.sock]
-    #[arg(long, value_name = "PATH", env = "HEARTH_SOCKET", global = true)]
+    // An attribute, not a doc comment: rustdoc would read `<uid>` as an HTML tag.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "HEARTH_SOCKET",
+        global = true,
+        help = "The daemon's socket [default: $XDG_RUNTIME_DIR/hearth/hearthd.sock, else \
+                /tmp/hearth-<uid>/hearthd.sock]"
+    )]
     socket: Option<PathBuf>,
 
     /// How long to wait for the daemon: to connect, and for each answer (e.g. 500ms, 5s, 1m)
