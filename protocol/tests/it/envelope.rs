@@ -338,3 +338,167 @@ fn reserved_shapes_read_with_missing_and_unknown_fields() {
     let params: reserved::HelloParams = hearth_protocol::from_msgpack(&[0x80]).expect("empty map");
     assert_eq!(params.client, None);
 }
+
+/// The walk-through in docs/PROTOCOL.md section 11, message by message.
+#[test]
+fn documented_session_bytes() {
+    #[derive(Serialize)]
+    struct Sleep {
+        ms: u64,
+    }
+    #[derive(Serialize)]
+    struct Slept {
+        slept_ms: u64,
+    }
+    let enc = Encoder::default();
+    let mut out = BytesMut::new();
+    let mut check = |what: &str, expected: &str, write: &dyn Fn(&mut BytesMut)| {
+        out.clear();
+        write(&mut out);
+        assert_eq!(&out[..], &hex(expected)[..], "{what}");
+        let mut wire = out.clone();
+        let frame = hearth_protocol::FrameDecoder::new(hearth_protocol::DEFAULT_MAX_FRAME)
+            .decode(&mut wire)
+            .expect("valid header")
+            .expect("one whole frame");
+        assert!(wire.is_empty(), "{what}: one frame exactly");
+        Message::decode(frame).unwrap_or_else(|e| panic!("{what}: {e}"));
+    };
+
+    check(
+        "hello request",
+        "00 00 00 19 95 01 00 01 a7 24 2f 68 65 6c 6c 6f
+         81 a6 63 6c 69 65 6e 74 a4 64 65 6d 6f",
+        &|b| {
+            let params = reserved::HelloParams {
+                client: Some("demo".to_owned()),
+            };
+            enc.request(b, 1, reserved::HELLO, &params)
+                .expect("encodes");
+        },
+    );
+    check(
+        "hello response",
+        "00 00 00 b3 95 01 01 01 c0 85 a8 70 72 6f 74 6f
+         63 6f 6c 01 a6 73 65 72 76 65 72 ad 68 65 61 72
+         74 68 64 20 30 2e 31 2e 30 a5 62 75 69 6c 64 b4
+         72 65 6c 65 61 73 65 20 78 38 36 5f 36 34 2d 6c
+         69 6e 75 78 a7 6d 65 74 68 6f 64 73 95 a7 24 2f
+         68 65 6c 6c 6f a7 24 2f 73 74 61 74 73 a4 65 63
+         68 6f a8 73 68 75 74 64 6f 77 6e a5 73 6c 65 65
+         70 a6 6c 69 6d 69 74 73 84 a9 6d 61 78 5f 66 72
+         61 6d 65 ce 00 80 00 00 ad 6d 61 78 5f 69 6e 5f
+         66 6c 69 67 68 74 cd 04 00 af 6d 61 78 5f 63 6f
+         6e 6e 65 63 74 69 6f 6e 73 cd 01 00 a9 6d 61 78
+         5f 64 65 70 74 68 40",
+        &|b| {
+            let hello = reserved::HelloResult {
+                protocol: 1,
+                server: "hearthd 0.1.0".to_owned(),
+                build: "release x86_64-linux".to_owned(),
+                methods: ["$/hello", "$/stats", "echo", "shutdown", "sleep"]
+                    .map(str::to_owned)
+                    .to_vec(),
+                limits: reserved::Limits {
+                    max_frame: 8_388_608,
+                    max_in_flight: 1024,
+                    max_connections: 256,
+                    max_depth: 64,
+                },
+            };
+            enc.response(b, 1, &hello).expect("encodes");
+        },
+    );
+    check(
+        "call to a missing method",
+        "00 00 00 10 95 01 00 08 aa 66 72 6f 62 6e 69 63 61 74 65 c0",
+        &|b| enc.request(b, 8, "frobnicate", &()).expect("encodes"),
+    );
+    check(
+        "sleep request",
+        "00 00 00 11 95 01 00 09 a5 73 6c 65 65 70 81 a2 6d 73 cd 27 10",
+        &|b| {
+            enc.request(b, 9, "sleep", &Sleep { ms: 10_000 })
+                .expect("encodes");
+        },
+    );
+    check("cancel 9", "00 00 00 04 93 01 03 09", &|b| {
+        enc.cancel(b, 9).expect("encodes");
+    });
+    check(
+        "cancelled response",
+        "00 00 00 2a 95 01 01 09 82 a4 63 6f 64 65 d2 ff
+         ff 7f e0 a7 6d 65 73 73 61 67 65 b1 72 65 71 75
+         65 73 74 20 63 61 6e 63 65 6c 6c 65 64 c0",
+        &|b| {
+            let err = ErrorObject::new(ErrorCode::REQUEST_CANCELLED, "request cancelled");
+            enc.error_response(b, 9, &err).expect("encodes");
+        },
+    );
+    check(
+        "sleep result that won the race",
+        "00 00 00 12 95 01 01 09 c0 81 a8 73 6c 65 70 74 5f 6d 73 cd 27 10",
+        &|b| {
+            enc.response(b, 9, &Slept { slept_ms: 10_000 })
+                .expect("encodes");
+        },
+    );
+}
+
+/// The `$/error` and `$/fatal` examples in docs/PROTOCOL.md section 8.1: what the decoder's
+/// own error for each bad body becomes on the wire.
+#[test]
+fn documented_error_and_fatal_notification_bytes() {
+    let enc = Encoder::default();
+    let mut out = BytesMut::new();
+
+    let parse = decode_hex("c1").expect_err("reserved marker");
+    enc.error_notification(&mut out, &parse.to_error_object())
+        .expect("encodes");
+    assert_eq!(
+        &out[..],
+        &hex("00 00 00 55 94 01 02 a7 24 2f 65 72 72 6f 72 82
+             a4 63 6f 64 65 d1 80 44 a7 6d 65 73 73 61 67 65
+             d9 37 70 61 72 73 65 20 65 72 72 6f 72 3a 20 72
+             65 73 65 72 76 65 64 20 4d 65 73 73 61 67 65 50
+             61 63 6b 20 6d 61 72 6b 65 72 20 30 78 63 31 20
+             61 74 20 62 79 74 65 20 30")[..]
+    );
+
+    out.clear();
+    let version = decode_hex("95 02 00 07 a1 6d c0").expect_err("version 2");
+    let fatal = reserved::Fatal {
+        code: version.code().0,
+        message: version.to_string(),
+        supported: hearth_protocol::SUPPORTED_VERSIONS.to_vec(),
+    };
+    enc.notification(&mut out, reserved::FATAL, &fatal)
+        .expect("encodes");
+    assert_eq!(
+        &out[..],
+        &hex("00 00 00 58 94 01 02 a7 24 2f 66 61 74 61 6c 83
+             a4 63 6f 64 65 d1 82 fc a7 6d 65 73 73 61 67 65
+             d9 2e 75 6e 73 75 70 70 6f 72 74 65 64 20 70 72
+             6f 74 6f 63 6f 6c 20 76 65 72 73 69 6f 6e 20 32
+             3b 20 73 75 70 70 6f 72 74 65 64 3a 20 5b 31 5d
+             a9 73 75 70 70 6f 72 74 65 64 91 01")[..]
+    );
+}
+
+/// Section 5 of docs/PROTOCOL.md: any integer encoding of a non-negative id is accepted.
+#[test]
+fn documented_id_encodings_are_accepted() {
+    for id in [
+        "07",
+        "cc 07",
+        "cd 00 07",
+        "ce 00 00 00 07",
+        "cf 00 00 00 00 00 00 00 07",
+        "d0 07",
+    ] {
+        assert!(
+            matches!(decode_hex(&format!("93 01 03 {id}")), Ok(Message::Cancel(c)) if c.id == 7),
+            "{id}"
+        );
+    }
+}
