@@ -12,7 +12,7 @@ use crate::message::RequestId;
 ///
 /// The first six are JSON-RPC/LSP numbers; the rest are hearth's own, in the JSON-RPC
 /// server-error range. Handlers may use any other code for their own errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ErrorCode(pub i64);
 
 impl ErrorCode {

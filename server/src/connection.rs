@@ -380,6 +380,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Turns a finished handler into its one response.
     fn complete(&mut self, id: Option<RequestId>, outcome: Outcome) {
         let Some(id) = id else { return };
+        // Notifications the handler sent before it returned go out before its response.
+        // It ran on this task, so all of them are already in the queue.
+        while let Ok(frame) = self.notes.try_recv() {
+            self.outbuf.extend_from_slice(&frame);
+        }
         if self.table.remove(&id).is_none() {
             return; // already answered by `abandon_all`; cannot happen while both run here
         }

@@ -1,0 +1,223 @@
+//! `hearthd` as a process: file modes, refusing unsafe folders, one daemon per socket, stale
+//! sockets, peers of another user, signals and the `shutdown` method.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use hearth_protocol::ErrorCode;
+use serde_json::json;
+
+use crate::support::{Daemon, Raw, error_code, run_to_exit};
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path).expect("stat").mode() & 0o777
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn folder_is_0700_and_socket_0600_even_under_umask_000() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let socket = tmp.path().join("run").join("hearthd.sock");
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("umask 000 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_hearthd"))
+        .arg("--socket")
+        .arg(&socket)
+        .env_remove("HEARTH_SOCKET")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped());
+    let mut d = Daemon::spawn(cmd);
+    d.wait_for_line("ready on");
+    assert_eq!(mode(socket.parent().expect("folder")), 0o700);
+    assert_eq!(mode(&socket), 0o600);
+    let mut c = Raw::connect(&socket).await;
+    let back: String = c.call(1, "echo", &"hi").await;
+    assert_eq!(back, "hi");
+}
+
+#[test]
+fn unsafe_folders_are_refused_and_left_alone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+
+    let open = tmp.path().join("open");
+    std::fs::create_dir(&open).expect("mkdir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o770)).expect("chmod");
+    std::fs::write(open.join("keep"), b"x").expect("write");
+    let socket = open.join("hearthd.sock");
+    let (status, log) = run_to_exit(Daemon::command(&socket));
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains(&open.display().to_string()), "{log}");
+    assert!(
+        log.contains("mode 770") && log.contains("chmod 700"),
+        "{log}"
+    );
+    assert!(open.join("keep").exists(), "nothing unlinked");
+    assert_eq!(mode(&open), 0o770, "permissions untouched");
+
+    let real = tmp.path().join("real");
+    std::fs::create_dir(&real).expect("mkdir");
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    let socket = link.join("hearthd.sock");
+    let (status, log) = run_to_exit(Daemon::command(&socket));
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("symbolic link"), "{log}");
+    assert!(link.exists() && real.exists());
+
+    if is_root() {
+        let theirs = tmp.path().join("theirs");
+        std::fs::create_dir(&theirs).expect("mkdir");
+        std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).expect("chown");
+        let socket = theirs.join("hearthd.sock");
+        let (status, log) = run_to_exit(Daemon::command(&socket));
+        assert_eq!(status.code(), Some(1), "{log}");
+        assert!(log.contains("owned by uid 65534"), "{log}");
+    } else {
+        eprintln!(
+            "skipping the other-owner folder case: making a folder of another user needs root"
+        );
+    }
+}
+
+#[test]
+fn a_socket_path_too_long_is_a_clear_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let socket = tmp.path().join("x".repeat(120));
+    let (status, log) = run_to_exit(Daemon::command(&socket));
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("Unix socket paths are limited to 107 bytes"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_socket_is_replaced() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("run");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let socket = dir.join("hearthd.sock");
+    // A daemon that died without cleaning up leaves a socket file nobody listens on.
+    drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind"));
+    assert!(socket.exists());
+    let d = Daemon::start(&socket);
+    let mut c = Raw::connect(&socket).await;
+    let back: u8 = c.call(1, "echo", &1u8).await;
+    assert_eq!(back, 1);
+    d.signal("TERM");
+    let (status, log) = d.wait();
+    assert!(status.success(), "{log}");
+}
+
+#[tokio::test]
+async fn a_second_daemon_is_refused_and_the_first_keeps_serving() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let socket = tmp.path().join("run").join("hearthd.sock");
+    let _first = Daemon::start(&socket);
+    let (status, log) = run_to_exit(Daemon::command(&socket));
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("already running"), "{log}");
+    let mut c = Raw::connect(&socket).await;
+    let back: u8 = c.call(1, "echo", &2u8).await;
+    assert_eq!(back, 2);
+}
+
+#[tokio::test]
+async fn sigterm_answers_in_flight_calls_and_removes_the_socket() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let socket = tmp.path().join("run").join("hearthd.sock");
+    let d = Daemon::start(&socket);
+    let mut c = Raw::connect(&socket).await;
+    for id in 0..100 {
+        c.request(id, "sleep", &json!({"ms": 200})).await;
+    }
+    // Frames are dispatched in order: once this echo is answered, every sleep is running.
+    let _: u8 = c.call(1_000, "echo", &0u8).await;
+    d.signal("TERM");
+    let mut answered = 0;
+    while let Some(msg) = c.next().await {
+        match msg {
+            hearth_protocol::Message::Response(r) => {
+                assert!(r.outcome.is_ok(), "sleep {} failed: {:?}", r.id, r.outcome);
+                answered += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(answered, 100);
+    let (status, log) = d.wait();
+    assert!(status.success(), "{log}");
+    assert!(!socket.exists(), "socket removed");
+    assert!(
+        !hearth_protocol::paths::lock_path(&socket).exists(),
+        "lock removed"
+    );
+}
+
+#[tokio::test]
+async fn the_shutdown_method_stops_the_daemon() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let socket = tmp.path().join("run").join("hearthd.sock");
+    let d = Daemon::start(&socket);
+    let mut c = Raw::connect(&socket).await;
+    let reply: serde_json::Value = c.call(1, "shutdown", &()).await;
+    assert_eq!(reply, json!({"grace_ms": 5000}));
+    // The daemon may already have closed the connection: a failed write is fine here.
+    let frame = c.request_frame(2, "echo", &1u8);
+    let _ = tokio::io::AsyncWriteExt::write_all(&mut c.stream, &frame).await;
+    match c.next_or_reset().await {
+        // The request raced the close: either refused as shutting down, or never read.
+        Some(hearth_protocol::Message::Response(r)) => {
+            assert_eq!(error_code(&r), ErrorCode::SHUTTING_DOWN);
+        }
+        None => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    let (status, log) = d.wait();
+    assert!(status.success(), "{log}");
+    assert!(!socket.exists());
+}
+
+/// A peer whose uid differs from the daemon's is closed before any byte is read. The test
+/// runs the daemon as `nobody` and connects as root, so it needs root; otherwise it says so
+/// and stops.
+#[tokio::test]
+async fn a_peer_of_another_user_is_refused() {
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        eprintln!("skipping: running hearthd as another user needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let dir = tmp.path().join("nobody");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).expect("chown");
+    let socket = dir.join("hearthd.sock");
+    let mut cmd = Daemon::command(&socket);
+    cmd.uid(65534).gid(65534);
+    let mut d = Daemon::spawn(cmd);
+    if let Ok(Some(status)) = d.child.try_wait().map(|s| s.filter(|s| !s.success())) {
+        eprintln!("skipping: hearthd cannot run as nobody here ({status})");
+        return;
+    }
+    d.wait_for_line("ready on");
+    let mut c = Raw::connect(&socket).await;
+    c.request(1, "echo", &1u8).await;
+    // Closed with our request unread: an end of stream or a reset, never an answer.
+    assert!(
+        c.next_or_reset().await.is_none(),
+        "closed without an answer"
+    );
+    d.wait_for_line("refused connection: peer is not the daemon's user");
+}

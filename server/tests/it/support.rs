@@ -1,0 +1,332 @@
+//! Test support: in-process servers on temporary sockets, a `hearthd` process that says when
+//! it is ready, and a raw connection that speaks frames byte for byte, so tests read as data.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hearth_protocol::reserved::{Fatal, Stats};
+use hearth_protocol::{
+    DEFAULT_MAX_FRAME, Encoder, ErrorCode, FrameDecoder, Message, Notification, Response,
+};
+use hearth_server::{Limits, Router, Server, ServerHandle, builtins};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::task::JoinHandle;
+
+/// How long any single wait in a test may take before the test fails instead of hanging.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A server running inside the test's runtime on a temporary socket.
+pub(crate) struct TestServer {
+    pub(crate) path: PathBuf,
+    pub(crate) handle: ServerHandle,
+    pub(crate) task: JoinHandle<Result<(), hearth_server::ServeError>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// The built-in methods with default limits.
+    pub(crate) async fn start() -> Self {
+        Self::with(builtins::router(), Limits::default()).await
+    }
+
+    pub(crate) async fn with(router: Router, limits: Limits) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The server creates its own 0700 folder inside the temporary one.
+        let path = dir.path().join("run").join("hearthd.sock");
+        let server = Server::builder()
+            .socket(&path)
+            .router(router)
+            .limits(limits)
+            .bind()
+            .await
+            .expect("bind");
+        let handle = server.handle();
+        let task = tokio::spawn(server.run());
+        Self {
+            path,
+            handle,
+            task,
+            _dir: dir,
+        }
+    }
+
+    pub(crate) async fn connect(&self) -> Raw {
+        Raw::connect(&self.path).await
+    }
+
+    /// Waits until the counters satisfy `pred` (polled on a server handle: the counters
+    /// change in other tasks and nothing signals them; bounded by PATIENCE).
+    pub(crate) async fn wait_stats(&self, what: &str, pred: impl Fn(&Stats) -> bool) -> Stats {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let stats = self.handle.stats();
+            if pred(&stats) {
+                return stats;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; stats: {stats:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// A connection that writes exactly the bytes a test gives it and decodes what comes back.
+pub(crate) struct Raw {
+    pub(crate) stream: UnixStream,
+    buf: BytesMut,
+    frames: FrameDecoder,
+    enc: Encoder,
+}
+
+impl Raw {
+    pub(crate) async fn connect(path: &Path) -> Self {
+        let stream = UnixStream::connect(path).await.expect("connect");
+        Self {
+            stream,
+            buf: BytesMut::new(),
+            frames: FrameDecoder::new(DEFAULT_MAX_FRAME),
+            enc: Encoder::default(),
+        }
+    }
+
+    pub(crate) async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    /// Sends `body` framed with its true length.
+    pub(crate) async fn send_body(&mut self, body: &[u8]) {
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(body);
+        self.send_bytes(&frame).await;
+    }
+
+    pub(crate) fn request_frame<P: Serialize + ?Sized>(
+        &self,
+        id: u64,
+        method: &str,
+        params: &P,
+    ) -> BytesMut {
+        let mut out = BytesMut::new();
+        self.enc
+            .request(&mut out, id, method, params)
+            .expect("encode");
+        out
+    }
+
+    pub(crate) async fn request<P: Serialize + ?Sized>(
+        &mut self,
+        id: u64,
+        method: &str,
+        params: &P,
+    ) {
+        let frame = self.request_frame(id, method, params);
+        self.send_bytes(&frame).await;
+    }
+
+    pub(crate) async fn cancel(&mut self, id: u64) {
+        let mut out = BytesMut::new();
+        self.enc.cancel(&mut out, id).expect("encode");
+        self.send_bytes(&out).await;
+    }
+
+    /// The next message, or `None` at a clean end of stream.
+    pub(crate) async fn next(&mut self) -> Option<Message> {
+        loop {
+            if let Some(frame) = self
+                .frames
+                .decode(&mut self.buf)
+                .expect("daemon sent a bad frame")
+            {
+                return Some(Message::decode(frame).expect("daemon sent a bad message"));
+            }
+            let n = tokio::time::timeout(PATIENCE, self.stream.read_buf(&mut self.buf))
+                .await
+                .expect("timed out waiting for the daemon")
+                .expect("read");
+            if n == 0 {
+                assert!(self.buf.is_empty(), "stream ended mid-frame");
+                return None;
+            }
+        }
+    }
+
+    /// Like [`Self::next`], but a connection reset also counts as the end.
+    pub(crate) async fn next_or_reset(&mut self) -> Option<Message> {
+        loop {
+            if let Some(frame) = self
+                .frames
+                .decode(&mut self.buf)
+                .expect("daemon sent a bad frame")
+            {
+                return Some(Message::decode(frame).expect("daemon sent a bad message"));
+            }
+            match tokio::time::timeout(PATIENCE, self.stream.read_buf(&mut self.buf))
+                .await
+                .expect("timed out waiting for the daemon")
+            {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    pub(crate) async fn response(&mut self) -> Response {
+        match self.next().await {
+            Some(Message::Response(r)) => r,
+            other => panic!("expected a response, got {other:?}"),
+        }
+    }
+
+    pub(crate) async fn notification(&mut self) -> Notification {
+        match self.next().await {
+            Some(Message::Notification(n)) => n,
+            other => panic!("expected a notification, got {other:?}"),
+        }
+    }
+
+    /// Calls and returns the typed result, panicking on an error response.
+    pub(crate) async fn call<P: Serialize + ?Sized, R: DeserializeOwned>(
+        &mut self,
+        id: u64,
+        method: &str,
+        params: &P,
+    ) -> R {
+        self.request(id, method, params).await;
+        let r = self.response().await;
+        assert_eq!(r.id, id);
+        let bytes = r.outcome.unwrap_or_else(|e| panic!("{method} failed: {e}"));
+        hearth_protocol::from_msgpack(&bytes).expect("result type")
+    }
+
+    /// Expects `$/fatal` with `code`, then the end of the stream.
+    pub(crate) async fn expect_fatal(&mut self, code: ErrorCode) -> Fatal {
+        let n = self.notification().await;
+        assert_eq!(n.method(), "$/fatal");
+        let fatal: Fatal = hearth_protocol::from_msgpack(&n.params).expect("fatal shape");
+        assert_eq!(fatal.code, code.0, "{fatal:?}");
+        assert_eq!(fatal.supported, vec![1]);
+        assert!(
+            self.next().await.is_none(),
+            "connection should close after $/fatal"
+        );
+        fatal
+    }
+}
+
+/// The error code of a response, panicking if it succeeded.
+pub(crate) fn error_code(r: &Response) -> ErrorCode {
+    match &r.outcome {
+        Err(e) => e.code,
+        Ok(v) => panic!("expected an error for id {}, got result {v:?}", r.id),
+    }
+}
+
+/// The result bytes of a response, panicking if it failed.
+pub(crate) fn result_bytes(r: Response) -> Bytes {
+    r.outcome
+        .unwrap_or_else(|e| panic!("id {} failed: {e}", r.id))
+}
+
+/// A `hearthd` process on a temporary socket.
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    /// The command for a daemon on `socket`, with logs on stderr and no inherited socket env.
+    pub(crate) fn command(socket: &Path) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearthd"));
+        cmd.arg("--socket")
+            .arg(socket)
+            .env_remove("HEARTH_SOCKET")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Spawns `cmd` and collects its stderr lines.
+    pub(crate) fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd.spawn().expect("spawn hearthd");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Starts a daemon and waits for its "ready" log line.
+    pub(crate) fn start(socket: &Path) -> Self {
+        let mut d = Self::spawn(Self::command(socket));
+        d.wait_for_line("ready on");
+        d
+    }
+
+    /// Waits for a stderr line containing `needle`; returns every line seen so far.
+    pub(crate) fn wait_for_line(&mut self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            match self.lines.recv_timeout(PATIENCE) {
+                Ok(line) => {
+                    let hit = line.contains(needle);
+                    seen.push(line);
+                    if hit {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("hearthd never logged {needle:?}; it logged: {seen:#?}"),
+            }
+        }
+    }
+
+    /// Waits for the process to exit; returns its status and remaining stderr.
+    pub(crate) fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().expect("wait");
+        // The reader thread ends at end of stream, which follows the exit.
+        let rest: Vec<String> = self.lines.iter().collect();
+        (status, rest.join("\n"))
+    }
+
+    /// Sends a signal to the daemon.
+    pub(crate) fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a `hearthd` to completion (for daemons expected to refuse to start).
+pub(crate) fn run_to_exit(cmd: Command) -> (std::process::ExitStatus, String) {
+    let d = Daemon::spawn(cmd);
+    d.wait()
+}
