@@ -142,8 +142,14 @@ impl FrameError {
 pub enum DecodeError {
     /// The body is not one well-formed MessagePack value (truncated, a reserved marker, a
     /// length that overruns the frame, or nesting deeper than allowed).
-    #[error("parse error: {0}")]
-    Parse(String),
+    #[error("parse error: {reason}")]
+    Parse {
+        /// What is wrong, for the error message.
+        reason: String,
+        /// The request id, when the body starts like a request (`[1, 0, id, ...`) whose id
+        /// could be read before the damage.
+        id: Option<RequestId>,
+    },
     /// The body is MessagePack but not a valid hearth envelope.
     #[error("invalid envelope: {reason}")]
     Invalid {
@@ -172,7 +178,7 @@ impl DecodeError {
     /// The error code this failure is reported with.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Parse(_) => ErrorCode::PARSE_ERROR,
+            Self::Parse { .. } => ErrorCode::PARSE_ERROR,
             Self::Invalid { .. } | Self::TrailingBytes { .. } => ErrorCode::INVALID_REQUEST,
             Self::UnsupportedVersion { .. } => ErrorCode::UNSUPPORTED_VERSION,
         }
@@ -181,8 +187,10 @@ impl DecodeError {
     /// The id of the request this error belongs to, when it could be read.
     pub fn request_id(&self) -> Option<RequestId> {
         match self {
-            Self::Invalid { id, .. } | Self::TrailingBytes { id, .. } => *id,
-            Self::Parse(_) | Self::UnsupportedVersion { .. } => None,
+            Self::Parse { id, .. } | Self::Invalid { id, .. } | Self::TrailingBytes { id, .. } => {
+                *id
+            }
+            Self::UnsupportedVersion { .. } => None,
         }
     }
 

@@ -124,7 +124,34 @@ pub enum Message {
 }
 
 fn parse(e: ValueError) -> DecodeError {
-    DecodeError::Parse(e.to_string())
+    DecodeError::Parse {
+        reason: e.to_string(),
+        id: None,
+    }
+}
+
+/// What the first bytes of a body that is not well formed still tell: a version we do not
+/// speak, or the id of a request, so the error can be reported the way the body intended.
+fn damaged(body: &[u8], e: ValueError) -> DecodeError {
+    let mut rd = Reader::new(body);
+    let mut id = None;
+    if let Ok(Head::Array(n)) = rd.head() {
+        match rd.head() {
+            Ok(Head::Uint(v)) if v != u64::from(crate::PROTOCOL_VERSION) => {
+                return DecodeError::UnsupportedVersion { found: v };
+            }
+            Ok(Head::Uint(_)) if n >= 3 => {
+                if let (Ok(Head::Uint(0)), Ok(Head::Uint(v))) = (rd.head(), rd.head()) {
+                    id = Some(v);
+                }
+            }
+            _ => {}
+        }
+    }
+    DecodeError::Parse {
+        reason: e.to_string(),
+        id,
+    }
 }
 
 fn invalid(reason: impl Into<String>, id: Option<RequestId>) -> DecodeError {
@@ -191,6 +218,12 @@ impl<'a> Fields<'a> {
         };
         let (mut code, mut message, mut data) = (None, None, None);
         for _ in 0..pairs {
+            // Keys that are not strings cannot be ours: skip them with their values.
+            if !matches!(self.rd.clone().head(), Ok(Head::Str(_))) {
+                self.raw()?;
+                self.raw()?;
+                continue;
+            }
             let key = self.text("an error map key")?;
             match key.as_str() {
                 "code" => match self.head()? {
@@ -250,7 +283,7 @@ impl Message {
     /// [`DecodeError::Invalid`]); and nothing may follow it (else
     /// [`DecodeError::TrailingBytes`]). Errors carry the request id whenever it could be read.
     pub fn decode_with_depth(body: Bytes, max_depth: usize) -> Result<Self, DecodeError> {
-        let end = value::skip(&body, max_depth).map_err(parse)?;
+        let end = value::skip(&body, max_depth).map_err(|e| damaged(&body, e))?;
         let mut f = Fields {
             body: &body,
             rd: Reader::new(&body[..end]),
@@ -268,13 +301,8 @@ impl Message {
 
     fn envelope(f: &mut Fields<'_>) -> Result<Self, DecodeError> {
         let len = match f.head()? {
-            Head::Array(n) if n >= 2 => n,
-            Head::Array(n) => {
-                return Err(invalid(
-                    format!("an envelope has at least 2 elements, found {n}"),
-                    None,
-                ));
-            }
+            Head::Array(n) if n >= 1 => n,
+            Head::Array(_) => return Err(invalid("a message cannot be an empty array", None)),
             other => {
                 return Err(invalid(
                     format!("a message must be an array, found {}", other.describe()),
@@ -294,6 +322,9 @@ impl Message {
                     None,
                 ));
             }
+        }
+        if len < 2 {
+            return Err(invalid("a message has at least 2 elements, found 1", None));
         }
         let kind = match f.head()? {
             Head::Uint(k) if k == Kind::Request as u64 => Kind::Request,

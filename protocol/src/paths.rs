@@ -1,5 +1,5 @@
 //! Where the daemon's socket lives by default, as a pure function of the environment, so the
-//! daemon and every client agree. The rule: `$HEARTH_SOCKET` if set, else
+//! daemon and every client agree. The rule: `$HEARTH_SOCKET` if set and not empty, else
 //! `$XDG_RUNTIME_DIR/hearth/hearthd.sock` if `XDG_RUNTIME_DIR` is set and absolute, else
 //! `/tmp/hearth-<uid>/hearthd.sock`. A `--socket` flag, where a program has one, wins over all.
 

@@ -88,7 +88,8 @@ pub struct Stats {
     /// Connections refused (wrong user, over the limit).
     #[serde(default)]
     pub connections_refused: u64,
-    /// Requests being served now, over all connections.
+    /// Requests being served now, over all connections, not counting the `$/stats` request
+    /// that asks.
     pub in_flight: u64,
     /// Requests received since start.
     pub requests_total: u64,

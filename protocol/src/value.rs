@@ -220,6 +220,10 @@ impl<'a> Reader<'a> {
                 Head::Map(n) => 2 * u64::from(n),
                 _ => continue,
             };
+            // A container is a level even when empty.
+            if depth >= limit {
+                return Err(ValueError::TooDeep(limit));
+            }
             if children == 0 {
                 continue;
             }
@@ -231,9 +235,6 @@ impl<'a> Reader<'a> {
                     declared: children,
                     left,
                 });
-            }
-            if depth >= limit {
-                return Err(ValueError::TooDeep(limit));
             }
             pending[depth] = values_left;
             depth += 1;
@@ -316,8 +317,10 @@ mod tests {
         assert_eq!(skip(&ok, 64), Ok(65));
         let too_deep = [vec![0x91u8; 65], vec![0xc0]].concat();
         assert_eq!(skip(&too_deep, 64), Err(ValueError::TooDeep(64)));
-        // Maps count as a level too, and empty containers do not descend.
-        assert_eq!(skip(&[0x81, 0x90, 0x80], 1), Ok(3));
+        // Maps count as a level too, and so do empty containers.
+        assert_eq!(skip(&[0x81, 0x90, 0x80], 2), Ok(3));
+        assert_eq!(skip(&[0x81, 0x90, 0x80], 1), Err(ValueError::TooDeep(1)));
+        assert_eq!(skip(&[0x90], 0), Err(ValueError::TooDeep(0)));
     }
 
     #[test]

@@ -106,6 +106,10 @@ pub(crate) struct Connection<S> {
     table: HashMap<RequestId, CancellationToken>,
     notes: mpsc::Receiver<Bytes>,
     notifier: Notifier,
+    /// Per-connection children of the daemon's shutdown tokens: waiting on them touches only
+    /// this connection's token state, never a lock shared with other connections.
+    drain: CancellationToken,
+    hard: CancellationToken,
     draining: bool,
     closing: Option<End>,
     requests: u64,
@@ -127,6 +131,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             table: HashMap::new(),
             notes,
             notifier: Notifier { tx, encoder },
+            drain: shared.drain.child_token(),
+            hard: shared.hard.child_token(),
             draining: false,
             closing: None,
             requests: 0,
@@ -137,10 +143,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Serves the connection until the peer leaves, a protocol error closes it, or shutdown
     /// has answered everything.
     pub(crate) async fn run(mut self) -> (End, u64) {
-        // Per-connection children of the daemon's tokens: waiting on them touches only this
-        // connection's token state, never a lock shared with other connections.
-        let drain = self.shared.drain.child_token();
-        let hard = self.shared.hard.child_token();
+        let (drain, hard) = (self.drain.clone(), self.hard.clone());
         let mut drain_wait = std::pin::pin!(drain.cancelled());
         let mut hard_wait = std::pin::pin!(hard.cancelled());
         let mut hard_done = false;
@@ -306,7 +309,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let id = req.id;
         let entry = self.shared.router.get(req.method());
         self.shared.counters.request(entry.map(|e| e.index));
-        if self.draining {
+        // The flag is set from `run`, between polls; a shutdown that began during this poll
+        // (the `shutdown` method finishing just now) shows only on the token.
+        if self.draining || self.drain.is_cancelled() {
+            self.draining = true;
             return self.send_error(
                 id,
                 &ErrorObject::new(ErrorCode::SHUTTING_DOWN, "the daemon is shutting down"),

@@ -113,10 +113,22 @@ fn malformed_bodies_are_classified() {
         ),
         ("truncated array", "95 01 00", ErrorCode::PARSE_ERROR, None),
         (
+            "truncated request after its id",
+            "95 01 00 2a a4 65",
+            ErrorCode::PARSE_ERROR,
+            Some(42),
+        ),
+        (
+            "too deep request",
+            &format!("95 01 00 09 a1 6d {}c0", "91 ".repeat(70)),
+            ErrorCode::PARSE_ERROR,
+            Some(9),
+        ),
+        (
             "str overruns frame",
             "95 01 00 07 db ff ff ff ff 61",
             ErrorCode::PARSE_ERROR,
-            None,
+            Some(7),
         ),
         (
             "array claims 4 billion items",
@@ -500,5 +512,23 @@ fn documented_id_encodings_are_accepted() {
             matches!(decode_hex(&format!("93 01 03 {id}")), Ok(Message::Cancel(c)) if c.id == 7),
             "{id}"
         );
+    }
+}
+
+#[test]
+fn the_version_is_checked_before_anything_else() {
+    for body in ["92 02 00", "91 02", "95 03 00 07 db ff ff ff ff"] {
+        let e = decode_hex(body).expect_err(body);
+        assert!(e.is_fatal(), "{body}: {e}");
+    }
+}
+
+#[test]
+fn error_map_keys_that_are_not_strings_are_ignored() {
+    // {1: true, "code": 1, "message": "x"}
+    let body = "95 01 01 07 83 01 c3 a4 63 6f 64 65 01 a7 6d 65 73 73 61 67 65 a1 78 c0";
+    match decode_hex(body) {
+        Ok(Message::Response(r)) => assert_eq!(r.outcome.expect_err("error").message, "x"),
+        other => panic!("{other:?}"),
     }
 }
