@@ -290,7 +290,7 @@ fn admit(
             tracing::warn!(
                 conn = id,
                 peer_uid = cred.uid(),
-                peer_pid = ?cred.pid(),
+                peer_pid = cred.pid().unwrap_or(0),
                 "refused connection: peer is not the daemon's user"
             );
             return;
@@ -327,8 +327,10 @@ fn admit(
     };
     counters.connections.fetch_add(1, Relaxed);
     counters.connections_total.fetch_add(1, Relaxed);
-    let pid = stream.peer_cred().ok().and_then(|c| c.pid());
-    tracing::info!(conn = id, peer_pid = ?pid, "connection opened");
+    match stream.peer_cred().ok().and_then(|c| c.pid()) {
+        Some(pid) => tracing::info!(conn = id, peer_pid = pid, "connection opened"),
+        None => tracing::info!(conn = id, "connection opened"),
+    }
     let shared = shared.clone();
     tracker.spawn(async move {
         let (end, requests) = Connection::new(stream, shared.clone(), id).run().await;
