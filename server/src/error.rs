@@ -49,6 +49,23 @@ pub enum StartError {
         /// The path.
         path: PathBuf,
     },
+    /// A TCP address that is not loopback, without the explicit override.
+    #[error(
+        "refusing to listen on {addr}: not a loopback address, so the daemon would be reachable from the network with no authentication; use 127.0.0.1 or ::1"
+    )]
+    NonLoopback {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+    },
+    /// Listening on TCP failed.
+    #[error("cannot listen on tcp:{addr}: {source}")]
+    Tcp {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A system call failed.
     #[error("{what} {path}: {source}")]
     Io {

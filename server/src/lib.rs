@@ -36,6 +36,6 @@ pub use config::{Limits, ServerInfo};
 pub use context::{NotificationContext, Notifier, RequestContext};
 pub use error::{MethodError, NotifyError, ServeError, StartError};
 pub use router::Router;
-pub use server::{Server, ServerBuilder, ServerHandle, default_socket_path};
+pub use server::{Server, ServerBuilder, ServerHandle, Service, default_socket_path};
 
 pub use hearth_protocol as protocol;

@@ -188,10 +188,6 @@ impl Router {
         self.notifications.get(name).map(|b| b.as_ref())
     }
 
-    pub(crate) fn method_count(&self) -> usize {
-        self.methods.len()
-    }
-
     /// Method names by counter index.
     pub(crate) fn names_by_index(&self) -> Vec<String> {
         let mut names = vec![String::new(); self.methods.len()];

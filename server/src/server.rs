@@ -12,6 +12,7 @@
 //! then what still runs is answered -32003; output gets `flush_timeout` to drain; last, the
 //! lock file is removed.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -20,7 +21,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use hearth_protocol::reserved::{self, Fatal, HelloParams, HelloResult, Stats};
 use hearth_protocol::{Encoder, ErrorCode, PROTOCOL_VERSION};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -51,6 +53,8 @@ pub(crate) struct Shared {
 #[derive(Debug, Default)]
 pub struct ServerBuilder {
     socket: Option<PathBuf>,
+    tcp: Option<SocketAddr>,
+    allow_non_loopback: bool,
     router: Router,
     limits: Limits,
     info: ServerInfo,
@@ -85,24 +89,30 @@ impl ServerBuilder {
         self
     }
 
-    /// Makes the socket's folder safe, takes the lock, replaces a stale socket and listens.
-    /// Must be called inside a tokio runtime.
-    pub async fn bind(self) -> Result<Server, StartError> {
-        let path = self.socket.unwrap_or_else(default_socket_path);
-        let (std_listener, files) = socket::bind(&path)?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|source| StartError::Io {
-                what: "cannot configure",
-                path: path.clone(),
-                source,
-            })?;
-        let listener = UnixListener::from_std(std_listener).map_err(|source| StartError::Io {
-            what: "cannot listen on",
-            path: path.clone(),
-            source,
-        })?;
+    /// Also listens on this TCP address (for comparisons and bridges; off by default).
+    /// TCP has no peer credentials, so any local user can connect to it: only loopback
+    /// addresses are accepted unless [`allow_non_loopback_tcp`](Self::allow_non_loopback_tcp).
+    pub fn listen_tcp(mut self, addr: SocketAddr) -> Self {
+        self.tcp = Some(addr);
+        self
+    }
 
+    /// Accepts a non-loopback TCP address in [`listen_tcp`](Self::listen_tcp). This exposes
+    /// the daemon to the network with no authentication.
+    pub fn allow_non_loopback_tcp(mut self, allow: bool) -> Self {
+        self.allow_non_loopback = allow;
+        self
+    }
+
+    /// Builds the request-serving part alone, with no socket: a [`Service`] serves any byte
+    /// stream it is given (an in-memory duplex in tests and fuzzing, say).
+    pub fn service(self) -> Service {
+        Service {
+            shared: self.into_shared(),
+        }
+    }
+
+    fn into_shared(self) -> Arc<Shared> {
         let router = self
             .router
             .method(
@@ -126,8 +136,7 @@ impl ServerBuilder {
         let mut methods: Vec<String> = router.methods().map(str::to_owned).collect();
         methods.sort();
         let counters = Counters::new(router.names_by_index());
-        debug_assert_eq!(router.method_count(), methods.len());
-        let shared = Arc::new(Shared {
+        Arc::new(Shared {
             router,
             limits: self.limits.sanitized(),
             info: self.info,
@@ -136,11 +145,44 @@ impl ServerBuilder {
             hard: CancellationToken::new(),
             methods,
             uid: socket::current_uid(),
-        });
+        })
+    }
+
+    /// Makes the socket's folder safe, takes the lock, replaces a stale socket and listens
+    /// (and on TCP, if asked). Must be called inside a tokio runtime.
+    pub async fn bind(mut self) -> Result<Server, StartError> {
+        let tcp = match self.tcp.take() {
+            Some(addr) if !addr.ip().is_loopback() && !self.allow_non_loopback => {
+                return Err(StartError::NonLoopback { addr });
+            }
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Tcp { addr, source })?;
+                Some(listener)
+            }
+            None => None,
+        };
+        let path = self.socket.take().unwrap_or_else(default_socket_path);
+        let (std_listener, files) = socket::bind(&path)?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|source| StartError::Io {
+                what: "cannot configure",
+                path: path.clone(),
+                source,
+            })?;
+        let listener = UnixListener::from_std(std_listener).map_err(|source| StartError::Io {
+            what: "cannot listen on",
+            path: path.clone(),
+            source,
+        })?;
+
         Ok(Server {
             listener,
+            tcp,
             files,
-            shared,
+            shared: self.into_shared(),
         })
     }
 }
@@ -159,6 +201,7 @@ pub fn default_socket_path() -> PathBuf {
 /// Dropping it without running removes the socket and lock file.
 pub struct Server {
     listener: UnixListener,
+    tcp: Option<TcpListener>,
     files: SocketFiles,
     shared: Arc<Shared>,
 }
@@ -187,11 +230,17 @@ impl Server {
         self.files.socket()
     }
 
+    /// The TCP address it also listens on, if any (with the real port when 0 was asked).
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Accepts and serves connections until shutdown is requested through a
     /// [`ServerHandle`], then drains (see the module docs) and removes the socket and lock.
     pub async fn run(self) -> Result<(), ServeError> {
         let Self {
             listener,
+            tcp,
             mut files,
             shared,
         } = self;
@@ -199,17 +248,37 @@ impl Server {
         let slots = Arc::new(Semaphore::new(shared.limits.max_connections));
         let mut next_id = 0u64;
         tracing::info!(socket = %files.socket().display(), "listening");
+        if let Some(addr) = tcp.as_ref().and_then(|l| l.local_addr().ok()) {
+            tracing::warn!(%addr, "also listening on TCP: any local user can connect there");
+        }
+        let accept_tcp = || async {
+            match &tcp {
+                Some(l) => l.accept().await.map(|(s, _)| s),
+                None => std::future::pending().await,
+            }
+        };
 
         let result = loop {
             let accepted = tokio::select! {
                 biased;
                 () = shared.drain.cancelled() => break Ok(()),
-                accepted = listener.accept() => accepted,
+                accepted = listener.accept() => accepted.map(|(s, _)| Accepted::Unix(s)),
+                accepted = accept_tcp() => accepted.map(Accepted::Tcp),
             };
             match accepted {
-                Ok((stream, _)) => {
+                Ok(stream) => {
                     next_id += 1;
-                    admit(stream, next_id, &shared, &slots, &tracker);
+                    match stream {
+                        Accepted::Unix(s) => {
+                            if peer_is_us(&s, next_id, &shared) {
+                                admit(s, next_id, &shared, &slots, &tracker);
+                            }
+                        }
+                        Accepted::Tcp(s) => {
+                            let _ = s.set_nodelay(true);
+                            admit(s, next_id, &shared, &slots, &tracker);
+                        }
+                    }
                 }
                 Err(e) if is_transient(&e) => {
                     // Out of file descriptors or memory: retrying at once would spin.
@@ -228,6 +297,7 @@ impl Server {
         };
 
         drop(listener);
+        drop(tcp);
         files.remove_socket();
         shared.drain.cancel();
         tracker.close();
@@ -274,17 +344,41 @@ fn is_transient(e: &std::io::Error) -> bool {
     )
 }
 
-/// Checks a new connection's peer and the connection limit, then serves it.
-fn admit(
-    stream: UnixStream,
-    id: u64,
-    shared: &Arc<Shared>,
-    slots: &Arc<Semaphore>,
-    tracker: &TaskTracker,
-) {
+/// A freshly accepted connection.
+enum Accepted {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+/// A stream the accept loop can serve, and refuse with one non-blocking write.
+trait Peer: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    fn try_write_now(&self, bytes: &[u8]);
+    fn pid(&self) -> Option<i32>;
+}
+
+impl Peer for UnixStream {
+    fn try_write_now(&self, bytes: &[u8]) {
+        let _ = self.try_write(bytes);
+    }
+    fn pid(&self) -> Option<i32> {
+        self.peer_cred().ok().and_then(|c| c.pid())
+    }
+}
+
+impl Peer for TcpStream {
+    fn try_write_now(&self, bytes: &[u8]) {
+        let _ = self.try_write(bytes);
+    }
+    fn pid(&self) -> Option<i32> {
+        None
+    }
+}
+
+/// Whether a Unix-socket peer runs as the daemon's user (SO_PEERCRED); logs a refusal.
+fn peer_is_us(stream: &UnixStream, id: u64, shared: &Shared) -> bool {
     let counters = &shared.counters;
     match stream.peer_cred() {
-        Ok(cred) if cred.uid() == shared.uid => {}
+        Ok(cred) if cred.uid() == shared.uid => true,
         Ok(cred) => {
             counters.connections_refused.fetch_add(1, Relaxed);
             tracing::warn!(
@@ -293,7 +387,7 @@ fn admit(
                 peer_pid = cred.pid().unwrap_or(0),
                 "refused connection: peer is not the daemon's user"
             );
-            return;
+            false
         }
         Err(e) => {
             counters.connections_refused.fetch_add(1, Relaxed);
@@ -301,9 +395,20 @@ fn admit(
                 conn = id,
                 "refused connection: cannot read peer credentials: {e}"
             );
-            return;
+            false
         }
     }
+}
+
+/// Checks the connection limit, then serves the connection.
+fn admit<S: Peer>(
+    stream: S,
+    id: u64,
+    shared: &Arc<Shared>,
+    slots: &Arc<Semaphore>,
+    tracker: &TaskTracker,
+) {
+    let counters = &shared.counters;
     let Ok(slot) = slots.clone().try_acquire_owned() else {
         counters.connections_refused.fetch_add(1, Relaxed);
         counters.error(ErrorCode::SERVER_BUSY);
@@ -321,26 +426,60 @@ fn admit(
             .notification(&mut frame, reserved::FATAL, &fatal)
             .is_ok()
         {
-            let _ = stream.try_write(&frame);
+            stream.try_write_now(&frame);
         }
         return;
     };
-    counters.connections.fetch_add(1, Relaxed);
-    counters.connections_total.fetch_add(1, Relaxed);
-    match stream.peer_cred().ok().and_then(|c| c.pid()) {
+    match stream.pid() {
         Some(pid) => tracing::info!(conn = id, peer_pid = pid, "connection opened"),
         None => tracing::info!(conn = id, "connection opened"),
     }
     let shared = shared.clone();
     tracker.spawn(async move {
-        let (end, requests) = Connection::new(stream, shared.clone(), id).run().await;
-        match &end {
-            End::Fatal(_) | End::Io(_) => tracing::warn!(conn = id, requests, "connection {end}"),
-            _ => tracing::info!(conn = id, requests, "connection {end}"),
-        }
-        shared.counters.connections.fetch_sub(1, Relaxed);
+        serve(stream, id, &shared).await;
         drop(slot);
     });
+}
+
+/// Serves one connection to its end, keeping the connection counters and logging the end.
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, id: u64, shared: &Arc<Shared>) {
+    shared.counters.connections.fetch_add(1, Relaxed);
+    shared.counters.connections_total.fetch_add(1, Relaxed);
+    let (end, requests) = Connection::new(stream, shared.clone(), id).run().await;
+    match &end {
+        End::Fatal(_) | End::Io(_) => tracing::warn!(conn = id, requests, "connection {end}"),
+        _ => tracing::info!(conn = id, requests, "connection {end}"),
+    }
+    shared.counters.connections.fetch_sub(1, Relaxed);
+}
+
+/// The request-serving part of a daemon without a socket of its own: it serves whatever
+/// byte streams it is handed, with the same router, limits and counters. Build one with
+/// [`ServerBuilder::service`].
+#[derive(Clone)]
+pub struct Service {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// A handle to its counters and shutdown.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle::new(self.shared.clone())
+    }
+
+    /// Serves one connection over `stream` until the peer closes it, a protocol error ends
+    /// it, or shutdown drains it. No peer check and no connection limit apply here.
+    pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S) {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 32);
+        let id = NEXT.fetch_add(1, Relaxed);
+        serve(stream, id, &self.shared).await;
+    }
 }
 
 /// A cheap, cloneable handle on a running server.

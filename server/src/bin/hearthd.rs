@@ -35,6 +35,16 @@ struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_frame)]
     max_frame: usize,
 
+    /// Also listen on TCP, e.g. tcp:127.0.0.1:7070 (loopback only; for comparisons — TCP has
+    /// no owner check, so any local user can connect)
+    #[arg(long, value_name = "tcp:ADDR:PORT", value_parser = parse_listen)]
+    listen: Option<std::net::SocketAddr>,
+
+    /// Allow --listen on a non-loopback address: exposes the daemon to the network with no
+    /// authentication
+    #[arg(long, requires = "listen")]
+    allow_non_loopback: bool,
+
     /// How long running requests may finish after shutdown begins, in milliseconds
     #[arg(long, value_name = "MS", default_value_t = Limits::default().grace.as_millis() as u64)]
     grace_ms: u64,
@@ -57,6 +67,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    let addr = s
+        .strip_prefix("tcp:")
+        .ok_or_else(|| format!("expected tcp:ADDR:PORT, e.g. tcp:127.0.0.1:7070, got {s:?}"))?;
+    addr.parse()
+        .map_err(|e| format!("{addr:?} is not an address and port: {e}"))
 }
 
 fn init_logging(verbose: u8) {
@@ -95,13 +113,26 @@ fn run(args: Args) -> anyhow::Result<()> {
         if let Some(path) = args.socket {
             builder = builder.socket(path);
         }
+        if let Some(addr) = args.listen {
+            builder = builder
+                .listen_tcp(addr)
+                .allow_non_loopback_tcp(args.allow_non_loopback);
+        }
         let server = builder.bind().await?;
-        tracing::info!(
-            pid = std::process::id(),
-            "hearthd {} ready on {}",
-            env!("CARGO_PKG_VERSION"),
-            server.socket_path().display()
-        );
+        match server.tcp_addr() {
+            Some(tcp) => tracing::info!(
+                pid = std::process::id(),
+                "hearthd {} ready on {} and tcp:{tcp}",
+                env!("CARGO_PKG_VERSION"),
+                server.socket_path().display()
+            ),
+            None => tracing::info!(
+                pid = std::process::id(),
+                "hearthd {} ready on {}",
+                env!("CARGO_PKG_VERSION"),
+                server.socket_path().display()
+            ),
+        }
         let handle = server.handle();
         let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;

@@ -223,3 +223,33 @@ async fn a_peer_of_another_user_is_refused() {
     );
     d.wait_for_line("refused connection: peer is not the daemon's user");
 }
+
+#[tokio::test]
+async fn tcp_is_opt_in_and_loopback_only() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let socket = tmp.path().join("run").join("hearthd.sock");
+    let mut cmd = Daemon::command(&socket);
+    cmd.arg("--listen").arg("tcp:0.0.0.0:0");
+    let (status, log) = run_to_exit(cmd);
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("not a loopback address"), "{log}");
+    assert!(!socket.exists(), "refused before binding anything");
+
+    let mut cmd = Daemon::command(&socket);
+    cmd.arg("--listen").arg("tcp:127.0.0.1:0");
+    let mut d = Daemon::spawn(cmd);
+    let ready = d.wait_for_line("ready on").pop().expect("a line");
+    // "... ready on /path and tcp:127.0.0.1:PORT pid=N"
+    let addr = ready
+        .rsplit("tcp:")
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("tcp address")
+        .to_owned();
+    let stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect tcp");
+    let mut c = Raw::from_stream(stream);
+    let back: String = c.call(1, "echo", &"over tcp").await;
+    assert_eq!(back, "over tcp");
+}

@@ -132,3 +132,45 @@ async fn past_the_grace_period_requests_are_answered_shutting_down() {
     server.task.await.expect("join").expect("run");
     assert_eq!(server.handle.stats().in_flight, 0);
 }
+
+#[tokio::test]
+async fn a_service_serves_any_byte_stream() {
+    let service = hearth_server::Server::builder()
+        .router(builtins::router())
+        .service();
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    let served = tokio::spawn({
+        let service = service.clone();
+        async move { service.serve(theirs).await }
+    });
+    let mut enc = bytes::BytesMut::new();
+    hearth_protocol::Encoder::default()
+        .request(&mut enc, 1, "echo", &"duplex")
+        .expect("encode");
+    let (mut rd, mut wr) = tokio::io::split(ours);
+    tokio::io::AsyncWriteExt::write_all(&mut wr, &enc)
+        .await
+        .expect("write");
+    let mut buf = bytes::BytesMut::new();
+    let mut frames = hearth_protocol::FrameDecoder::new(1 << 20);
+    let frame = loop {
+        if let Some(f) = frames.decode(&mut buf).expect("frame") {
+            break f;
+        }
+        let n = tokio::io::AsyncReadExt::read_buf(&mut rd, &mut buf)
+            .await
+            .expect("read");
+        assert_ne!(n, 0, "closed early");
+    };
+    match hearth_protocol::Message::decode(frame).expect("message") {
+        hearth_protocol::Message::Response(r) => {
+            let s: String = hearth_protocol::from_msgpack(&result_bytes(r)).expect("str");
+            assert_eq!(s, "duplex");
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(wr);
+    drop(rd);
+    served.await.expect("served");
+    assert_eq!(service.handle().stats().connections_total, 1);
+}

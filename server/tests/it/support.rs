@@ -15,7 +15,7 @@ use hearth_protocol::{
 use hearth_server::{Limits, Router, Server, ServerHandle, builtins};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::task::JoinHandle;
 
@@ -80,8 +80,12 @@ impl TestServer {
 }
 
 /// A connection that writes exactly the bytes a test gives it and decodes what comes back.
+/// Any stream a test connects with.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
 pub(crate) struct Raw {
-    pub(crate) stream: UnixStream,
+    pub(crate) stream: Box<dyn Stream>,
     buf: BytesMut,
     frames: FrameDecoder,
     enc: Encoder,
@@ -89,9 +93,12 @@ pub(crate) struct Raw {
 
 impl Raw {
     pub(crate) async fn connect(path: &Path) -> Self {
-        let stream = UnixStream::connect(path).await.expect("connect");
+        Self::from_stream(UnixStream::connect(path).await.expect("connect"))
+    }
+
+    pub(crate) fn from_stream(stream: impl Stream + 'static) -> Self {
         Self {
-            stream,
+            stream: Box::new(stream),
             buf: BytesMut::new(),
             frames: FrameDecoder::new(DEFAULT_MAX_FRAME),
             enc: Encoder::default(),
