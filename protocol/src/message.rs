@@ -130,24 +130,20 @@ fn parse(e: ValueError) -> DecodeError {
     }
 }
 
-/// What the first bytes of a body that is not well formed still tell: a version we do not
-/// speak, or the id of a request, so the error can be reported the way the body intended.
+/// The id of a request whose body is damaged after its id (`[1, 0, id, ...`), so the parse
+/// error can be answered to it. MessagePack framing is the same in every version, so a body
+/// that is not well formed is garbage whatever version it claims: no version check here.
 fn damaged(body: &[u8], e: ValueError) -> DecodeError {
     let mut rd = Reader::new(body);
-    let mut id = None;
-    if let Ok(Head::Array(n)) = rd.head() {
-        match rd.head() {
-            Ok(Head::Uint(v)) if v != u64::from(crate::PROTOCOL_VERSION) => {
-                return DecodeError::UnsupportedVersion { found: v };
-            }
-            Ok(Head::Uint(_)) if n >= 3 => {
-                if let (Ok(Head::Uint(0)), Ok(Head::Uint(v))) = (rd.head(), rd.head()) {
-                    id = Some(v);
-                }
-            }
-            _ => {}
+    let version = u64::from(crate::PROTOCOL_VERSION);
+    let id = match (rd.head(), rd.head(), rd.head(), rd.head()) {
+        (Ok(Head::Array(n)), Ok(Head::Uint(v)), Ok(Head::Uint(0)), Ok(Head::Uint(id)))
+            if n >= 3 && v == version =>
+        {
+            Some(id)
         }
-    }
+        _ => None,
+    };
     DecodeError::Parse {
         reason: e.to_string(),
         id,

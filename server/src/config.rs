@@ -27,6 +27,19 @@ pub struct Limits {
     /// Notifications from handlers waiting to be written on one connection; senders wait when
     /// it is full. Default 256.
     pub notification_queue: usize,
+    /// How long a frame may take from its first byte to its last. A peer that sends part of
+    /// a frame and stalls gets `$/fatal` (-32008) when it runs out. Default 10 s.
+    pub frame_timeout: Duration,
+    /// How long output may wait for a peer that reads nothing before the connection is
+    /// dropped (its requests are cancelled). Default 30 s.
+    pub write_timeout: Duration,
+    /// Protocol errors (bad bodies, duplicate ids) a connection may cause per minute before
+    /// it gets `$/fatal` (-32007). Default 100.
+    pub max_errors_per_minute: u32,
+    /// Cancels for ids that are not in flight a connection may send per minute before it
+    /// gets `$/fatal` (-32007). Some are normal (a cancel racing its response). Default
+    /// 100,000.
+    pub max_unknown_cancels_per_minute: u32,
     /// How long in-flight requests may run after shutdown begins before they are answered
     /// -32003. Default 5 s.
     pub grace: Duration,
@@ -44,6 +57,10 @@ impl Default for Limits {
             max_depth: DEFAULT_MAX_DEPTH,
             max_outbound_bytes: 4 * 1024 * 1024,
             notification_queue: 256,
+            frame_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+            max_errors_per_minute: 100,
+            max_unknown_cancels_per_minute: 100_000,
             grace: Duration::from_secs(5),
             flush_timeout: Duration::from_secs(1),
         }

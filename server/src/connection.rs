@@ -35,8 +35,10 @@ use hearth_protocol::{
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::{Budget, Timer};
 use crate::context::{NotificationContext, Notifier, RequestContext};
 use crate::router::{HandlerFuture, Reply};
 use crate::server::{ServerHandle, Shared};
@@ -69,6 +71,8 @@ pub(crate) enum End {
     Fatal(String),
     /// Shutdown: every request answered.
     Drained,
+    /// The peer read none of our output for `write_timeout`.
+    Stalled(std::time::Duration),
     /// Reading or writing failed.
     Io(std::io::Error),
 }
@@ -87,6 +91,7 @@ impl std::fmt::Display for End {
             Self::PeerClosedMidFrame => write!(f, "closed by peer in the middle of a frame"),
             Self::Fatal(why) => write!(f, "closed after a protocol error: {why}"),
             Self::Drained => write!(f, "closed for shutdown"),
+            Self::Stalled(t) => write!(f, "dropped: the peer read nothing for {t:?}"),
             Self::Io(e) => write!(f, "closed after an I/O error: {e}"),
         }
     }
@@ -113,6 +118,14 @@ pub(crate) struct Connection<S> {
     draining: bool,
     closing: Option<End>,
     requests: u64,
+    errors: Budget,
+    unknown_cancels: Budget,
+    /// When the partial frame in `inbuf` was first seen waiting for more bytes.
+    partial_since: Option<Instant>,
+    frame_timer: Timer,
+    /// When output first waited for a peer that took none of it.
+    stalled_since: Option<Instant>,
+    stall_timer: Timer,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -136,6 +149,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             draining: false,
             closing: None,
             requests: 0,
+            errors: Budget::per_minute(limits.max_errors_per_minute),
+            unknown_cancels: Budget::per_minute(limits.max_unknown_cancels_per_minute),
+            partial_since: None,
+            frame_timer: Timer::default(),
+            stalled_since: None,
+            stall_timer: Timer::default(),
             shared,
         }
     }
@@ -208,6 +227,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     }
                     Poll::Ready(Ok(n)) => {
                         self.outbuf.advance(n);
+                        self.stalled_since = None;
                         progress = true;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(End::Io(e)),
@@ -229,6 +249,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             {
                 match self.frames.decode(&mut self.inbuf) {
                     Ok(Some(frame)) => {
+                        self.partial_since = None;
                         self.dispatch(frame);
                         progress = true;
                     }
@@ -259,6 +280,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
 
             if !progress {
+                // Nothing to do until something arrives: make sure that wait is bounded.
+                let limits = &self.shared.limits;
+                if self.closing.is_none() && !self.frames.is_idle(&self.inbuf) {
+                    let since = *self.partial_since.get_or_insert_with(Instant::now);
+                    let (timeout, timer) = (limits.frame_timeout, &mut self.frame_timer);
+                    if timer.poll_at(since + timeout, cx).is_ready() {
+                        let msg =
+                            format!("a frame was started but not finished within {timeout:?}");
+                        self.fatal(ErrorCode::FRAME_TIMEOUT, msg);
+                        continue;
+                    }
+                }
+                if !self.outbuf.is_empty() {
+                    let since = *self.stalled_since.get_or_insert_with(Instant::now);
+                    let timeout = limits.write_timeout;
+                    if self.stall_timer.poll_at(since + timeout, cx).is_ready() {
+                        return Poll::Ready(End::Stalled(timeout));
+                    }
+                }
                 return Poll::Pending;
             }
         }
@@ -271,12 +311,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         match Message::decode_with_depth(frame, self.shared.limits.max_depth) {
             Ok(Message::Request(req)) => self.start_request(req),
             Ok(Message::Notification(n)) => self.start_notification(n),
-            Ok(Message::Cancel(c)) => {
-                // Unknown ids are ignored: the request may have just finished.
-                if let Some(token) = self.table.get(&c.id) {
-                    token.cancel();
+            Ok(Message::Cancel(c)) => match self.table.get(&c.id) {
+                Some(token) => token.cancel(),
+                // Unknown ids are ignored (the request may have just finished), up to a point.
+                None => {
+                    if !self.unknown_cancels.spend() {
+                        let limit = self.shared.limits.max_unknown_cancels_per_minute;
+                        let msg = format!("more than {limit} cancels for unknown ids in a minute");
+                        self.fatal(ErrorCode::TOO_MANY_ERRORS, msg);
+                    }
                 }
-            }
+            },
             Ok(Message::Response(r)) => {
                 tracing::debug!(
                     conn = self.id,
@@ -286,6 +331,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             Err(e) if e.is_fatal() => self.fatal(e.code(), e.to_string()),
             Err(e) => {
+                if !self.spend_error() {
+                    return;
+                }
                 let error = e.to_error_object();
                 match e.request_id() {
                     Some(id) => self.send_error(id, &error),
@@ -319,6 +367,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             );
         }
         if self.table.contains_key(&id) {
+            if !self.spend_error() {
+                return;
+            }
             let msg = format!("request id {id} is already in flight on this connection");
             return self.send_error(id, &ErrorObject::new(ErrorCode::INVALID_REQUEST, msg));
         }
@@ -439,6 +490,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 tracing::warn!(conn = self.id, id, "cannot encode an error response");
             }
         }
+    }
+
+    /// Counts a protocol error against the budget; past it, closes the connection.
+    fn spend_error(&mut self) -> bool {
+        if self.errors.spend() {
+            return true;
+        }
+        let limit = self.shared.limits.max_errors_per_minute;
+        self.fatal(
+            ErrorCode::TOO_MANY_ERRORS,
+            format!("more than {limit} protocol errors in a minute"),
+        );
+        false
     }
 
     /// Sends `$/fatal` and stops reading; the connection closes once output is flushed.

@@ -22,6 +22,7 @@
 //!
 //! [`run`]: Server::run
 
+mod budget;
 pub mod builtins;
 mod config;
 mod connection;

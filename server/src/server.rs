@@ -447,7 +447,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, id: u64, shared: &A
     shared.counters.connections_total.fetch_add(1, Relaxed);
     let (end, requests) = Connection::new(stream, shared.clone(), id).run().await;
     match &end {
-        End::Fatal(_) | End::Io(_) => tracing::warn!(conn = id, requests, "connection {end}"),
+        End::Fatal(_) | End::Io(_) | End::Stalled(_) => {
+            tracing::warn!(conn = id, requests, "connection {end}")
+        }
         _ => tracing::info!(conn = id, requests, "connection {end}"),
     }
     shared.counters.connections.fetch_sub(1, Relaxed);

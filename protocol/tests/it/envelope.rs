@@ -516,8 +516,8 @@ fn documented_id_encodings_are_accepted() {
 }
 
 #[test]
-fn the_version_is_checked_before_anything_else() {
-    for body in ["92 02 00", "91 02", "95 03 00 07 db ff ff ff ff"] {
+fn the_version_is_checked_before_the_envelope_shape() {
+    for body in ["92 02 00", "91 02", "93 03 09 07"] {
         let e = decode_hex(body).expect_err(body);
         assert!(e.is_fatal(), "{body}: {e}");
     }
@@ -531,4 +531,14 @@ fn error_map_keys_that_are_not_strings_are_ignored() {
         Ok(Message::Response(r)) => assert_eq!(r.outcome.expect_err("error").message, "x"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_damaged_body_is_a_parse_error_whatever_version_it_claims() {
+    // An array32 claiming four billion elements whose first byte reads as "version 0".
+    let e = decode_hex("dd ff ff ff ff 00").expect_err("damaged");
+    assert_eq!(e.code(), ErrorCode::PARSE_ERROR, "{e}");
+    let e = decode_hex("95 03 00 07 db ff ff ff ff").expect_err("damaged");
+    assert_eq!(e.code(), ErrorCode::PARSE_ERROR, "{e}");
+    assert_eq!(e.request_id(), None, "not a v1 request, so no id to answer");
 }

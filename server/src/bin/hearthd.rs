@@ -45,6 +45,15 @@ struct Args {
     #[arg(long, requires = "listen")]
     allow_non_loopback: bool,
 
+    /// How long a peer may take to finish a frame it started, in milliseconds
+    #[arg(long, value_name = "MS", default_value_t = Limits::default().frame_timeout.as_millis() as u64)]
+    frame_timeout_ms: u64,
+
+    /// How long output may wait for a peer that reads nothing before it is dropped, in
+    /// milliseconds
+    #[arg(long, value_name = "MS", default_value_t = Limits::default().write_timeout.as_millis() as u64)]
+    write_timeout_ms: u64,
+
     /// How long running requests may finish after shutdown begins, in milliseconds
     #[arg(long, value_name = "MS", default_value_t = Limits::default().grace.as_millis() as u64)]
     grace_ms: u64,
@@ -104,6 +113,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             max_connections: args.max_connections,
             max_frame: args.max_frame,
             grace: Duration::from_millis(args.grace_ms),
+            frame_timeout: Duration::from_millis(args.frame_timeout_ms),
+            write_timeout: Duration::from_millis(args.write_timeout_ms),
             ..Limits::default()
         };
         let mut builder = Server::builder()

@@ -248,6 +248,8 @@ pub(crate) fn result_bytes(r: Response) -> Bytes {
 /// A `hearthd` process on a temporary socket.
 pub(crate) struct Daemon {
     pub(crate) child: Child,
+    /// Lines already taken off `lines` by a wait, kept for the final log.
+    seen: Vec<String>,
     lines: mpsc::Receiver<String>,
 }
 
@@ -278,7 +280,11 @@ impl Daemon {
                 }
             }
         });
-        Self { child, lines }
+        Self {
+            child,
+            seen: Vec::new(),
+            lines,
+        }
     }
 
     /// Starts a daemon and waits for its "ready" log line.
@@ -305,12 +311,55 @@ impl Daemon {
         }
     }
 
+    /// Waits until the daemon is ready (`true`) or has exited (`false`).
+    pub(crate) fn ready_or_exit(&mut self) -> bool {
+        loop {
+            match self.lines.recv_timeout(PATIENCE) {
+                Ok(line) => {
+                    let ready = line.contains("ready on");
+                    self.seen.push(line);
+                    if ready {
+                        return true;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return false,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("hearthd neither ready nor gone"),
+            }
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory of the daemon, in KiB.
+    pub(crate) fn rss_kib(&self) -> u64 {
+        proc_status_kib(self.pid(), "VmRSS:")
+    }
+
+    /// Open file descriptors of the daemon.
+    pub(crate) fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("proc fd")
+            .count()
+    }
+
+    /// User plus system CPU time of the daemon so far, in clock ticks.
+    pub(crate) fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("stat");
+        // Fields after the command name (which is in parentheses): utime is 14th, stime 15th.
+        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+    }
+
     /// Waits for the process to exit; returns its status and remaining stderr.
     pub(crate) fn wait(mut self) -> (std::process::ExitStatus, String) {
         let status = self.child.wait().expect("wait");
         // The reader thread ends at end of stream, which follows the exit.
-        let rest: Vec<String> = self.lines.iter().collect();
-        (status, rest.join("\n"))
+        let mut all = std::mem::take(&mut self.seen);
+        all.extend(self.lines.iter());
+        (status, all.join("\n"))
     }
 
     /// Sends a signal to the daemon.
@@ -336,4 +385,27 @@ impl Drop for Daemon {
 pub(crate) fn run_to_exit(cmd: Command) -> (std::process::ExitStatus, String) {
     let d = Daemon::spawn(cmd);
     d.wait()
+}
+
+/// A `/proc/<pid>/status` field in KiB.
+pub(crate) fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("field")
+}
+
+/// Waits for `cond` on something no event announces (another process's counters); bounded.
+pub(crate) async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -124,6 +124,56 @@ async fn bad_bodies_are_answered_and_the_connection_survives() {
             None,
             ErrorCode::PARSE_ERROR,
         ),
+        (
+            "id negative",
+            &[0x95, 1, 0, 0xff, 0xa1, b'm', 0xc0],
+            None,
+            ErrorCode::INVALID_REQUEST,
+        ),
+        (
+            "id float",
+            &[0x95, 1, 0, 0xca, 0x3f, 0x80, 0, 0, 0xa1, b'm', 0xc0],
+            None,
+            ErrorCode::INVALID_REQUEST,
+        ),
+        (
+            "id above u64 (as float 2^64)",
+            &[
+                0x95, 1, 0, 0xcb, 0x43, 0xf0, 0, 0, 0, 0, 0, 0, 0xa1, b'm', 0xc0,
+            ],
+            None,
+            ErrorCode::INVALID_REQUEST,
+        ),
+        (
+            "id as extension",
+            &[0x95, 1, 0, 0xd4, 0x01, 0x07, 0xa1, b'm', 0xc0],
+            None,
+            ErrorCode::INVALID_REQUEST,
+        ),
+        (
+            "method not UTF-8",
+            &[0x95, 1, 0, 11, 0xa2, 0xc3, 0x28, 0xc0],
+            Some(11),
+            ErrorCode::INVALID_REQUEST,
+        ),
+        (
+            "method as extension",
+            &[0x95, 1, 0, 12, 0xd4, 0x01, 0x07, 0xc0],
+            Some(12),
+            ErrorCode::INVALID_REQUEST,
+        ),
+        (
+            "params missing",
+            &[0x94, 1, 0, 13, 0xa4, b'e', b'c', b'h', b'o'],
+            Some(13),
+            ErrorCode::INVALID_REQUEST,
+        ),
+        (
+            "only a version",
+            &[0x91, 1],
+            None,
+            ErrorCode::INVALID_REQUEST,
+        ),
     ];
     for (what, body, id, code) in cases {
         c.send_body(body).await;
@@ -393,4 +443,69 @@ async fn hello_and_stats() {
     assert_eq!(stats.connections, 1);
     assert_eq!(stats.methods["$/hello"], 2);
     assert_eq!(stats.in_flight, 0, "the $/stats call does not count itself");
+}
+
+/// The same conversation delivered whole, one byte at a time, and cut at pseudo-random points
+/// gets the same answers.
+#[tokio::test]
+async fn split_points_never_change_the_answers() {
+    let server = TestServer::start().await;
+    let enc = hearth_protocol::Encoder::default();
+    let mut wire = BytesMut::new();
+    for id in 0..40u64 {
+        match id % 5 {
+            0 => enc.request(
+                &mut wire,
+                id,
+                "echo",
+                &json!({"id": id, "pad": "x".repeat(id as usize * 7)}),
+            ),
+            1 => enc.request(&mut wire, id, "nope", &()),
+            2 => enc.request(&mut wire, id, "sleep", &json!({"ms": "bad"})),
+            3 => enc.request(&mut wire, id, "echo", &vec![id; 50]),
+            _ => enc.cancel(&mut wire, 9_999),
+        }
+        .expect("encode");
+    }
+    // A garbage frame and a trailing-bytes frame among them. (No fatal frame: what was still
+    // running when `$/fatal` goes out is dropped, and that depends on timing by design.)
+    wire.extend_from_slice(&[0, 0, 0, 2, 0xc1, 0xc1]);
+    wire.extend_from_slice(&[0, 0, 0, 7, 0x95, 1, 0, 100, 0xa1, b'm', 0xc0]);
+    // 32 requests, one $/error and one error for id 100; the bogus cancels get nothing.
+    let expected = 34;
+    let wire = wire.to_vec();
+
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut random_cuts = Vec::new();
+    let mut at = 0;
+    while at < wire.len() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let n = 1 + (seed % 23) as usize;
+        random_cuts.push(n);
+        at += n;
+    }
+    let mut transcripts = Vec::new();
+    for cuts in [vec![wire.len()], vec![1], random_cuts] {
+        let mut c = server.connect().await;
+        let mut rest = &wire[..];
+        for n in cuts.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let n = (*n).min(rest.len());
+            c.send_bytes(&rest[..n]).await;
+            rest = &rest[n..];
+        }
+        let mut seen = Vec::new();
+        for _ in 0..expected {
+            let msg = c.next().await.expect("a message");
+            seen.push(format!("{msg:?}"));
+        }
+        seen.sort();
+        transcripts.push(seen);
+    }
+    assert_eq!(transcripts[0], transcripts[1], "one byte at a time");
+    assert_eq!(transcripts[0], transcripts[2], "random split points");
 }
