@@ -509,3 +509,30 @@ async fn split_points_never_change_the_answers() {
     assert_eq!(transcripts[0], transcripts[1], "one byte at a time");
     assert_eq!(transcripts[0], transcripts[2], "random split points");
 }
+
+/// At the deepest nesting allowed, a typed handler deserializing into a recursive type (and
+/// serializing it back) stays within a default worker stack, in debug and release builds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deepest_allowed_params_fit_on_a_worker_stack() {
+    let router = Router::new().method(
+        "tree",
+        |v: serde_json::Value, _ctx: RequestContext| async move { Ok::<_, MethodError>(v) },
+    );
+    let server = TestServer::with(router, Limits::default()).await;
+    let mut c = server.connect().await;
+    let depth = hearth_protocol::DEFAULT_MAX_DEPTH - 1; // the envelope is the first level
+    let mut body = vec![0x95, 1, 0, 1, 0xa4, b't', b'r', b'e', b'e'];
+    body.extend(std::iter::repeat_n(0x91, depth - 1));
+    body.push(0x90);
+    c.send_body(&body).await;
+    let r = c.response().await;
+    let back = result_bytes(r);
+    assert_eq!(back.len(), depth);
+    assert!(back[..depth - 1].iter().all(|&b| b == 0x91) && back[depth - 1] == 0x90);
+    // One level deeper is refused before any handler sees it.
+    body.insert(9, 0x91);
+    body[3] = 2;
+    c.send_body(&body).await;
+    let r = c.response().await;
+    assert_eq!((r.id, error_code(&r)), (2, ErrorCode::PARSE_ERROR));
+}
