@@ -5,6 +5,8 @@
 
 use std::fmt;
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,16 +20,17 @@ use hearth_protocol::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::net::UnixStream;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::Semaphore;
 
 use crate::config::ClientConfig;
-use crate::connection::Connection;
+use crate::connection::{Connection, Peer};
 use crate::error::{CloseReason, Error, ProtocolError};
 use crate::notifications::Notifications;
 use crate::pending::Abandon;
 
-/// One connection to a hearth daemon over its Unix socket.
+/// One connection to a hearth daemon over its Unix socket (or, for comparisons, loopback TCP).
 ///
 /// Cheap to clone (the clones share the connection) and usable from many tasks at once: calls
 /// are multiplexed over the one socket and answered in whatever order the daemon finishes
@@ -67,7 +70,7 @@ impl Drop for Owner {
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("socket", &self.conn().path)
+            .field("peer", &self.conn().peer)
             .field("server", &self.inner.hello.server)
             .field("closed", &self.is_closed())
             .finish()
@@ -102,10 +105,42 @@ impl Client {
                 path: path.clone(),
                 source,
             })?;
+        let (rd, wr) = stream.into_split();
+        Self::start(Peer::Unix(path), rd, wr, config).await
+    }
+
+    /// Connects to a daemon listening on TCP at `addr` (`hearthd --listen tcp:127.0.0.1:PORT`)
+    /// with the default configuration.
+    pub async fn connect_tcp(addr: SocketAddr) -> Result<Client, Error> {
+        Self::connect_tcp_with(addr, ClientConfig::default()).await
+    }
+
+    /// Connects to a daemon listening on TCP at `addr`, with `TCP_NODELAY` set so that small
+    /// requests leave at once, and does the same handshake as
+    /// [`connect_with`](Self::connect_with); the client behaves the same from then on.
+    ///
+    /// TCP is for comparisons and tools that cannot use a Unix socket: it has no owner check
+    /// (any local user can connect to the daemon's port). Fails with [`Error::ConnectTcp`] when
+    /// the address cannot be reached, and with [`Error::VersionMismatch`] when the daemon
+    /// speaks another protocol version.
+    pub async fn connect_tcp_with(addr: SocketAddr, config: ClientConfig) -> Result<Client, Error> {
+        let stream = tcp_stream(addr)
+            .await
+            .map_err(|source| Error::ConnectTcp { addr, source })?;
+        let (rd, wr) = stream.into_split();
+        Self::start(Peer::Tcp(addr), rd, wr, config).await
+    }
+
+    /// Starts the connection's tasks over a connected stream's halves and shakes hands.
+    async fn start<R, W>(peer: Peer, rd: R, wr: W, config: ClientConfig) -> Result<Client, Error>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (conn, notifications) =
-            Connection::new(path, config.max_frame, config.notification_buffer);
+            Connection::new(peer, config.max_frame, config.notification_buffer);
         let conn = Arc::new(conn);
-        crate::io::spawn(conn.clone(), stream, notifications, config.max_frame);
+        crate::io::spawn(conn.clone(), rd, wr, notifications, config.max_frame);
         // From here on, returning early (or being dropped) closes the connection.
         let owner = Owner(conn.clone());
 
@@ -138,9 +173,20 @@ impl Client {
         &self.inner.hello
     }
 
-    /// The socket path this client connected to.
-    pub fn socket_path(&self) -> &Path {
-        &self.conn().path
+    /// The socket path this client connected to; `None` for a client connected over TCP.
+    pub fn socket_path(&self) -> Option<&Path> {
+        match &self.conn().peer {
+            Peer::Unix(path) => Some(path),
+            Peer::Tcp(_) => None,
+        }
+    }
+
+    /// The TCP address this client connected to; `None` for a client on a Unix socket.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        match &self.conn().peer {
+            Peer::Unix(_) => None,
+            Peer::Tcp(addr) => Some(*addr),
+        }
     }
 
     /// Calls `method` with `params` and deserializes the result into `R`, with the configured
@@ -250,6 +296,14 @@ impl Client {
         // An error means the sender is gone, which also means closed.
         let _ = closed.wait_for(Option::is_some).await;
     }
+}
+
+/// Connects to `addr` with Nagle's algorithm off: requests are small and latency-bound, and
+/// the writer already batches whatever is queued into one write.
+async fn tcp_stream(addr: SocketAddr) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 /// How many requests this client keeps at the daemon at once, given its `max_in_flight`: one
@@ -451,6 +505,16 @@ mod tests {
         // A call's future can be spawned.
         fn spawnable<F: Future + Send>(_: F) {}
         let _ = |client: Client| spawnable(async move { client.call::<_, u8>("m", &1u8).await });
+    }
+
+    #[tokio::test]
+    async fn tcp_connections_have_nagle_off() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback listener");
+        let addr = listener.local_addr().expect("its address");
+        let stream = tcp_stream(addr).await.expect("connecting");
+        assert!(stream.nodelay().expect("reading TCP_NODELAY"));
     }
 
     #[test]

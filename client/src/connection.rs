@@ -5,7 +5,9 @@
 //! The tasks that move bytes live in `io.rs`; what a call does with this state (encode, wait,
 //! cancel) lives in `client.rs`.
 
+use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,10 +20,26 @@ use crate::notifications::{Notification, Notifications};
 use crate::outbound::Outbound;
 use crate::pending::Pending;
 
+/// Where a connection goes: a Unix socket (the normal case) or a loopback TCP address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Peer {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unix(path) => write!(f, "{}", path.display()),
+            Self::Tcp(addr) => write!(f, "tcp:{addr}"),
+        }
+    }
+}
+
 /// Shared by the [`Client`](crate::Client) handles, the reader task and the writer task.
 pub(crate) struct Connection {
-    /// The socket this connection was made to.
-    pub(crate) path: PathBuf,
+    /// Where this connection was made to.
+    pub(crate) peer: Peer,
     /// Calls waiting for an answer.
     pub(crate) pending: Pending,
     /// Frames waiting for the writer.
@@ -49,13 +67,13 @@ impl Connection {
     /// A fresh connection's state, and the sending end of its notification channel (for the
     /// reader task).
     pub(crate) fn new(
-        path: PathBuf,
+        peer: Peer,
         max_frame: usize,
         notification_buffer: usize,
     ) -> (Self, mpsc::Sender<Notification>) {
         let (tx, rx) = mpsc::channel(notification_buffer.max(1));
         let conn = Self {
-            path,
+            peer,
             pending: Pending::new(),
             outbound: Outbound::new(),
             permits: Semaphore::new(1),
@@ -115,9 +133,10 @@ impl Connection {
     /// not closed here: the reader goes on until EOF or an error of its own, so that answers
     /// the daemon still sends (and a `$/fatal` explaining why it hung up) are not lost. A write
     /// to a Unix socket fails only when the daemon has closed it (or shut down its reading
-    /// side), so the reader's EOF follows.
+    /// side), so the reader's EOF follows; on TCP the same close, or a reset, ends the reader
+    /// with EOF or the reset's error.
     pub(crate) fn write_failed(&self, error: io::Error) {
-        tracing::debug!(socket = %self.path.display(), %error, "writing to the daemon failed");
+        tracing::debug!(peer = %self.peer, %error, "writing to the daemon failed");
         *self
             .write_error
             .lock()
@@ -139,9 +158,9 @@ impl Connection {
         self.closed.send_replace(Some(reason.clone()));
         match &reason {
             CloseReason::Dropped | CloseReason::Eof => {
-                tracing::debug!(socket = %self.path.display(), %reason, "connection closed");
+                tracing::debug!(peer = %self.peer, %reason, "connection closed");
             }
-            _ => tracing::warn!(socket = %self.path.display(), %reason, "connection closed"),
+            _ => tracing::warn!(peer = %self.peer, %reason, "connection closed"),
         }
         self.permits.close();
         // A client that is dropped still sends what it queued (cancels, notifications); any

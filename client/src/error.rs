@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,19 @@ pub enum Error {
     Connect {
         /// The socket path that was tried.
         path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The TCP address could not be connected.
+    #[error(
+        "cannot connect to tcp:{addr}: {}{}",
+        describe_io(source),
+        connect_tcp_hint(source)
+    )]
+    ConnectTcp {
+        /// The address that was tried.
+        addr: SocketAddr,
         /// What the operating system said.
         #[source]
         source: io::Error,
@@ -214,6 +228,13 @@ fn connect_hint(e: &io::Error) -> &'static str {
     }
 }
 
+fn connect_tcp_hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => " — is hearthd running with --listen tcp:ADDR:PORT?",
+        _ => "",
+    }
+}
+
 fn versions(v: &[u32]) -> String {
     match v {
         [] => "no version it named".to_owned(),
@@ -244,6 +265,16 @@ mod tests {
             source: io::Error::from_raw_os_error(libc::EACCES),
         };
         assert_eq!(e.to_string(), "cannot connect to /s: Permission denied");
+        let e = Error::ConnectTcp {
+            addr: ([127, 0, 0, 1], 7070).into(),
+            source: io::Error::from_raw_os_error(libc::ECONNREFUSED),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot connect to tcp:127.0.0.1:7070: Connection refused — is hearthd running with \
+             --listen tcp:ADDR:PORT?"
+        );
+        assert!(!e.is_connection_lost(), "nothing was connected");
     }
 
     #[test]

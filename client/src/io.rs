@@ -13,9 +13,7 @@ use bytes::{Bytes, BytesMut};
 use hearth_protocol::reserved::{self, Fatal};
 use hearth_protocol::{Encoder, ErrorCode, ErrorObject, FrameDecoder, Message};
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::connection::Connection;
@@ -28,22 +26,26 @@ const READ_CHUNK: usize = 64 * 1024;
 /// The least free space we read into.
 const MIN_READ_SPACE: usize = 8 * 1024;
 
-/// Starts the reader and writer tasks of a freshly connected socket. They run until the
-/// connection closes; both hold the connection state.
-pub(crate) fn spawn(
+/// Starts the reader and writer tasks over the two halves of a freshly connected stream (Unix
+/// or TCP: the tasks are generic, so each transport gets its own monomorphized copy and
+/// nothing is boxed). They run until the connection closes; both hold the connection state.
+pub(crate) fn spawn<R, W>(
     conn: Arc<Connection>,
-    stream: UnixStream,
+    rd: R,
+    wr: W,
     notifications: mpsc::Sender<Notification>,
     max_frame: usize,
-) {
-    let (rd, wr) = stream.into_split();
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     tokio::spawn(read_loop(conn.clone(), rd, notifications, max_frame));
     tokio::spawn(write_loop(conn, wr));
 }
 
-async fn read_loop(
+async fn read_loop<R: AsyncRead + Unpin>(
     conn: Arc<Connection>,
-    mut rd: OwnedReadHalf,
+    mut rd: R,
     notifications: mpsc::Sender<Notification>,
     max_frame: usize,
 ) {
@@ -229,7 +231,7 @@ fn warn_error_notification(params: &[u8]) {
     }
 }
 
-async fn write_loop(conn: Arc<Connection>, mut wr: OwnedWriteHalf) {
+async fn write_loop<W: AsyncWrite + Unpin>(conn: Arc<Connection>, mut wr: W) {
     let mut closed = conn.watch_closed();
     let mut batch = BytesMut::with_capacity(16 * 1024);
     while conn.outbound.next_batch(&mut batch).await {

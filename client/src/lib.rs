@@ -1,10 +1,10 @@
-//! `hearth-client` talks to a hearth daemon over its Unix socket: one [`Client`] per
-//! connection, shared by as many tasks as like, each call answered in whatever order the
-//! daemon finishes them. It owns the client side of the connection — handshake and version
-//! check, request ids, the pending-call table, cancellation of dropped calls, timeouts,
-//! notifications and the failure of every waiting call when the connection dies. The wire
-//! format itself is `hearth-protocol`'s, re-exported here as [`protocol`]; the `hearth`
-//! command-line tool is this crate's binary.
+//! `hearth-client` talks to a hearth daemon over its Unix socket (or over loopback TCP, for
+//! comparisons: [`Client::connect_tcp`]): one [`Client`] per connection, shared by as many
+//! tasks as like, each call answered in whatever order the daemon finishes them. It owns the
+//! client side of the connection — handshake and version check, request ids, the pending-call
+//! table, cancellation of dropped calls, timeouts, notifications and the failure of every
+//! waiting call when the connection dies. The wire format itself is `hearth-protocol`'s,
+//! re-exported here as [`protocol`]; the `hearth` command-line tool is this crate's binary.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), hearth_client::Error> {

@@ -21,7 +21,8 @@ async fn echo_returns_the_params() {
     assert_eq!(back, (7, "seven".to_owned(), vec![true, false]));
     assert_eq!(client.hello().protocol, 1);
     assert!(client.hello().methods.iter().any(|m| m == "echo"));
-    assert_eq!(client.socket_path(), daemon.path());
+    assert_eq!(client.socket_path(), Some(daemon.path()));
+    assert_eq!(client.tcp_addr(), None);
 }
 
 #[tokio::test]

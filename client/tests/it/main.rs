@@ -9,3 +9,4 @@ mod handshake;
 mod lifecycle;
 mod notifications;
 mod support;
+mod tcp;

@@ -4,6 +4,7 @@
 //! themselves are in the sibling modules.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
@@ -28,6 +29,7 @@ pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 pub(crate) struct TestDaemon {
     _dir: TempDir,
     path: PathBuf,
+    tcp: Option<SocketAddr>,
     handle: ServerHandle,
     kill: Option<oneshot::Sender<()>>,
     /// Ends with the server's result, or `None` when it was killed.
@@ -40,8 +42,17 @@ impl TestDaemon {
         Self::start_with(builtins::router(), Limits::default())
     }
 
+    /// The built-in methods with default limits, also listening on a loopback TCP port.
+    pub(crate) fn start_tcp() -> Self {
+        Self::start_on(builtins::router(), Limits::default(), true)
+    }
+
     /// Serves `router` under `limits`.
     pub(crate) fn start_with(router: Router, limits: Limits) -> Self {
+        Self::start_on(router, limits, false)
+    }
+
+    fn start_on(router: Router, limits: Limits, tcp: bool) -> Self {
         let dir = private_dir();
         let path = dir.path().join("hearthd.sock");
         let (ready_tx, ready_rx) = std_mpsc::channel();
@@ -53,13 +64,14 @@ impl TestDaemon {
                 .enable_all()
                 .build()
                 .expect("a runtime for the daemon");
-            let bound = runtime.block_on(
-                Server::builder()
-                    .socket(socket)
-                    .router(router)
-                    .limits(limits)
-                    .bind(),
-            );
+            let mut builder = Server::builder()
+                .socket(socket)
+                .router(router)
+                .limits(limits);
+            if tcp {
+                builder = builder.listen_tcp(SocketAddr::from(([127, 0, 0, 1], 0)));
+            }
+            let bound = runtime.block_on(builder.bind());
             let server = match bound {
                 Ok(server) => server,
                 Err(e) => {
@@ -67,7 +79,7 @@ impl TestDaemon {
                     return None;
                 }
             };
-            let _ = ready_tx.send(Ok(server.handle()));
+            let _ = ready_tx.send(Ok((server.handle(), server.tcp_addr())));
             let outcome = runtime.block_on(async move {
                 let run = tokio::spawn(server.run());
                 tokio::select! {
@@ -80,14 +92,15 @@ impl TestDaemon {
             drop(runtime);
             outcome
         });
-        let handle = match ready_rx.recv() {
-            Ok(Ok(handle)) => handle,
+        let (handle, tcp) = match ready_rx.recv() {
+            Ok(Ok(ready)) => ready,
             Ok(Err(e)) => panic!("the test daemon did not start: {e}"),
             Err(_) => panic!("the test daemon thread died while starting"),
         };
         Self {
             _dir: dir,
             path,
+            tcp,
             handle,
             kill: Some(kill_tx),
             thread: Some(thread),
@@ -97,6 +110,11 @@ impl TestDaemon {
     /// The socket path.
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The TCP address, for a daemon started with [`start_tcp`](Self::start_tcp).
+    pub(crate) fn tcp_addr(&self) -> SocketAddr {
+        self.tcp.expect("a daemon started with start_tcp")
     }
 
     /// The server's handle: shutdown, counters.

@@ -20,7 +20,7 @@ pub(crate) async fn status(target: &Target, as_json: bool) -> anyhow::Result<()>
     if as_json {
         print(json!({ "hello": hello, "stats": stats }))
     } else {
-        print(render(client.socket_path(), hello, &stats).trim_end())
+        print(render(&target.socket, hello, &stats).trim_end())
     }
 }
 
