@@ -1,8 +1,11 @@
 //! Shared fixtures for hearth's benchmarks: a small typed params struct ([`SampleParams`], about
-//! 32 bytes of MessagePack) and helpers that build framed messages with hearth's own
-//! [`Encoder`], so every bench measures the bytes a real peer would send. Nothing here is timed
-//! and nothing here touches a socket; the bench targets under `benches/` do the timing, and
-//! end-to-end (daemon) benchmarks are out of scope for this file.
+//! 32 bytes of MessagePack), the 32-byte `echo` params the round-trip benches send, and helpers
+//! that build framed messages with hearth's own [`Encoder`], so every bench measures the bytes a
+//! real peer would send. Nothing in this file is timed or touches a socket. [`raw_echo`] holds
+//! the reusable moving part: a plain blocking Unix-socket echo server and client, the baseline
+//! the daemon is compared with. The timing itself lives in the bench targets under `benches/`.
+
+pub mod raw_echo;
 
 use bytes::BytesMut;
 use hearth_protocol::Encoder;
@@ -62,6 +65,31 @@ pub fn framed_response() -> BytesMut {
     out
 }
 
+/// The method the round-trip benches call: hearthd's built-in `echo`.
+pub const ECHO_METHOD: &str = "echo";
+
+/// Size in bytes of [`echo_params`].
+pub const ECHO_PARAMS_LEN: usize = 32;
+
+/// The params every round-trip bench sends to `echo`: exactly [`ECHO_PARAMS_LEN`] bytes of
+/// MessagePack (a 31-character string behind its one-byte fixstr header).
+pub fn echo_params() -> Vec<u8> {
+    let text = "hearth echo params, 32 bytes ok";
+    debug_assert_eq!(text.len(), ECHO_PARAMS_LEN - 1);
+    hearth_protocol::to_msgpack(text).expect("a short string encodes")
+}
+
+/// One whole framed `echo` request with [`echo_params`]: 45 bytes on the wire for an id below
+/// 128, the same bytes `hearth_client::Client::call_raw` sends for that id. The raw baseline
+/// echoes exactly these bytes.
+pub fn framed_echo_request(id: u64) -> BytesMut {
+    let mut out = BytesMut::new();
+    Encoder::default()
+        .request_raw(&mut out, id, ECHO_METHOD, &echo_params())
+        .expect("the echo request encodes");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +111,24 @@ mod tests {
                 let params: SampleParams =
                     hearth_protocol::from_msgpack(&req.params).expect("typed params");
                 assert_eq!(params, sample_params());
+            }
+            other => panic!("not a request: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn echo_fixtures_are_the_sizes_the_benches_claim() {
+        assert_eq!(echo_params().len(), ECHO_PARAMS_LEN);
+        let mut wire = framed_echo_request(1);
+        assert_eq!(wire.len(), 45);
+        let frame = FrameDecoder::new(DEFAULT_MAX_FRAME)
+            .decode(&mut wire)
+            .expect("valid header")
+            .expect("whole frame");
+        match Message::decode(frame).expect("decodes") {
+            Message::Request(req) => {
+                assert_eq!(req.method(), ECHO_METHOD);
+                assert_eq!(&req.params[..], &echo_params()[..]);
             }
             other => panic!("not a request: {other:?}"),
         }
