@@ -1,10 +1,13 @@
 //! Shared fixtures for hearth's benchmarks: a small typed params struct ([`SampleParams`], about
 //! 32 bytes of MessagePack), the 32-byte `echo` params the round-trip benches send, and helpers
 //! that build framed messages with hearth's own [`Encoder`], so every bench measures the bytes a
-//! real peer would send. Nothing in this file is timed or touches a socket. [`raw_echo`] holds
-//! the reusable moving part: a plain blocking Unix-socket echo server and client, the baseline
-//! the daemon is compared with. The timing itself lives in the bench targets under `benches/`.
+//! real peer would send. Nothing in this file is timed or touches a socket. Two submodules hold
+//! the reusable moving parts: [`raw_echo`] (a plain blocking Unix-socket echo server and client,
+//! the baseline the daemon is compared with) and [`hot_path`] (fixed, deterministic workloads
+//! for counting instructions under callgrind). The timing itself lives in the bench targets
+//! under `benches/`.
 
+pub mod hot_path;
 pub mod raw_echo;
 
 use bytes::BytesMut;

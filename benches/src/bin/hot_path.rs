@@ -1,0 +1,50 @@
+//! `hot_path <workload> <iterations>`: runs one of the fixed workloads of
+//! `hearth_benches::hot_path` a given number of times and prints a checksum, for
+//! `.ci/perf-guard.sh` to count instructions under callgrind. Workloads: `codec` (one iteration
+//! is one typed call's encode/decode work) and `service` (one iteration is one `echo` call
+//! through the daemon's connection code, in batches of [`SERVICE_BATCH`]). It times nothing
+//! and reads no clock itself; a release build is what the guard measures.
+
+use std::process::ExitCode;
+
+use hearth_benches::hot_path::{CodecLoop, ServiceLoop};
+
+/// `echo` calls in flight at once in the `service` workload.
+const SERVICE_BATCH: u64 = 32;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (workload, iterations) = match args.as_slice() {
+        [w, n] => match n.parse::<u64>() {
+            Ok(n) => (w.as_str(), n),
+            Err(e) => return usage(&format!("bad iteration count {n:?}: {e}")),
+        },
+        _ => return usage("expected two arguments"),
+    };
+    let checksum = match workload {
+        "codec" => CodecLoop::new().run(iterations),
+        "service" => {
+            if iterations % SERVICE_BATCH != 0 {
+                return usage(&format!(
+                    "service iterations must be a multiple of {SERVICE_BATCH}"
+                ));
+            }
+            let batch = SERVICE_BATCH as usize;
+            match ServiceLoop::new(batch).and_then(|s| s.run(iterations / SERVICE_BATCH)) {
+                Ok(read) => read,
+                Err(e) => {
+                    eprintln!("hot_path: service workload failed: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        other => return usage(&format!("unknown workload {other:?}")),
+    };
+    println!("{workload}: {iterations} iterations, checksum {checksum}");
+    ExitCode::SUCCESS
+}
+
+fn usage(why: &str) -> ExitCode {
+    eprintln!("hot_path: {why}\nusage: hot_path <codec|service> <iterations>");
+    ExitCode::from(2)
+}
