@@ -250,7 +250,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 match self.frames.decode(&mut self.inbuf) {
                     Ok(Some(frame)) => {
                         self.partial_since = None;
-                        self.dispatch(frame);
+                        self.dispatch(frame, cx);
                         progress = true;
                     }
                     Ok(None) => {
@@ -307,9 +307,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Poll::Pending
     }
 
-    fn dispatch(&mut self, frame: Bytes) {
+    fn dispatch(&mut self, frame: Bytes, cx: &mut Context<'_>) {
         match Message::decode_with_depth(frame, self.shared.limits.max_depth) {
-            Ok(Message::Request(req)) => self.start_request(req),
+            Ok(Message::Request(req)) => self.start_request(req, cx),
             Ok(Message::Notification(n)) => self.start_notification(n),
             Ok(Message::Cancel(c)) => match self.table.get(&c.id) {
                 Some(token) => token.cancel(),
@@ -352,7 +352,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    fn start_request(&mut self, req: Request) {
+    fn start_request(&mut self, req: Request, cx: &mut Context<'_>) {
         self.requests += 1;
         let id = req.id;
         let entry = self.shared.router.get(req.method());
@@ -387,10 +387,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         };
         match (entry.call)(req.params, ctx) {
             Err(error) => self.send_error(id, &error),
-            Ok(fut) => {
-                self.table.insert(id, token.clone());
-                self.shared.counters.in_flight.fetch_add(1, Relaxed);
-                self.running.push(Box::pin(guard(id, token, fut)));
+            Ok(mut fut) => {
+                // Most handlers finish on their first poll (echo, lookups, `$/hello`): answer
+                // those at once, with no place in the table or the running set. Polling here
+                // registers this task's waker; if the handler is pending, the running set
+                // polls it again with its own, and the extra registration costs at most one
+                // spurious wake-up.
+                match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+                    Ok(Poll::Ready(Ok(reply))) => self.answer(id, Outcome::Reply(reply)),
+                    Ok(Poll::Ready(Err(error))) => self.answer(id, Outcome::Error(error)),
+                    Err(panic) => self.answer(id, Outcome::Panicked(panic_message(&*panic))),
+                    Ok(Poll::Pending) => {
+                        self.table.insert(id, token.clone());
+                        self.shared.counters.in_flight.fetch_add(1, Relaxed);
+                        self.running.push(Box::pin(guard(id, token, fut)));
+                    }
+                }
             }
         }
     }
@@ -437,15 +449,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Turns a finished handler into its one response.
     fn complete(&mut self, id: Option<RequestId>, outcome: Outcome) {
         let Some(id) = id else { return };
+        if self.table.remove(&id).is_none() {
+            return; // already answered by `abandon_all`; cannot happen while both run here
+        }
+        self.shared.counters.in_flight.fetch_sub(1, Relaxed);
+        self.answer(id, outcome);
+    }
+
+    /// Encodes the one response to request `id`.
+    fn answer(&mut self, id: RequestId, outcome: Outcome) {
         // Notifications the handler sent before it returned go out before its response.
         // It ran on this task, so all of them are already in the queue.
         while let Ok(frame) = self.notes.try_recv() {
             self.outbuf.extend_from_slice(&frame);
         }
-        if self.table.remove(&id).is_none() {
-            return; // already answered by `abandon_all`; cannot happen while both run here
-        }
-        self.shared.counters.in_flight.fetch_sub(1, Relaxed);
         let error = match outcome {
             Outcome::Reply(write) => match write(&self.encoder, &mut self.outbuf, id) {
                 Ok(()) => return,
