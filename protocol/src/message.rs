@@ -42,9 +42,12 @@ impl Text {
     }
 
     /// The text.
+    #[allow(unsafe_code)]
     pub fn as_str(&self) -> &str {
-        // Checked in `new`; `from_static` takes a `str`. The fallback is unreachable.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        // SAFETY: every constructor guarantees UTF-8: `new` checks it, `from_static` and
+        // `From<String>` take a `str`; the bytes are immutable afterwards. Checking again
+        // here cost a UTF-8 scan on every method lookup.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
     }
 }
 
@@ -162,6 +165,8 @@ struct Fields<'a> {
     body: &'a Bytes,
     rd: Reader<'a>,
     id: Option<RequestId>,
+    /// The nesting limit for the whole message, the envelope being level 1.
+    depth: usize,
 }
 
 impl<'a> Fields<'a> {
@@ -197,9 +202,18 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn raw(&mut self) -> Result<Bytes, DecodeError> {
-        let range = self.rd.skip(DEFAULT_MAX_DEPTH).map_err(parse)?;
+    /// A whole value nested `level` containers deep (1: an element of the envelope).
+    fn raw_at(&mut self, level: usize) -> Result<Bytes, DecodeError> {
+        let range = self
+            .rd
+            .skip(self.depth.saturating_sub(level))
+            .map_err(parse)?;
         Ok(self.body.slice(range))
+    }
+
+    /// A whole element of the envelope: params, a result.
+    fn raw(&mut self) -> Result<Bytes, DecodeError> {
+        self.raw_at(1)
     }
 
     fn error_object(&mut self) -> Result<ErrorObject, DecodeError> {
@@ -216,8 +230,8 @@ impl<'a> Fields<'a> {
         for _ in 0..pairs {
             // Keys that are not strings cannot be ours: skip them with their values.
             if !matches!(self.rd.clone().head(), Ok(Head::Str(_))) {
-                self.raw()?;
-                self.raw()?;
+                self.raw_at(2)?;
+                self.raw_at(2)?;
                 continue;
             }
             let key = self.text("an error map key")?;
@@ -233,9 +247,9 @@ impl<'a> Fields<'a> {
                     }
                 },
                 "message" => message = Some(self.text("error message")?.as_str().to_owned()),
-                "data" => data = Some(self.raw()?),
+                "data" => data = Some(self.raw_at(2)?),
                 _ => {
-                    self.raw()?; // unknown keys are ignored, for later additions
+                    self.raw_at(2)?; // unknown keys are ignored, for later additions
                 }
             }
         }
@@ -279,20 +293,40 @@ impl Message {
     /// [`DecodeError::Invalid`]); and nothing may follow it (else
     /// [`DecodeError::TrailingBytes`]). Errors carry the request id whenever it could be read.
     pub fn decode_with_depth(body: Bytes, max_depth: usize) -> Result<Self, DecodeError> {
-        let end = value::skip(&body, max_depth).map_err(|e| damaged(&body, e))?;
+        let limit = max_depth.min(DEFAULT_MAX_DEPTH);
+        if limit == 0 {
+            // Not even the envelope array fits.
+            let e = value::skip(&body, 0)
+                .err()
+                .unwrap_or(ValueError::TooDeep(0));
+            return Err(damaged(&body, e));
+        }
+        // One pass: the envelope is read field by field and every value in it is walked once,
+        // which also proves the first value well formed. Only when the envelope is rejected is
+        // the whole body walked again, so that a body that is not well-formed MessagePack is
+        // reported as such even if its envelope also looks wrong.
         let mut f = Fields {
             body: &body,
-            rd: Reader::new(&body[..end]),
+            rd: Reader::new(&body),
             id: None,
+            depth: limit,
         };
-        let msg = Self::envelope(&mut f)?;
-        if end < body.len() {
-            return Err(DecodeError::TrailingBytes {
-                extra: body.len() - end,
-                id: f.id,
-            });
+        match Self::envelope(&mut f) {
+            Ok(msg) => {
+                let end = f.rd.position();
+                if end < body.len() {
+                    return Err(DecodeError::TrailingBytes {
+                        extra: body.len() - end,
+                        id: f.id,
+                    });
+                }
+                Ok(msg)
+            }
+            Err(e) => match value::skip(&body, limit) {
+                Err(not_well_formed) => Err(damaged(&body, not_well_formed)),
+                Ok(_) => Err(e),
+            },
         }
-        Ok(msg)
     }
 
     fn envelope(f: &mut Fields<'_>) -> Result<Self, DecodeError> {
@@ -382,5 +416,21 @@ impl Message {
                 Self::Cancel(Cancel { id })
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_utf8_by_construction() {
+        assert!(Text::new(Bytes::from_static(b"\xc3\x28")).is_err());
+        assert_eq!(
+            Text::new(Bytes::from_static("héllo".as_bytes())).map(|t| t.as_str().to_owned()),
+            Ok("héllo".to_owned())
+        );
+        assert_eq!(Text::from_static("$/hello").as_str(), "$/hello");
+        assert_eq!(Text::from("ünï".to_owned()).as_str(), "ünï");
     }
 }

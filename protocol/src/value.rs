@@ -195,9 +195,24 @@ impl<'a> Reader<'a> {
     /// is depth 1), and returns the byte range it occupied.
     pub fn skip(&mut self, max_depth: usize) -> Result<std::ops::Range<usize>, ValueError> {
         let start = self.pos;
+        // Scalars and strings, the most common params, need no stack at all.
+        let mut probe = self.clone();
+        match probe.head()? {
+            Head::Str(n) | Head::Bin(n) | Head::Ext(n) => {
+                probe.bytes(n)?;
+                *self = probe;
+                return Ok(start..self.pos);
+            }
+            Head::Array(_) | Head::Map(_) => {} // walked below, from `start`
+            _ => {
+                *self = probe;
+                return Ok(start..self.pos);
+            }
+        }
         // `pending` counts values still to skip at each open container level. Depth is capped,
-        // so the stack is a small fixed array rather than an allocation.
-        let mut pending = [0u64; DEFAULT_MAX_DEPTH + 1];
+        // so the stack is a small fixed array rather than an allocation; counts fit in u32
+        // because no container may claim more children than bytes left in the input.
+        let mut pending = [0u32; DEFAULT_MAX_DEPTH + 1];
         let limit = max_depth.min(DEFAULT_MAX_DEPTH);
         let mut depth = 0usize;
         let mut values_left = 1u64; // at the current level
@@ -207,7 +222,7 @@ impl<'a> Reader<'a> {
                     return Ok(start..self.pos);
                 }
                 depth -= 1;
-                values_left = pending[depth];
+                values_left = u64::from(pending[depth]);
             }
             values_left -= 1;
             let at = self.pos;
@@ -229,14 +244,14 @@ impl<'a> Reader<'a> {
             }
             // Every child takes at least one byte: believe no more children than bytes left.
             let left = self.remaining();
-            if children > left as u64 {
+            if children > left as u64 || children > u64::from(u32::MAX) {
                 return Err(ValueError::Overrun {
                     at,
                     declared: children,
                     left,
                 });
             }
-            pending[depth] = values_left;
+            pending[depth] = values_left as u32;
             depth += 1;
             values_left = children;
         }
