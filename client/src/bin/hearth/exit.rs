@@ -10,9 +10,9 @@ use std::process::ExitCode;
 pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit status:
   0  success
-  1  the daemon answered with an error (or output could not be written)
+  1  the daemon answered with an error (bench: a call failed), or output could not be written
   2  bad usage or input: unknown flag, malformed JSON params, bad duration
-  3  cannot connect, connection lost, or timed out";
+  3  cannot connect (or start a daemon for bench --spawn), connection lost, or timed out";
 
 /// The daemon answered with an error.
 const REMOTE: u8 = 1;
@@ -33,6 +33,19 @@ impl fmt::Display for BadInput {
 
 impl std::error::Error for BadInput {}
 
+/// There is no daemon to talk to, and no `hearth_client::Error` says why: `bench --spawn`
+/// could not start one (exit 3).
+#[derive(Debug)]
+pub(crate) struct Unreachable(pub(crate) String);
+
+impl fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unreachable {}
+
 /// Prints `error` to stderr and returns the exit code for it.
 pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(error) {
@@ -43,6 +56,7 @@ pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
         // The client's messages are complete sentences that already include their causes.
         Some(e) => (e.to_string(), client_code(e)),
         None if error.is::<BadInput>() => (error.to_string(), USAGE),
+        None if error.is::<Unreachable>() => (error.to_string(), CONNECTION),
         None => (format!("{error:#}"), REMOTE),
     };
     eprintln!("hearth: {line}");

@@ -1,8 +1,10 @@
 //! `hearth`, the command-line client for a hearth daemon: call any method with JSON params,
-//! ping it, show its status, shut it down. This file owns the flags and the dispatch; each
-//! command lives in `commands.rs` or `status.rs`, JSON⇄MessagePack in `json.rs`, and exit codes
-//! and error lines in `exit.rs`. The talking itself is the `hearth-client` library.
+//! ping it, show its status, shut it down, load-test it. This file owns the flags and the
+//! dispatch; each command lives in `commands.rs`, `status.rs` or `bench.rs`, JSON⇄MessagePack
+//! in `json.rs`, and exit codes and error lines in `exit.rs`. The talking itself is the
+//! `hearth-client` library.
 
+mod bench;
 mod commands;
 mod duration;
 mod exit;
@@ -76,6 +78,8 @@ enum Command {
     },
     /// Ask the daemon to shut down gracefully (running requests may finish)
     Shutdown,
+    /// Load-test the daemon: calls/s, latency percentiles, errors and CPU per call
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -118,6 +122,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ping { count, json } => commands::ping(&target, count, json).await,
         Command::Status { json } => status::status(&target, json).await,
         Command::Shutdown => commands::shutdown(&target).await,
+        Command::Bench(args) => bench::run(&target, args).await,
     }
 }
 
