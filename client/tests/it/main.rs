@@ -2,6 +2,7 @@
 //! `hearth-server` daemon (and, for what a real one never sends, scripted fakes). One test
 //! binary; helpers in `support`.
 
+mod bench;
 mod calls;
 mod cancel;
 mod cli;
