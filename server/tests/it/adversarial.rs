@@ -104,16 +104,9 @@ async fn stalled_max_size_headers_cost_little_memory_and_time_out() {
         stalled.push(c);
     }
     // The kernel finishes connects before the daemon accepts them: wait until it has.
-    let mut tries = 0;
-    loop {
-        let stats: hearth_protocol::reserved::Stats = probe.call(2, "$/stats", &()).await;
-        if stats.connections == 129 {
-            break;
-        }
-        tries += 1;
-        assert!(tries < 2_000, "connections: {}", stats.connections);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    probe
+        .stats_until("129 connections", |s| s.connections == 129)
+        .await;
     let during = d.rss_kib();
     eprintln!("rss before {before} KiB, with 128 stalled 8 MiB frames {during} KiB");
     assert!(
@@ -158,16 +151,8 @@ async fn length_bombs_inside_frames_allocate_nothing() {
     for conn in 0..21 {
         let mut c = Raw::connect(&socket).await;
         if conn == 1 {
-            let mut tries = 0;
-            loop {
-                let s: hearth_protocol::reserved::Stats = c.call(7, "$/stats", &()).await;
-                if s.connections == 1 {
-                    break;
-                }
-                tries += 1;
-                assert!(tries < 2_000, "the warm-up connection never closed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            c.stats_until("the warm-up connection to close", |s| s.connections == 1)
+                .await;
             baseline = d.rss_kib();
         }
         for _ in 0..20 {
@@ -344,16 +329,11 @@ async fn clients_vanishing_mid_request_and_mid_frame_leave_nothing_behind() {
             c.send_bytes(&frame[..frame.len() / 2]).await;
         }
     }
-    let mut tries = 0;
-    let stats = loop {
-        let s: hearth_protocol::reserved::Stats = probe.call(2, "$/stats", &()).await;
-        if s.connections == 1 && s.in_flight == 0 {
-            break s;
-        }
-        tries += 1;
-        assert!(tries < 2_000, "never settled: {s:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let stats = probe
+        .stats_until("the vanished clients to be gone", |s| {
+            s.connections == 1 && s.in_flight == 0
+        })
+        .await;
     assert_eq!(stats.connections_total, 51);
     eventually("file descriptors back to the baseline", || {
         d.fd_count() == fds

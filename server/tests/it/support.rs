@@ -147,27 +147,15 @@ impl Raw {
 
     /// The next message, or `None` at a clean end of stream.
     pub(crate) async fn next(&mut self) -> Option<Message> {
-        loop {
-            if let Some(frame) = self
-                .frames
-                .decode(&mut self.buf)
-                .expect("daemon sent a bad frame")
-            {
-                return Some(Message::decode(frame).expect("daemon sent a bad message"));
-            }
-            let n = tokio::time::timeout(PATIENCE, self.stream.read_buf(&mut self.buf))
-                .await
-                .expect("timed out waiting for the daemon")
-                .expect("read");
-            if n == 0 {
-                assert!(self.buf.is_empty(), "stream ended mid-frame");
-                return None;
-            }
-        }
+        self.read_message(false).await
     }
 
     /// Like [`Self::next`], but a connection reset also counts as the end.
     pub(crate) async fn next_or_reset(&mut self) -> Option<Message> {
+        self.read_message(true).await
+    }
+
+    async fn read_message(&mut self, reset_is_end: bool) -> Option<Message> {
         loop {
             if let Some(frame) = self
                 .frames
@@ -180,11 +168,35 @@ impl Raw {
                 .await
                 .expect("timed out waiting for the daemon")
             {
-                Ok(0) => return None,
+                Ok(0) => {
+                    assert!(self.buf.is_empty(), "stream ended mid-frame");
+                    return None;
+                }
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) if reset_is_end && e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return None;
+                }
                 Err(e) => panic!("read: {e}"),
             }
+        }
+    }
+
+    /// Asks `$/stats` until `pred` holds (the counters change in the daemon and nothing
+    /// announces it; bounded by PATIENCE).
+    pub(crate) async fn stats_until(&mut self, what: &str, pred: impl Fn(&Stats) -> bool) -> Stats {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let mut id = 1u64 << 40;
+        loop {
+            id += 1;
+            let stats: Stats = self.call(id, "$/stats", &()).await;
+            if pred(&stats) {
+                return stats;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; stats: {stats:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
