@@ -6,11 +6,12 @@
 //! Input: `[config][Plan...]` (see `hearth_fuzz::Plan`); `config` picks the duplex buffer
 //! size and how the client pauses between chunks. Checks: no panic (but the deliberate one
 //! inside the `panic` method, which the daemon must turn into -32603); every frame the daemon
-//! sends is at most `max_frame` and decodes (and the output ends between frames, once the
-//! known cut-tail finding is fixed: see `CUT_TAIL_IS_KNOWN`); `$/fatal` comes last; every response answers an
-//! id the client sent, and no id gets more responses than requests carrying it (a duplicate
-//! in-flight id is its own request, answered -32600); a connection that stalls (legitimately:
-//! eight endless sleeps fill `max_in_flight`) ends promptly after `shutdown_now`.
+//! sends is at most `max_frame` and decodes; the output ends between frames and `$/fatal`
+//! comes last (both relaxed for known findings: see `TOLERATE_KNOWN_FINDINGS`); every
+//! response answers an id the client sent, and no id gets more responses than requests
+//! carrying it (a duplicate in-flight id is its own request, answered -32600; ids may be
+//! reused once answered); a connection that stalls (legitimately: eight endless sleeps fill
+//! `max_in_flight`) ends promptly after `shutdown_now`.
 
 #![no_main]
 
@@ -34,15 +35,23 @@ const DELIBERATE: &str = "fuzz: deliberate handler panic";
 const STALL: Duration = Duration::from_secs(600);
 /// Virtual time a connection gets to end after `shutdown_now`; longer is a hang.
 const AFTER_SHUTDOWN: Duration = Duration::from_secs(10);
-/// Known finding (docs/RELIABILITY.md, "Fuzzing"): when the peer half-closes while output
-/// is still queued, the daemon ends the connection without flushing, and may cut its last
-/// frame short (`corpus/connection/finding-cut-tail-*`). Set to `false` once fixed so the
-/// target checks that output always ends between frames.
-const CUT_TAIL_IS_KNOWN: bool = true;
-/// Known finding (docs/RELIABILITY.md, "Fuzzing"): handler notifications already queued when
-/// the daemon sends `$/fatal` are written after it (`corpus/connection/finding-fatal-tick`).
-/// While `true`, only such notifications may follow `$/fatal`; set to `false` once fixed.
-const NOTES_AFTER_FATAL_IS_KNOWN: bool = true;
+/// Known findings (docs/RELIABILITY.md, "Fuzzing"), tolerated so long runs can go on:
+/// - cut tail: when the peer half-closes while output is still queued, the daemon ends the
+///   connection without flushing and may cut its last frame short
+///   (`corpus/connection/finding-cut-tail-*`);
+/// - notes after fatal: handler notifications already queued when the daemon sends
+///   `$/fatal` are written after it (`corpus/connection/finding-fatal-tick`).
+///
+/// `HEARTH_FUZZ_STRICT=1` checks them too (to reproduce, or once fixed); set this to
+/// `false` when both are fixed.
+const TOLERATE_KNOWN_FINDINGS: bool = true;
+
+/// Whether the known findings are tolerated in this run.
+fn tolerate_known() -> bool {
+    static STRICT: OnceLock<bool> = OnceLock::new();
+    TOLERATE_KNOWN_FINDINGS
+        && !*STRICT.get_or_init(|| std::env::var_os("HEARTH_FUZZ_STRICT").is_some_and(|v| v == "1"))
+}
 
 thread_local! {
     static RUNTIME: Runtime = tokio::runtime::Builder::new_current_thread()
@@ -219,7 +228,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let queued_note = matches!(&msg, Message::Notification(n) if n.method() == "tick");
         assert!(
-            !fatal_seen || (NOTES_AFTER_FATAL_IS_KNOWN && queued_note),
+            !fatal_seen || (tolerate_known() && queued_note),
             "nothing follows $/fatal: {msg:?}"
         );
         match msg {
@@ -243,7 +252,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert!(
-        CUT_TAIL_IS_KNOWN || frames.is_idle(&buf),
+        tolerate_known() || frames.is_idle(&buf),
         "the daemon's output ends between frames"
     );
 });
