@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(end) = value::skip(data, DEFAULT_MAX_DEPTH) {
         // `skip` checked every declared length against the input, so rmpv cannot be made
         // to allocate beyond it here.
-        let mut rd = &data[..];
+        let mut rd = data;
         let v = rmpv::decode::read_value(&mut rd).expect("rmpv reads what skip accepted");
         assert_eq!(data.len() - rd.len(), end, "value length: skip vs rmpv");
         assert!(hearth_fuzz::rmpv_depth(&v) <= DEFAULT_MAX_DEPTH);
