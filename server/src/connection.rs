@@ -79,8 +79,15 @@ pub(crate) enum End {
 
 impl End {
     /// Whether output still buffered should be flushed before closing.
+    ///
+    /// A peer that closed its end may only have half-closed it and still be reading: the
+    /// answers already encoded go out whole (bounded by `flush_timeout`, and failing at once
+    /// if the peer is really gone), so it never sees a frame cut short.
     fn wants_flush(&self) -> bool {
-        matches!(self, Self::Fatal(_) | Self::Drained)
+        matches!(
+            self,
+            Self::Fatal(_) | Self::Drained | Self::PeerClosed | Self::PeerClosedMidFrame
+        )
     }
 }
 
@@ -208,9 +215,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     Poll::Ready(None) | Poll::Pending => break,
                 }
             }
-            // Notifications from handlers, likewise. The channel never reports closed: we
-            // hold a sender ourselves.
-            while self.outbuf.len() < max_out {
+            // Notifications from handlers, likewise — but nothing may follow `$/fatal`. The
+            // channel never reports closed: we hold a sender ourselves.
+            while self.closing.is_none() && self.outbuf.len() < max_out {
                 match self.notes.poll_recv(cx) {
                     Poll::Ready(Some(frame)) => {
                         self.outbuf.extend_from_slice(&frame);
@@ -525,6 +532,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Sends `$/fatal` and stops reading; the connection closes once output is flushed.
     fn fatal(&mut self, code: ErrorCode, message: String) {
         self.shared.counters.error(code);
+        // Notifications handlers queued before this point go out before `$/fatal`; none after.
+        while let Ok(frame) = self.notes.try_recv() {
+            self.outbuf.extend_from_slice(&frame);
+        }
         let fatal = Fatal {
             code: code.0,
             message: message.clone(),

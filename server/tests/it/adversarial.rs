@@ -506,3 +506,66 @@ async fn soak_client(
     }
     (calls, cancels, hangups)
 }
+
+/// Found by the `connection` fuzz target: a peer that half-closes with answers still queued
+/// got them cut off mid-frame. Answers already encoded now go out whole.
+#[tokio::test]
+async fn a_half_close_still_receives_every_answer_already_made() {
+    let server = TestServer::start().await;
+    let mut c = server.connect().await;
+    let payload = "p".repeat(64 * 1024);
+    let mut wire = BytesMut::new();
+    let enc = Encoder::default();
+    for id in 0..40u64 {
+        enc.request(&mut wire, id, "echo", &payload)
+            .expect("encode");
+    }
+    c.send_bytes(&wire).await;
+    c.stream.shutdown().await.expect("half-close");
+    let mut answered = 0;
+    // `next` fails the test if the stream ends mid-frame.
+    while let Some(msg) = c.next().await {
+        match msg {
+            Message::Response(r) => {
+                let back: String =
+                    hearth_protocol::from_msgpack(&r.outcome.expect("echo")).expect("str");
+                assert_eq!(back.len(), payload.len());
+                answered += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(answered, 40, "echoes are answered as soon as they are read");
+}
+
+/// Found by the `connection` fuzz target: notifications queued by a handler that is still
+/// running were written after `$/fatal`. The handler here queues three, then waits; the fatal
+/// frame arrives in the same read. The three now go out before `$/fatal`, which comes last.
+#[tokio::test]
+async fn fatal_is_the_last_message_even_with_notifications_queued() {
+    let router = hearth_server::Router::new().method(
+        "tick_then_wait",
+        |n: u32, ctx: hearth_server::RequestContext| async move {
+            for i in 0..n {
+                ctx.notify("tick", &i)
+                    .await
+                    .map_err(|e| hearth_server::MethodError::internal(e.to_string()))?;
+            }
+            std::future::pending::<()>().await;
+            Ok::<_, hearth_server::MethodError>(n)
+        },
+    );
+    let server = TestServer::with(router, Limits::default()).await;
+    let mut c = server.connect().await;
+    let mut wire = c.request_frame(1, "tick_then_wait", &3u32);
+    wire.extend_from_slice(&[0, 0, 0, 4, 0x93, 0x02, 0x03, 0x07]); // [2, 3, 7]: version 2
+    c.send_bytes(&wire).await;
+    let mut methods = Vec::new();
+    while let Some(msg) = c.next_or_reset().await {
+        match msg {
+            Message::Notification(n) => methods.push(n.method().to_owned()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(methods, ["tick", "tick", "tick", "$/fatal"]);
+}
