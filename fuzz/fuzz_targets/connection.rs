@@ -6,11 +6,11 @@
 //! Input: `[config][Plan...]` (see `hearth_fuzz::Plan`); `config` picks the duplex buffer
 //! size and how the client pauses between chunks. Checks: no panic (but the deliberate one
 //! inside the `panic` method, which the daemon must turn into -32603); every frame the daemon
-//! sends is at most `max_frame` and decodes; the output ends between frames and `$/fatal`
-//! comes last (both relaxed for known findings: see `TOLERATE_KNOWN_FINDINGS`); every
-//! response answers an id the client sent, and no id gets more responses than requests
-//! carrying it (a duplicate in-flight id is its own request, answered -32600; ids may be
-//! reused once answered); a connection that stalls (legitimately: eight endless sleeps fill
+//! sends is at most `max_frame` and decodes; the output ends between frames, even when the
+//! client half-closed with answers still queued; `$/fatal` comes last; every response
+//! answers an id the client sent, and no id gets more responses than requests carrying it (a
+//! duplicate in-flight id is its own request, answered -32600; ids may be reused once
+//! answered); a connection that stalls (legitimately: eight endless sleeps fill
 //! `max_in_flight`) ends promptly after `shutdown_now`.
 
 #![no_main]
@@ -35,24 +35,6 @@ const DELIBERATE: &str = "fuzz: deliberate handler panic";
 const STALL: Duration = Duration::from_secs(600);
 /// Virtual time a connection gets to end after `shutdown_now`; longer is a hang.
 const AFTER_SHUTDOWN: Duration = Duration::from_secs(10);
-/// Known findings (docs/RELIABILITY.md, "Fuzzing"), tolerated so long runs can go on:
-/// - cut tail: when the peer half-closes while output is still queued, the daemon ends the
-///   connection without flushing and may cut its last frame short
-///   (`corpus/connection/finding-cut-tail-*`);
-/// - notes after fatal: handler notifications already queued when the daemon sends
-///   `$/fatal` are written after it (`corpus/connection/finding-fatal-tick`).
-///
-/// `HEARTH_FUZZ_STRICT=1` checks them too (to reproduce, or once fixed); set this to
-/// `false` when both are fixed.
-const TOLERATE_KNOWN_FINDINGS: bool = true;
-
-/// Whether the known findings are tolerated in this run.
-fn tolerate_known() -> bool {
-    static STRICT: OnceLock<bool> = OnceLock::new();
-    TOLERATE_KNOWN_FINDINGS
-        && !*STRICT.get_or_init(|| std::env::var_os("HEARTH_FUZZ_STRICT").is_some_and(|v| v == "1"))
-}
-
 thread_local! {
     static RUNTIME: Runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -226,11 +208,7 @@ fuzz_target!(|data: &[u8]| {
         if debug {
             eprintln!("daemon sent {msg:?}");
         }
-        let queued_note = matches!(&msg, Message::Notification(n) if n.method() == "tick");
-        assert!(
-            !fatal_seen || (tolerate_known() && queued_note),
-            "nothing follows $/fatal: {msg:?}"
-        );
+        assert!(!fatal_seen, "nothing follows $/fatal: {msg:?}");
         match msg {
             Message::Response(r) => {
                 let n = answered.entry(r.id).or_default();
@@ -252,7 +230,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert!(
-        tolerate_known() || frames.is_idle(&buf),
+        frames.is_idle(&buf),
         "the daemon's output ends between frames"
     );
 });
