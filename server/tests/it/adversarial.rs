@@ -569,3 +569,48 @@ async fn fatal_is_the_last_message_even_with_notifications_queued() {
     }
     assert_eq!(methods, ["tick", "tick", "tick", "$/fatal"]);
 }
+
+/// The never-reading client against a real `hearthd`: 20,000 requests of 1 KiB (20 MB in,
+/// 20 MB of answers owed) never read. The daemon stops reading it once its output for it is
+/// full, so its peak memory stays far below what it was sent; other clients are served
+/// meanwhile; the stuck one is dropped after the write timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_costs_bounded_memory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let socket = socket_in(&tmp);
+    let mut cmd = Daemon::command(&socket);
+    cmd.args(["--write-timeout-ms", "1000"]);
+    let mut d = Daemon::spawn(cmd);
+    d.wait_for_line("ready on");
+    let mut good = Raw::connect(&socket).await;
+    let _: u8 = good.call(1, "echo", &0u8).await;
+    let before = crate::support::proc_status_kib(d.pid(), "VmHWM:");
+
+    let stuck = Raw::connect(&socket).await;
+    let payload = "a".repeat(1024);
+    let mut wire = BytesMut::new();
+    let enc = Encoder::default();
+    for id in 0..20_000u64 {
+        enc.request(&mut wire, id, "echo", &payload)
+            .expect("encode");
+    }
+    let (_unread, mut wr) = tokio::io::split(stuck.stream);
+    let writer = tokio::spawn(async move { wr.write_all(&wire).await });
+    for id in 0..200u64 {
+        let back: u64 = good.call(10 + id, "echo", &id).await;
+        assert_eq!(back, id);
+    }
+    good.stats_until("the stuck client to be dropped", |s| s.connections == 1)
+        .await;
+    assert!(
+        writer.await.expect("join").is_err(),
+        "dropped before taking it all"
+    );
+    let peak = crate::support::proc_status_kib(d.pid(), "VmHWM:");
+    eprintln!("daemon peak rss {before} KiB before, {peak} KiB after the stuck client");
+    assert!(
+        peak.saturating_sub(before) < 16 * 1024,
+        "the stuck client cost {} KiB",
+        peak - before
+    );
+}
