@@ -286,13 +286,7 @@ async fn a_client_that_never_reads_is_dropped_while_others_are_served() {
     };
     let server = TestServer::with(builtins::router(), limits).await;
     let stuck = server.connect().await;
-    let payload = "a".repeat(1024);
-    let mut wire = BytesMut::new();
-    let enc = Encoder::default();
-    for id in 0..10_000u64 {
-        enc.request(&mut wire, id, "echo", &payload)
-            .expect("encode");
-    }
+    let wire = echo_flood(10_000);
     // Ten megabytes of requests whose answers we never read: the daemon stops reading us
     // once its output for us is full, so this write blocks until the daemon gives up.
     let (_unread, mut wr) = tokio::io::split(stuck.stream);
@@ -587,13 +581,7 @@ async fn a_client_that_never_reads_costs_bounded_memory() {
     let before = crate::support::proc_status_kib(d.pid(), "VmHWM:");
 
     let stuck = Raw::connect(&socket).await;
-    let payload = "a".repeat(1024);
-    let mut wire = BytesMut::new();
-    let enc = Encoder::default();
-    for id in 0..20_000u64 {
-        enc.request(&mut wire, id, "echo", &payload)
-            .expect("encode");
-    }
+    let wire = echo_flood(20_000);
     let (_unread, mut wr) = tokio::io::split(stuck.stream);
     let writer = tokio::spawn(async move { wr.write_all(&wire).await });
     for id in 0..200u64 {
@@ -613,4 +601,16 @@ async fn a_client_that_never_reads_costs_bounded_memory() {
         "the stuck client cost {} KiB",
         peak - before
     );
+}
+
+/// `n` pipelined `echo` requests of 1 KiB each, for a client that will never read the answers.
+fn echo_flood(n: u64) -> BytesMut {
+    let payload = "a".repeat(1024);
+    let mut wire = BytesMut::new();
+    let enc = Encoder::default();
+    for id in 0..n {
+        enc.request(&mut wire, id, "echo", &payload)
+            .expect("encode");
+    }
+    wire
 }
