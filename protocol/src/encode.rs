@@ -13,6 +13,12 @@ use crate::error::{EncodeError, ErrorObject};
 use crate::frame::{DEFAULT_MAX_FRAME, HEADER_LEN};
 use crate::message::{Kind, RequestId};
 
+/// Room for a body's envelope fields: array header, version, kind, an id and a method's
+/// string header.
+const ENVELOPE: usize = 16;
+/// What a serialized payload is first given room for; it grows past that as needed.
+const SERIALIZED_GUESS: usize = 64;
+
 /// Appends frames to a buffer, refusing any whose body would exceed `max_frame`.
 #[derive(Debug, Clone, Copy)]
 pub struct Encoder {
@@ -46,12 +52,17 @@ impl Encoder {
 
     /// Runs `body` between a header placeholder and the patched header; undoes everything if
     /// `body` fails or the result is too large.
+    ///
+    /// `expected` is the body size to make room for up front (exact for raw payloads, a guess
+    /// for serialized ones), so a fresh or small buffer grows once rather than field by field.
     fn frame(
         &self,
         dst: &mut BytesMut,
+        expected: usize,
         body: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
     ) -> Result<(), EncodeError> {
         let start = dst.len();
+        dst.reserve(HEADER_LEN + expected.min(self.max_frame));
         dst.put_u32(0);
         if let Err(e) = body(dst) {
             dst.truncate(start);
@@ -77,7 +88,7 @@ impl Encoder {
         method: &str,
         params: &P,
     ) -> Result<(), EncodeError> {
-        self.frame(dst, |b| {
+        self.frame(dst, ENVELOPE + method.len() + SERIALIZED_GUESS, |b| {
             header(b, 5, Kind::Request);
             uint(b, id);
             str(b, method);
@@ -93,7 +104,7 @@ impl Encoder {
         method: &str,
         params: &[u8],
     ) -> Result<(), EncodeError> {
-        self.frame(dst, |b| {
+        self.frame(dst, ENVELOPE + method.len() + params.len(), |b| {
             header(b, 5, Kind::Request);
             uint(b, id);
             str(b, method);
@@ -108,7 +119,7 @@ impl Encoder {
         id: RequestId,
         result: &R,
     ) -> Result<(), EncodeError> {
-        self.frame(dst, |b| {
+        self.frame(dst, ENVELOPE + SERIALIZED_GUESS, |b| {
             header(b, 5, Kind::Response);
             uint(b, id);
             nil(b);
@@ -123,7 +134,7 @@ impl Encoder {
         id: RequestId,
         result: &[u8],
     ) -> Result<(), EncodeError> {
-        self.frame(dst, |b| {
+        self.frame(dst, ENVELOPE + result.len(), |b| {
             header(b, 5, Kind::Response);
             uint(b, id);
             nil(b);
@@ -138,7 +149,7 @@ impl Encoder {
         id: RequestId,
         error: &ErrorObject,
     ) -> Result<(), EncodeError> {
-        self.frame(dst, |b| {
+        self.frame(dst, ENVELOPE + error_map_size(error), |b| {
             header(b, 5, Kind::Response);
             uint(b, id);
             error_map(b, error);
@@ -154,7 +165,7 @@ impl Encoder {
         method: &str,
         params: &P,
     ) -> Result<(), EncodeError> {
-        self.frame(dst, |b| {
+        self.frame(dst, ENVELOPE + method.len() + SERIALIZED_GUESS, |b| {
             header(b, 4, Kind::Notification);
             str(b, method);
             payload(b, Payload::Value(params))
@@ -168,7 +179,7 @@ impl Encoder {
         method: &str,
         params: &[u8],
     ) -> Result<(), EncodeError> {
-        self.frame(dst, |b| {
+        self.frame(dst, ENVELOPE + method.len() + params.len(), |b| {
             header(b, 4, Kind::Notification);
             str(b, method);
             payload::<()>(b, Payload::Raw(params))
@@ -181,7 +192,7 @@ impl Encoder {
         dst: &mut BytesMut,
         error: &ErrorObject,
     ) -> Result<(), EncodeError> {
-        self.frame(dst, |b| {
+        self.frame(dst, ENVELOPE + error_map_size(error), |b| {
             header(b, 4, Kind::Notification);
             str(b, crate::reserved::ERROR);
             error_map(b, error);
@@ -191,7 +202,7 @@ impl Encoder {
 
     /// `[1, 3, id]`.
     pub fn cancel(&self, dst: &mut BytesMut, id: RequestId) -> Result<(), EncodeError> {
-        self.frame(dst, |b| {
+        self.frame(dst, ENVELOPE, |b| {
             header(b, 3, Kind::Cancel);
             uint(b, id);
             Ok(())
@@ -199,25 +210,65 @@ impl Encoder {
     }
 }
 
-// The envelope fields are written with rmp's low-level writers. Writing into a `BytesMut`
-// cannot fail (it grows), so their io results are ignored through `ok()`.
+// The envelope fields — small arrays, unsigned integers, strings — are written by hand: they
+// are on every message's path, and each is a marker byte and a big-endian length or value
+// (the tests check every size class against rmp's writers). Error maps and serialized
+// payloads go through rmp.
 
-fn header(b: &mut BytesMut, len: u32, kind: Kind) {
-    rmp::encode::write_array_len(&mut b.writer(), len).ok();
-    uint(b, u64::from(crate::PROTOCOL_VERSION));
-    uint(b, kind as u64);
+/// The envelope array header with its version and kind: three single bytes, as the array is
+/// short and version and kind are positive fixints.
+fn header(b: &mut BytesMut, len: u8, kind: Kind) {
+    const _: () = assert!(
+        crate::PROTOCOL_VERSION < 0x80,
+        "the version must be a fixint"
+    );
+    debug_assert!(len <= 15);
+    b.put_slice(&[0x90 | len, crate::PROTOCOL_VERSION as u8, kind as u8]);
 }
 
+/// An unsigned integer in its shortest MessagePack form.
 fn uint(b: &mut BytesMut, v: u64) {
-    rmp::encode::write_uint(&mut b.writer(), v).ok();
+    if v < 0x80 {
+        b.put_u8(v as u8);
+    } else if v <= 0xff {
+        b.put_slice(&[0xcc, v as u8]);
+    } else if v <= 0xffff {
+        b.put_u8(0xcd);
+        b.put_u16(v as u16);
+    } else if v <= 0xffff_ffff {
+        b.put_u8(0xce);
+        b.put_u32(v as u32);
+    } else {
+        b.put_u8(0xcf);
+        b.put_u64(v);
+    }
 }
 
+/// A string: its shortest header, then its bytes. A string longer than `u32::MAX` cannot fit
+/// a frame; its header is then wrong, but the frame is refused as too large anyway.
 fn str(b: &mut BytesMut, s: &str) {
-    rmp::encode::write_str(&mut b.writer(), s).ok();
+    let n = s.len();
+    if n < 32 {
+        b.put_u8(0xa0 | n as u8);
+    } else if n <= 0xff {
+        b.put_slice(&[0xd9, n as u8]);
+    } else if n <= 0xffff {
+        b.put_u8(0xda);
+        b.put_u16(n as u16);
+    } else {
+        b.put_u8(0xdb);
+        b.put_u32(n as u32);
+    }
+    b.put_slice(s.as_bytes());
 }
 
 fn nil(b: &mut BytesMut) {
     b.put_u8(0xc0);
+}
+
+/// About what [`error_map`] writes: keys and headers, the message and the data.
+fn error_map_size(e: &ErrorObject) -> usize {
+    32 + e.message.len() + e.data.as_ref().map_or(0, |d| d.len())
 }
 
 fn error_map(b: &mut BytesMut, e: &ErrorObject) {
@@ -243,6 +294,75 @@ fn payload<T: Serialize + ?Sized>(b: &mut BytesMut, p: Payload<'_, T>) -> Result
             let mut ser = rmp_serde::Serializer::new(b.writer()).with_struct_map();
             v.serialize(&mut ser)?;
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What rmp writes for the same value: the reference for the hand-written fields.
+    fn rmp_bytes(write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut out = Vec::new();
+        write(&mut out);
+        out
+    }
+
+    #[test]
+    fn uints_match_rmp_in_every_size_class() {
+        let edges = [
+            0,
+            1,
+            0x7f,
+            0x80,
+            0xff,
+            0x100,
+            0xffff,
+            0x1_0000,
+            0xffff_ffff,
+            0x1_0000_0000,
+            u64::MAX,
+        ];
+        for v in edges {
+            let mut ours = BytesMut::new();
+            uint(&mut ours, v);
+            let theirs = rmp_bytes(|w| {
+                rmp::encode::write_uint(w, v).ok();
+            });
+            assert_eq!(&ours[..], &theirs[..], "uint {v:#x}");
+        }
+    }
+
+    #[test]
+    fn strings_match_rmp_in_every_size_class() {
+        for n in [0, 1, 31, 32, 255, 256, 0xffff, 0x1_0000] {
+            let s = "x".repeat(n);
+            let mut ours = BytesMut::new();
+            str(&mut ours, &s);
+            let theirs = rmp_bytes(|w| {
+                rmp::encode::write_str(w, &s).ok();
+            });
+            assert_eq!(&ours[..], &theirs[..], "string of {n} bytes");
+        }
+    }
+
+    #[test]
+    fn envelope_headers_match_rmp() {
+        for (len, kind) in [
+            (5, Kind::Request),
+            (5, Kind::Response),
+            (4, Kind::Notification),
+            (3, Kind::Cancel),
+        ] {
+            let mut ours = BytesMut::new();
+            header(&mut ours, len, kind);
+            let theirs = rmp_bytes(|w| {
+                rmp::encode::write_array_len(w, u32::from(len)).ok();
+                rmp::encode::write_uint(w, u64::from(crate::PROTOCOL_VERSION)).ok();
+                rmp::encode::write_uint(w, kind as u64).ok();
+            });
+            assert_eq!(&ours[..], &theirs[..], "{kind:?}");
         }
     }
 }
