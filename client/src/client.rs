@@ -3,10 +3,11 @@
 //! daemon if the caller stops waiting. Moving bytes is left to the tasks in `io.rs`, and the
 //! rules for a dying connection to `connection.rs`.
 
+use std::cell::Cell;
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,7 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::config::ClientConfig;
 use crate::connection::{Connection, Peer};
@@ -232,7 +233,7 @@ impl Client {
         let conn = self.conn();
         let id = conn.next_id();
         let frame = encode(conn, |enc, buf| enc.request(buf, id, method, params))?;
-        let raw = with_timeout(timeout, roundtrip(conn, id, &frame)).await?;
+        let raw = call_within(conn, id, Outgoing::Encoded(frame), timeout).await?;
         hearth_protocol::from_msgpack(&raw).map_err(Error::Decode)
     }
 
@@ -242,10 +243,11 @@ impl Client {
         let conn = self.conn();
         check_one_value(params_msgpack)?;
         let id = conn.next_id();
-        let frame = encode(conn, |enc, buf| {
-            enc.request_raw(buf, id, method, params_msgpack)
-        })?;
-        with_timeout(self.inner.timeout, roundtrip(conn, id, &frame)).await
+        let request = Outgoing::Raw {
+            method,
+            params: params_msgpack,
+        };
+        call_within(conn, id, request, self.inner.timeout).await
     }
 
     /// Sends a notification: a one-way message the daemon does not answer. Resolves once it
@@ -320,16 +322,63 @@ fn request_limit(max_in_flight: u64) -> usize {
         .clamp(1, Semaphore::MAX_PERMITS)
 }
 
-/// Encodes one frame into a buffer of its own. Done before taking the queue's lock, so no
-/// `Serialize` impl runs under it.
+/// Encodes one frame with typed params into this thread's scratch buffer. Done before taking
+/// the queue's lock, so no `Serialize` impl runs under it.
 fn encode(
     conn: &Connection,
     write: impl FnOnce(&Encoder, &mut BytesMut) -> Result<(), EncodeError>,
-) -> Result<BytesMut, Error> {
+) -> Result<Scratch, Error> {
     let encoder = Encoder::new(conn.max_send.load(Ordering::Relaxed));
-    let mut frame = BytesMut::new();
-    write(&encoder, &mut frame).map_err(Error::Encode)?;
+    let mut frame = Scratch::take();
+    write(&encoder, &mut frame.0).map_err(Error::Encode)?;
     Ok(frame)
+}
+
+thread_local! {
+    /// A buffer to serialize typed frames into, kept per thread so that a call does not
+    /// allocate one (see [`Scratch`]).
+    static SCRATCH: Cell<BytesMut> = Cell::new(BytesMut::new());
+}
+
+/// Scratch buffers bigger than this are freed after use rather than kept.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+/// This thread's scratch buffer, on loan until dropped. A frame is encoded into it, copied
+/// into the outbound queue, and the buffer goes back for the next call. Two calls that
+/// overlap on one thread simply use two buffers (the second finds none and starts empty).
+struct Scratch(BytesMut);
+
+impl Scratch {
+    fn take() -> Self {
+        Self(SCRATCH.try_with(Cell::take).unwrap_or_default())
+    }
+}
+
+impl Deref for Scratch {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.0);
+        if buf.capacity() <= SCRATCH_KEEP {
+            buf.clear();
+            // Fails only while the thread is exiting; the buffer is then just freed.
+            let _ = SCRATCH.try_with(|scratch| scratch.set(buf));
+        }
+    }
+}
+
+/// What a call sends: a frame with typed params, already encoded, or raw params that are
+/// encoded straight into the outbound queue (they are only copied, so that is safe under its
+/// lock).
+enum Outgoing<'a> {
+    Encoded(Scratch),
+    Raw { method: &'a str, params: &'a [u8] },
 }
 
 /// Raw params must be exactly one MessagePack value, or the daemon would read a malformed
@@ -352,26 +401,45 @@ fn check_one_value(params: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-async fn with_timeout<T>(
+/// [`roundtrip`] within `limit`, if there is one.
+///
+/// Each arm makes its own `roundtrip` future rather than taking one as an argument: a future
+/// passed in and then awaited would be stored twice in this one, and every call's future is
+/// moved at least once (into a task or a `FuturesUnordered`), so its size is paid per call.
+async fn call_within(
+    conn: &Connection,
+    id: RequestId,
+    request: Outgoing<'_>,
     limit: Option<Duration>,
-    call: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
+) -> Result<Bytes, Error> {
     match limit {
-        None => call.await,
-        // On expiry the call future is dropped, and its guard cancels the request.
-        Some(limit) => tokio::time::timeout(limit, call)
+        None => roundtrip(conn, id, request).await,
+        // On expiry the call future is dropped, and its guard cancels the request. Boxed:
+        // the timer is large, and calls without a timeout should not carry it.
+        Some(limit) => Box::pin(tokio::time::timeout(limit, roundtrip(conn, id, request)))
             .await
             .unwrap_or(Err(Error::Timeout(limit))),
     }
 }
 
-/// Sends one encoded request and waits for its answer.
-async fn roundtrip(conn: &Connection, id: RequestId, frame: &[u8]) -> Result<Bytes, Error> {
+/// Sends one request and waits for its answer.
+async fn roundtrip(
+    conn: &Connection,
+    id: RequestId,
+    request: Outgoing<'_>,
+) -> Result<Bytes, Error> {
     if conn.is_closed() {
         return Err(conn.closed_error());
     }
-    let Ok(permit) = conn.permits.acquire().await else {
-        return Err(conn.closed_error());
+    // Waiting for a permit is the uncommon case; boxing it keeps its state out of every
+    // call's future.
+    let permit = match conn.permits.try_acquire() {
+        Ok(permit) => permit,
+        Err(TryAcquireError::Closed) => return Err(conn.closed_error()),
+        Err(TryAcquireError::NoPermits) => match Box::pin(conn.permits.acquire()).await {
+            Ok(permit) => permit,
+            Err(_) => return Err(conn.closed_error()),
+        },
     };
     let answer = conn
         .pending
@@ -386,10 +454,19 @@ async fn roundtrip(conn: &Connection, id: RequestId, frame: &[u8]) -> Result<Byt
         sent: false,
         answered: false,
     };
-    conn.outbound
-        .push(frame)
-        .await
-        .map_err(|_| conn.closed_error())?;
+    let queued = match request {
+        Outgoing::Encoded(frame) => conn.outbound.push(&frame).await.map(Ok),
+        Outgoing::Raw { method, params } => {
+            let encoder = Encoder::new(conn.max_send.load(Ordering::Relaxed));
+            conn.outbound
+                .push_with(|buf| encoder.request_raw(buf, id, method, params))
+                .await
+        }
+    };
+    // On an error, nothing was queued: the guard takes the entry out and frees the permit.
+    queued
+        .map_err(|_| conn.closed_error())?
+        .map_err(Error::Encode)?;
     guard.sent = true;
     let reply = answer.await;
     guard.answered = true;
@@ -447,7 +524,7 @@ async fn handshake(conn: &Connection, config: &ClientConfig) -> Result<HelloResu
     let frame = encode(conn, |enc, buf| {
         enc.request(buf, id, reserved::HELLO, &params)
     })?;
-    let raw = match with_timeout(config.timeout, roundtrip(conn, id, &frame)).await {
+    let raw = match call_within(conn, id, Outgoing::Encoded(frame), config.timeout).await {
         Ok(raw) => raw,
         Err(e) => return Err(version_mismatch(&e).unwrap_or(e)),
     };
@@ -505,6 +582,21 @@ mod tests {
         // A call's future can be spawned.
         fn spawnable<F: Future + Send>(_: F) {}
         let _ = |client: Client| spawnable(async move { client.call::<_, u8>("m", &1u8).await });
+    }
+
+    /// Every call's future is moved at least once (into a task, a `FuturesUnordered`, a
+    /// `join_all`), so its size is paid on every call. The waiting paths (no permit, a full
+    /// queue) and the timer are boxed to keep it small; this catches a change that puts one of
+    /// them back inline (a few hundred bytes each).
+    #[test]
+    fn a_call_future_stays_small() {
+        fn future_size<'a, F>(_: impl FnOnce(&'a Client, &'a [u8]) -> F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        let raw = future_size(|c, p| c.call_raw("echo", p));
+        let typed = future_size(|c, p| c.call::<_, u8>("echo", p));
+        assert!(raw <= 512, "call_raw's future is {raw} bytes");
+        assert!(typed <= 576, "call's future is {typed} bytes");
     }
 
     #[tokio::test]

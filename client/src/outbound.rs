@@ -3,8 +3,9 @@
 //! a caller waits only when the buffer is over its bound, which is what bounds memory when the
 //! daemon reads slower than we write.
 //!
-//! Frames are encoded by the caller before they get here, so no user code (`Serialize` impls)
-//! runs under the lock. Writing to the socket is the writer task's job (`io.rs`).
+//! No user code (`Serialize` impls) runs under the lock: frames with typed params are encoded
+//! by the caller before they get here, and only byte copies (raw params, cancels) are encoded
+//! straight into the buffer. Writing to the socket is the writer task's job (`io.rs`).
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -59,26 +60,76 @@ impl Outbound {
     /// Cancel safety: the frame is either queued whole or not at all; dropping this future
     /// while it waits queues nothing.
     pub(crate) async fn push(&self, frame: &[u8]) -> Result<(), QueueClosed> {
+        let Ok(()) = self
+            .push_with(|buf| {
+                buf.extend_from_slice(frame);
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Queues the one frame that `write` appends to the buffer, waiting while the buffer is
+    /// over [`OUTBOUND_LIMIT`]: encoding straight into the queue saves a buffer and a copy
+    /// per call.
+    ///
+    /// `write` runs under the queue's lock, so it must only copy bytes — never user code such
+    /// as a `Serialize` impl — and it must append one whole frame or nothing (the
+    /// `hearth_protocol::Encoder` methods do). It may run more than once: when the frame does
+    /// not fit, it is taken back out and written again once there is room. Its error is
+    /// returned as is, with nothing queued.
+    ///
+    /// Cancel safety: as [`push`](Self::push).
+    pub(crate) async fn push_with<E>(
+        &self,
+        mut write: impl FnMut(&mut BytesMut) -> Result<(), E>,
+    ) -> Result<Result<(), E>, QueueClosed> {
+        // Most pushes find room at once. Only a full queue needs the waiting loop, which is
+        // boxed so that every call's future does not carry its state.
+        match self.try_push(&mut write) {
+            Some(done) => done,
+            None => Box::pin(self.push_when_room(write)).await,
+        }
+    }
+
+    /// The slow path of [`push_with`](Self::push_with): waits for the writer to make room.
+    async fn push_when_room<E>(
+        &self,
+        mut write: impl FnMut(&mut BytesMut) -> Result<(), E>,
+    ) -> Result<Result<(), E>, QueueClosed> {
         loop {
             let room = self.room.notified();
             tokio::pin!(room);
-            // Register before looking, so a `notify_waiters` between the check and the await
-            // is not missed.
+            // Register before looking again, so a `notify_waiters` between the check and the
+            // await is not missed.
             room.as_mut().enable();
-            {
-                let mut state = self.lock();
-                if state.closed {
-                    return Err(QueueClosed);
-                }
-                if state.buf.is_empty() || state.buf.len() + frame.len() <= OUTBOUND_LIMIT {
-                    state.buf.extend_from_slice(frame);
-                    drop(state);
-                    self.wake.notify_one();
-                    return Ok(());
-                }
+            if let Some(done) = self.try_push(&mut write) {
+                return done;
             }
             room.await;
         }
+    }
+
+    /// One attempt at [`push_with`](Self::push_with); `None` when the frame does not fit yet.
+    fn try_push<E>(
+        &self,
+        write: &mut impl FnMut(&mut BytesMut) -> Result<(), E>,
+    ) -> Option<Result<Result<(), E>, QueueClosed>> {
+        let mut state = self.lock();
+        if state.closed {
+            return Some(Err(QueueClosed));
+        }
+        let before = state.buf.len();
+        if let Err(e) = write(&mut state.buf) {
+            return Some(Ok(Err(e)));
+        }
+        if before != 0 && state.buf.len() > OUTBOUND_LIMIT {
+            state.buf.truncate(before);
+            return None;
+        }
+        drop(state);
+        self.wake.notify_one();
+        Some(Ok(Ok(())))
     }
 
     /// Queues a frame now, past the bound: for cancels, which are sent from `Drop` and are a

@@ -7,11 +7,11 @@
 //! is when the caller's in-flight permit is given back (see [`Completion`]). It does not send
 //! cancels or touch the semaphore itself; `connection.rs` and `client.rs` do that.
 
-use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use hearth_protocol::RequestId;
+use rustc_hash::FxHashMap;
 use tokio::sync::oneshot;
 
 use crate::error::{CloseReason, Error};
@@ -28,7 +28,9 @@ struct Entry {
 }
 
 struct State {
-    calls: HashMap<RequestId, Entry>,
+    /// Keyed with a fast non-keyed hash: the ids are ours (sequential), and the daemon can
+    /// only look ids up, never insert them, so it cannot pile up colliding keys.
+    calls: FxHashMap<RequestId, Entry>,
     /// Set once, when the connection closes; nothing is inserted afterwards.
     closed: Option<CloseReason>,
 }
@@ -75,7 +77,7 @@ impl Pending {
     pub(crate) fn new() -> Self {
         Self {
             state: Mutex::new(State {
-                calls: HashMap::new(),
+                calls: FxHashMap::default(),
                 closed: None,
             }),
         }
