@@ -7,7 +7,7 @@
 //! What a handler's future does with cancellation, panics or deadlines is not handled here;
 //! the connection wraps every future (see `connection.rs`).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -59,8 +59,10 @@ pub(crate) struct MethodEntry {
 /// ```
 #[derive(Default)]
 pub struct Router {
-    methods: HashMap<String, MethodEntry>,
-    notifications: HashMap<String, Box<NotificationFn>>,
+    // A fast unkeyed hash: every method is looked up on every request, and the keys are fixed
+    // when the router is built — a peer only looks names up, so it cannot pile up collisions.
+    methods: FxHashMap<String, MethodEntry>,
+    notifications: FxHashMap<String, Box<NotificationFn>>,
 }
 
 impl std::fmt::Debug for Router {
