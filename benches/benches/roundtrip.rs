@@ -17,7 +17,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use futures::stream::{FuturesUnordered, StreamExt};
 use hearth_benches::raw_echo::{EchoClient, EchoServer};
 use hearth_benches::{ECHO_METHOD, echo_params, framed_echo_request};
 use hearth_client::Client;
@@ -95,22 +94,17 @@ fn shares(calls: u64, parts: usize) -> impl Iterator<Item = u64> {
     (0..parts).map(move |i| calls / parts + u64::from(i < calls % parts))
 }
 
-/// Makes `calls` echo calls on `client` keeping `window` in flight; each completion starts the
-/// next call.
+/// Makes `calls` echo calls on `client` keeping `window` in flight: `window` slots, each a
+/// loop that sends its next call as soon as its last one is answered (as `hearth bench` does).
+/// The slots are long-lived futures, so the harness adds no allocation or move per call.
 async fn pipelined(client: &Client, params: &[u8], calls: u64, window: usize) {
-    let mut running = FuturesUnordered::new();
-    let mut started = 0u64;
-    while started < calls && running.len() < window {
-        running.push(client.call_raw(ECHO_METHOD, params));
-        started += 1;
-    }
-    while let Some(answer) = running.next().await {
-        black_box(answer.expect("echo answers"));
-        if started < calls {
-            running.push(client.call_raw(ECHO_METHOD, params));
-            started += 1;
+    let slots = shares(calls, window).map(|n| async move {
+        for _ in 0..n {
+            let answer = client.call_raw(ECHO_METHOD, params).await;
+            black_box(answer.expect("echo answers"));
         }
-    }
+    });
+    futures::future::join_all(slots).await;
 }
 
 /// The hearth side: a daemon, a client runtime, one client for the single-connection
