@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
-use tokio::sync::{Semaphore, TryAcquireError};
+use tokio::sync::Semaphore;
 
 use crate::config::ClientConfig;
 use crate::connection::{Connection, Peer};
@@ -151,9 +151,9 @@ impl Client {
             conn.max_send
                 .store(config.max_frame.min(daemon_max), Ordering::Relaxed);
         }
-        // The handshake ran on one permit; widen to what the daemon allows.
-        conn.permits
-            .add_permits(request_limit(hello.limits.max_in_flight) - 1);
+        // The handshake ran with one place in flight; widen to what the daemon allows.
+        conn.pending
+            .set_limit(request_limit(hello.limits.max_in_flight));
 
         Ok(Client {
             inner: Arc::new(Inner {
@@ -431,23 +431,13 @@ async fn roundtrip(
     if conn.is_closed() {
         return Err(conn.closed_error());
     }
-    // Waiting for a permit is the uncommon case; boxing it keeps its state out of every
-    // call's future.
-    let permit = match conn.permits.try_acquire() {
-        Ok(permit) => permit,
-        Err(TryAcquireError::Closed) => return Err(conn.closed_error()),
-        Err(TryAcquireError::NoPermits) => match Box::pin(conn.permits.acquire()).await {
-            Ok(permit) => permit,
-            Err(_) => return Err(conn.closed_error()),
-        },
-    };
-    let answer = conn
-        .pending
+    // Takes an in-flight place (waiting while all are taken) and a slot for the answer.
+    // From here until the daemon answers, the slot holds the place: the reader frees it when
+    // the answer arrives, or the guard below if the request is never sent.
+    conn.pending
         .insert(id)
+        .await
         .map_err(|reason| Error::Closed { reason })?;
-    // From now until the daemon answers, the permit is accounted for by the pending entry:
-    // the reader gives it back when the answer arrives (see `Connection::permits`).
-    permit.forget();
     let mut guard = CallGuard {
         conn,
         id,
@@ -463,16 +453,14 @@ async fn roundtrip(
                 .await
         }
     };
-    // On an error, nothing was queued: the guard takes the entry out and frees the permit.
+    // On an error, nothing was queued: the guard takes the slot out and frees the place.
     queued
         .map_err(|_| conn.closed_error())?
         .map_err(Error::Encode)?;
     guard.sent = true;
-    let reply = answer.await;
+    let reply = std::future::poll_fn(|cx| conn.pending.poll_answer(id, cx)).await;
     guard.answered = true;
-    // The sender is dropped unanswered only if the table is torn down without `close`,
-    // which does not happen; treat it as closed all the same.
-    reply.unwrap_or_else(|_| Err(conn.closed_error()))
+    reply
 }
 
 /// Cleans up after a call whose future is dropped before the answer arrived — because the
@@ -483,8 +471,8 @@ async fn roundtrip(
 /// wire, or already read, when the cancel goes out. Both orders are harmless. The daemon
 /// ignores a cancel for an id it no longer runs, and the reader drops a response whose id is
 /// no longer waited for. Until some answer for the id arrives (the result, or -32800 for the
-/// cancel), the entry stays in the pending table, marked abandoned, holding its in-flight
-/// permit: the daemon may still be running the request, and it still counts against the
+/// cancel), the slot stays in the pending table, marked abandoned, holding its in-flight
+/// place: the daemon may still be running the request, and it still counts against the
 /// daemon's `max_in_flight`.
 struct CallGuard<'a> {
     conn: &'a Connection,
@@ -499,7 +487,6 @@ impl Drop for CallGuard<'_> {
             return;
         }
         match self.conn.pending.abandon(self.id, self.sent) {
-            Abandon::Removed => self.conn.permits.add_permits(1),
             Abandon::CancelNeeded => {
                 let encoder = Encoder::new(self.conn.max_send.load(Ordering::Relaxed));
                 let id = self.id;

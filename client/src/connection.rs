@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use hearth_protocol::RequestId;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::error::{CloseReason, Error};
 use crate::notifications::{Notification, Notifications};
@@ -40,16 +40,14 @@ impl fmt::Display for Peer {
 pub(crate) struct Connection {
     /// Where this connection was made to.
     pub(crate) peer: Peer,
-    /// Calls waiting for an answer.
-    pub(crate) pending: Pending,
-    /// Frames waiting for the writer.
-    pub(crate) outbound: Outbound,
-    /// One permit per request the daemon may be running for us: `max_in_flight - 1` from
-    /// `$/hello` (one until then; see `client::request_limit`). A permit is taken before a
+    /// Calls waiting for an answer, and the in-flight limit: `max_in_flight - 1` from
+    /// `$/hello` (one until then; see `client::request_limit`). A place is taken before a
     /// request is queued and given back when the daemon's answer arrives — also for a
     /// cancelled call, whose request keeps running until the cancel is read — so the daemon
     /// never has to stop reading us and cancels always get through.
-    pub(crate) permits: Semaphore,
+    pub(crate) pending: Pending,
+    /// Frames waiting for the writer.
+    pub(crate) outbound: Outbound,
     /// The largest frame body we send: our own maximum, lowered to the daemon's after hello.
     pub(crate) max_send: AtomicUsize,
     next_id: AtomicU64,
@@ -76,7 +74,6 @@ impl Connection {
             peer,
             pending: Pending::new(),
             outbound: Outbound::new(),
-            permits: Semaphore::new(1),
             max_send: AtomicUsize::new(max_frame),
             next_id: AtomicU64::new(1),
             closed: watch::Sender::new(None),
@@ -123,7 +120,7 @@ impl Connection {
                     .unwrap_or_else(PoisonError::into_inner);
                 write_error.clone().map(CloseReason::Io)
             })
-            // The queue and semaphore close only through `close` or `write_failed`, which
+            // The table and queue close only through `close` or `write_failed`, which
             // record a reason first; this fallback is not normally reached.
             .unwrap_or(CloseReason::Dropped);
         Error::Closed { reason }
@@ -151,7 +148,7 @@ impl Connection {
     /// [`Error::Closed`] with the EOF or `$/fatal` reason; calls made afterwards get
     /// [`Error::Closed`].
     pub(crate) fn close(&self, reason: CloseReason) {
-        let Some(waiting) = self.pending.close(reason.clone()) else {
+        let Some(waiting) = self.pending.close(reason.clone(), error_for_waiter) else {
             return;
         };
         // Signal first, so that a caller woken below already sees `is_closed()`.
@@ -162,13 +159,10 @@ impl Connection {
             }
             _ => tracing::warn!(peer = %self.peer, %reason, "connection closed"),
         }
-        self.permits.close();
         // A client that is dropped still sends what it queued (cancels, notifications); any
         // other close means the stream is gone or untrustworthy.
         self.outbound.close(matches!(reason, CloseReason::Dropped));
-        for tx in waiting {
-            let _ = tx.send(Err(error_for_waiter(&reason)));
-        }
+        waiting.wake();
     }
 }
 

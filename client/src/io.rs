@@ -116,11 +116,7 @@ fn dispatch(
     match message {
         Message::Response(response) => {
             let reply = response.outcome.map_err(|e| Error::Remote(e.into()));
-            let done = conn.pending.complete(response.id, reply);
-            if done.frees_permit() {
-                conn.permits.add_permits(1);
-            }
-            match done {
+            match conn.pending.complete(response.id, reply) {
                 Completion::Unknown => {
                     tracing::debug!(id = response.id, "ignoring a response to an id not pending");
                 }
