@@ -111,18 +111,42 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// A big-endian unsigned integer of `n` bytes (at most 8).
+    #[inline]
     fn be(&mut self, n: usize) -> Result<u64, ValueError> {
-        Ok(self
-            .take(n)?
-            .iter()
-            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+        // `pos <= len`, and both are far from `usize::MAX`: the sum cannot overflow.
+        let Some(bytes) = self.buf.get(self.pos..self.pos + n) else {
+            return Err(ValueError::Truncated(self.pos));
+        };
+        self.pos += n;
+        Ok(bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
     }
 
     /// Reads the head of the next value: its kind and, for scalars, the value. The content of
     /// strings, binaries, extensions and containers is not consumed.
+    #[inline]
     pub fn head(&mut self) -> Result<Head, ValueError> {
         let at = self.pos;
-        let marker = self.take(1)?[0];
+        let Some(&marker) = self.buf.get(at) else {
+            return Err(ValueError::Truncated(at));
+        };
+        self.pos = at + 1;
+        // The one-byte forms every envelope is made of, inline; the rest out of line.
+        match marker {
+            0x00..=0x7f => Ok(Head::Uint(u64::from(marker))),
+            0x80..=0x8f => Ok(Head::Map(u32::from(marker & 0x0f))),
+            0x90..=0x9f => Ok(Head::Array(u32::from(marker & 0x0f))),
+            0xa0..=0xbf => Ok(Head::Str(u32::from(marker & 0x1f))),
+            0xc0 => Ok(Head::Nil),
+            // Request ids past 127.
+            0xcc..=0xcf => Ok(Head::Uint(self.be(1 << (marker - 0xcc))?)),
+            _ => self.long_head(marker, at),
+        }
+    }
+
+    /// [`head`](Self::head) for the markers followed by more bytes (and the odd ones out).
+    #[inline(never)]
+    fn long_head(&mut self, marker: u8, at: usize) -> Result<Head, ValueError> {
         let head = match marker {
             0x00..=0x7f => Head::Uint(u64::from(marker)),
             0x80..=0x8f => Head::Map(u32::from(marker & 0x0f)),
