@@ -23,6 +23,8 @@ use hearth_protocol::reserved::{self, Fatal, HelloParams, HelloResult, Stats};
 use hearth_protocol::{Encoder, ErrorCode, PROTOCOL_VERSION};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+use crate::transport::QuietStream;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -347,26 +349,39 @@ enum Accepted {
 }
 
 /// A stream the accept loop can serve, and refuse with one non-blocking write.
-trait Peer: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+trait Peer: Send + 'static {
+    /// What the connection task reads and writes.
+    type Served: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     fn try_write_now(&self, bytes: &[u8]);
     fn pid(&self) -> Option<i32>;
+    fn into_served(self) -> std::io::Result<Self::Served>;
 }
 
 impl Peer for UnixStream {
+    /// Registered for readable events only (see `transport.rs`): no wake-up each time the
+    /// client reads an answer.
+    type Served = QuietStream;
     fn try_write_now(&self, bytes: &[u8]) {
         let _ = self.try_write(bytes);
     }
     fn pid(&self) -> Option<i32> {
         self.peer_cred().ok().and_then(|c| c.pid())
     }
+    fn into_served(self) -> std::io::Result<QuietStream> {
+        QuietStream::new(self)
+    }
 }
 
 impl Peer for TcpStream {
+    type Served = TcpStream;
     fn try_write_now(&self, bytes: &[u8]) {
         let _ = self.try_write(bytes);
     }
     fn pid(&self) -> Option<i32> {
         None
+    }
+    fn into_served(self) -> std::io::Result<TcpStream> {
+        Ok(self)
     }
 }
 
@@ -430,6 +445,13 @@ fn admit<S: Peer>(
         Some(pid) => tracing::info!(conn = id, peer_pid = pid, "connection opened"),
         None => tracing::info!(conn = id, "connection opened"),
     }
+    let stream = match stream.into_served() {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::warn!(conn = id, "dropped connection: cannot register it: {e}");
+            return;
+        }
+    };
     let shared = shared.clone();
     tracker.spawn(async move {
         serve(stream, id, &shared).await;
