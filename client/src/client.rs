@@ -106,7 +106,10 @@ impl Client {
                 path: path.clone(),
                 source,
             })?;
-        let (rd, wr) = stream.into_split();
+        let (rd, wr) = crate::transport::split(stream).map_err(|source| Error::Connect {
+            path: path.clone(),
+            source,
+        })?;
         Self::start(Peer::Unix(path), rd, wr, config).await
     }
 

@@ -29,6 +29,7 @@ mod notifications;
 mod outbound;
 mod pending;
 mod socket;
+mod transport;
 
 pub use client::Client;
 pub use config::ClientConfig;
