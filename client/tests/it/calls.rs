@@ -4,11 +4,12 @@
 use std::sync::{Arc, Mutex};
 
 use hearth_client::{Client, Error, ErrorCode};
+use hearth_server::{Limits, builtins};
 use serde::de::IgnoredAny;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::support::{TestDaemon, within};
+use crate::support::{Gate, TestDaemon, eventually, within};
 
 #[tokio::test]
 async fn echo_returns_the_params() {
@@ -27,7 +28,8 @@ async fn echo_returns_the_params() {
 
 #[tokio::test]
 async fn answers_come_back_in_the_order_they_finish() {
-    let daemon = TestDaemon::start();
+    let gate = Gate::new();
+    let daemon = TestDaemon::start_with(gate.add_to(builtins::router()), Limits::default());
     let client = daemon.client().await;
     let finished = Arc::new(Mutex::new(Vec::new()));
     let record = |what: String| {
@@ -35,15 +37,13 @@ async fn answers_come_back_in_the_order_they_finish() {
         move || finished.lock().expect("the log").push(what)
     };
 
-    // `join` polls the sleep first, so its request is queued before any echo.
-    let sleep = {
-        let done = record("sleep".to_owned());
+    // The gated call goes out first and runs until every echo is back: a client that handed
+    // out answers in request order would hold the echoes behind it, and this would never end.
+    let gated = {
+        let done = record("gate".to_owned());
         let client = &client;
         async move {
-            let r: IgnoredAny = client
-                .call("sleep", &json!({"ms": 300}))
-                .await
-                .expect("sleep");
+            let r: IgnoredAny = client.call("gate", &()).await.expect("gate");
             done();
             r
         }
@@ -57,14 +57,19 @@ async fn answers_come_back_in_the_order_they_finish() {
             done();
         }
     }));
-    within("the calls", futures::future::join(sleep, echoes)).await;
+    let echoes_then_open = async {
+        eventually("the gated call runs", || daemon.stats().in_flight == 1).await;
+        echoes.await;
+        gate.open();
+    };
+    within("the calls", futures::future::join(gated, echoes_then_open)).await;
 
     let finished = finished.lock().expect("the log");
     assert_eq!(finished.len(), 201);
     assert_eq!(
         finished.last().map(String::as_str),
-        Some("sleep"),
-        "every echo finished before the sleep"
+        Some("gate"),
+        "every echo finished before the gated call"
     );
 }
 

@@ -8,7 +8,7 @@ use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::support::{TestDaemon, eventually, within};
+use crate::support::{Gate, TestDaemon, eventually, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_daemon_dies_every_pending_call_fails() {
@@ -58,21 +58,24 @@ async fn when_the_daemon_dies_every_pending_call_fails() {
 
 #[tokio::test]
 async fn graceful_shutdown_lets_pending_calls_finish() {
-    let daemon = TestDaemon::start();
+    let gate = Gate::new();
+    let daemon = TestDaemon::start_with(gate.add_to(builtins::router()), Limits::default());
     let client = daemon.client().await;
-    let mut sleeps = JoinSet::new();
+    let mut calls = JoinSet::new();
     for _ in 0..10 {
         let client = client.clone();
-        sleeps.spawn(async move { client.call::<_, Value>("sleep", &json!({"ms": 100})).await });
+        calls.spawn(async move { client.call::<_, Value>("gate", &()).await });
     }
-    eventually("10 sleeps run", || daemon.stats().in_flight == 10).await;
+    // The calls run until the gate opens, so all ten are still running at the shutdown.
+    eventually("10 gated calls run", || daemon.stats().in_flight == 10).await;
 
     daemon.handle().shutdown();
+    gate.open();
 
-    within("the sleeps", async {
-        while let Some(done) = sleeps.join_next().await {
-            let result = done.expect("a call task").expect("the sleep finishes");
-            assert_eq!(result, json!({"slept_ms": 100}));
+    within("the gated calls", async {
+        while let Some(done) = calls.join_next().await {
+            let result = done.expect("a call task").expect("the call finishes");
+            assert_eq!(result, json!("opened"));
         }
     })
     .await;
@@ -87,20 +90,23 @@ async fn graceful_shutdown_lets_pending_calls_finish() {
 
 #[tokio::test]
 async fn the_shutdown_method_stops_the_daemon_after_pending_calls() {
-    let daemon = TestDaemon::start();
+    let gate = Gate::new();
+    let daemon = TestDaemon::start_with(gate.add_to(builtins::router()), Limits::default());
     let client = daemon.client().await;
-    let sleep = tokio::spawn({
+    let gated = tokio::spawn({
         let client = client.clone();
-        async move { client.call::<_, Value>("sleep", &json!({"ms": 100})).await }
+        async move { client.call::<_, Value>("gate", &()).await }
     });
-    eventually("the sleep runs", || daemon.stats().in_flight == 1).await;
+    eventually("the gated call runs", || daemon.stats().in_flight == 1).await;
     let answer: Value = client.call("shutdown", &()).await.expect("shutdown");
     assert!(answer.get("grace_ms").is_some(), "{answer}");
-    let slept = within("the sleep", sleep)
+    // The gated call is still running: only now may it finish.
+    gate.open();
+    let result = within("the gated call", gated)
         .await
         .expect("the call task")
-        .expect("the sleep finishes");
-    assert_eq!(slept, json!({"slept_ms": 100}));
+        .expect("the gated call finishes");
+    assert_eq!(result, json!("opened"));
     within("the connection to close", client.closed()).await;
     tokio::task::spawn_blocking(move || daemon.wait_stopped())
         .await

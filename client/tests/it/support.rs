@@ -1,7 +1,8 @@
 //! Test helpers: [`TestDaemon`], a real `hearth-server` on a fresh socket in its own runtime on
 //! its own thread (so a test can kill it outright), [`FakeDaemon`], a scripted peer for what a
-//! real daemon would never send, and [`eventually`], a bounded wait for a condition. The tests
-//! themselves are in the sibling modules.
+//! real daemon would never send, [`Gate`], a method that runs until the test lets it finish,
+//! and [`eventually`], a bounded wait for a condition. The tests themselves are in the sibling
+//! modules.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,11 +15,13 @@ use bytes::BytesMut;
 use hearth_client::protocol::reserved::{HelloResult, Limits as HelloLimits};
 use hearth_client::protocol::{EncodeError, Encoder, FrameDecoder, Message, Request};
 use hearth_client::{Client, Stats};
-use hearth_server::{Limits, Router, ServeError, Server, ServerHandle, builtins};
+use hearth_server::{
+    Limits, MethodError, RequestContext, Router, ServeError, Server, ServerHandle, builtins,
+};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// How long any wait in a test may take before the test fails instead of hanging.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
@@ -160,6 +163,42 @@ impl TestDaemon {
 impl Drop for TestDaemon {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A method that runs until the test opens the gate: a call that is in flight for exactly as
+/// long as the test needs, where a `sleep` of a fixed length would race the test's own steps
+/// on a slow machine.
+pub(crate) struct Gate(watch::Sender<bool>);
+
+impl Gate {
+    /// A closed gate.
+    pub(crate) fn new() -> Self {
+        Self(watch::channel(false).0)
+    }
+
+    /// `router` plus `gate`: waits (cancellably) until the gate is open, then answers
+    /// `"opened"`.
+    pub(crate) fn add_to(&self, router: Router) -> Router {
+        let open = self.0.subscribe();
+        router.method(
+            "gate",
+            move |_: serde::de::IgnoredAny, _ctx: RequestContext| {
+                let mut open = open.clone();
+                async move {
+                    open.wait_for(|open| *open)
+                        .await
+                        .map(drop)
+                        .map_err(|_| MethodError::internal("the gate was dropped closed"))?;
+                    Ok::<_, MethodError>("opened")
+                }
+            },
+        )
+    }
+
+    /// Opens the gate: every `gate` call running or still to come answers.
+    pub(crate) fn open(&self) {
+        self.0.send_replace(true);
     }
 }
 
