@@ -7,7 +7,7 @@ use hearth_protocol::ErrorCode;
 use hearth_server::{Limits, builtins};
 use serde_json::json;
 
-use crate::support::{TestServer, error_code, result_bytes};
+use crate::support::{Gate, TestServer, error_code, result_bytes};
 
 #[tokio::test]
 async fn past_max_in_flight_the_connection_waits_instead_of_failing() {
@@ -95,14 +95,20 @@ async fn one_connection_over_the_limit_is_told_why_and_a_freed_slot_is_reused() 
 
 #[tokio::test]
 async fn graceful_shutdown_lets_running_requests_finish_and_refuses_new_ones() {
-    let server = TestServer::start().await;
+    let gate = Gate::new();
+    let server = TestServer::with(gate.add_to(builtins::router()), Limits::default()).await;
     let mut c = server.connect().await;
-    c.request(1, "sleep", &json!({"ms": 200})).await;
-    server.wait_stats("the sleep", |s| s.in_flight == 1).await;
+    c.request(1, "gate", &()).await;
+    server
+        .wait_stats("the gated request", |s| s.in_flight == 1)
+        .await;
     server.handle.shutdown();
     c.request(2, "echo", &"late").await;
     let late = c.response().await;
     assert_eq!((late.id, error_code(&late)), (2, ErrorCode::SHUTTING_DOWN));
+    // Only now may the running request finish: once nothing runs, the connection closes
+    // without reading further, so a request finishing first would leave the echo unanswered.
+    gate.open();
     let done = c.response().await;
     assert_eq!(done.id, 1);
     assert!(done.outcome.is_ok(), "{done:?}");

@@ -1,5 +1,6 @@
 //! Test support: in-process servers on temporary sockets, a `hearthd` process that says when
-//! it is ready, and a raw connection that speaks frames byte for byte, so tests read as data.
+//! it is ready, a raw connection that speaks frames byte for byte, so tests read as data, and
+//! a method that runs until the test lets it finish.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,11 +13,12 @@ use hearth_protocol::reserved::{Fatal, Stats};
 use hearth_protocol::{
     DEFAULT_MAX_FRAME, Encoder, ErrorCode, FrameDecoder, Message, Notification, Response,
 };
-use hearth_server::{Limits, Router, Server, ServerHandle, builtins};
+use hearth_server::{Limits, MethodError, RequestContext, Router, Server, ServerHandle, builtins};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// How long any single wait in a test may take before the test fails instead of hanging.
@@ -76,6 +78,42 @@ impl TestServer {
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+}
+
+/// A method that runs until the test opens the gate: a request that is in flight for exactly
+/// as long as the test needs, where a `sleep` of a fixed length would race the test's own
+/// steps on a slow machine.
+pub(crate) struct Gate(watch::Sender<bool>);
+
+impl Gate {
+    /// A closed gate.
+    pub(crate) fn new() -> Self {
+        Self(watch::channel(false).0)
+    }
+
+    /// `router` plus `gate`: waits (cancellably) until the gate is open, then answers
+    /// `"opened"`.
+    pub(crate) fn add_to(&self, router: Router) -> Router {
+        let open = self.0.subscribe();
+        router.method(
+            "gate",
+            move |_: serde::de::IgnoredAny, _ctx: RequestContext| {
+                let mut open = open.clone();
+                async move {
+                    open.wait_for(|open| *open)
+                        .await
+                        .map(drop)
+                        .map_err(|_| MethodError::internal("the gate was dropped closed"))?;
+                    Ok::<_, MethodError>("opened")
+                }
+            },
+        )
+    }
+
+    /// Opens the gate: every `gate` request running or still to come answers.
+    pub(crate) fn open(&self) {
+        self.0.send_replace(true);
     }
 }
 
