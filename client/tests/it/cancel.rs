@@ -70,6 +70,8 @@ async fn the_configured_timeout_applies_to_every_call() {
         .await
         .expect_err("the sleep outlasts the timeout");
     assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    // `in_flight == 0` alone also holds before the daemon has read the sleep at all.
+    eventually("the daemon counts the cancel", || cancelled(&daemon) == 1).await;
     eventually("nothing runs", || daemon.stats().in_flight == 0).await;
 }
 
