@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use futures::FutureExt;
 use hearth_client::{Client, ClientConfig, Error};
 use hearth_server::{Limits, builtins};
 use serde::de::IgnoredAny;
@@ -85,23 +86,35 @@ async fn cancels_get_through_when_the_client_is_at_its_limit() {
     };
     let daemon = TestDaemon::start_with(builtins::router(), limits);
     let client = daemon.client().await;
+    let params = json!({"ms": 60_000});
     let mut sleeps = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..3 {
         let client = client.clone();
+        let params = params.clone();
         sleeps.push(tokio::spawn(async move {
-            client
-                .call::<_, IgnoredAny>("sleep", &json!({"ms": 60_000}))
-                .await
+            client.call::<_, IgnoredAny>("sleep", &params).await
         }));
     }
-    // Three go out (4 - 1); the other two wait in the client for a permit.
-    eventually("the sleeps run", || daemon.stats().in_flight >= 3).await;
+    // Three go out (4 - 1) and hold every permit the client has...
+    eventually("the sleeps run", || daemon.stats().in_flight == 3).await;
+    // ...so two more wait in the client: polled once each, they park on a permit.
+    let mut waiting: Vec<_> = (0..2)
+        .map(|_| Box::pin(client.call::<_, IgnoredAny>("sleep", &params)))
+        .collect();
+    for call in &mut waiting {
+        assert!(call.as_mut().now_or_never().is_none(), "no permit is free");
+    }
+    // The waiting calls are given up before the running ones: each cancel answered frees a
+    // permit, and a waiting call still alive could take it and send its sleep.
+    drop(waiting);
     for sleep in &sleeps {
         sleep.abort();
     }
     // Had the client filled all four slots, the daemon would not read the cancels and the
     // sleeps would run for a minute.
     eventually("every sleep is cancelled", || daemon.stats().in_flight == 0).await;
+    // The daemon counts a -32800 just after the request leaves `in_flight`.
+    eventually("the cancels are counted", || cancelled(&daemon) >= 3).await;
     assert_eq!(cancelled(&daemon), 3);
     assert_eq!(
         daemon.stats().requests_total,
