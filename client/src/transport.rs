@@ -63,7 +63,7 @@ fn register(stream: StdUnixStream, interest: Interest) -> io::Result<AsyncFd<Std
 /// is tens of KiB and mostly receives a few hundred bytes, so zeroing would cost more than
 /// the read (Tokio's own streams read into uninitialized memory the same way).
 #[allow(unsafe_code)]
-fn read_into(stream: &StdUnixStream, buf: &mut ReadBuf<'_>) -> io::Result<()> {
+fn read_into(stream: &StdUnixStream, buf: &mut ReadBuf<'_>) -> io::Result<usize> {
     // SAFETY: nothing below de-initializes bytes of `buf`: the kernel only writes into them.
     let unfilled = unsafe { buf.unfilled_mut() };
     // SAFETY: `unfilled` is valid for writes of `unfilled.len()` bytes for the whole call,
@@ -80,7 +80,7 @@ fn read_into(stream: &StdUnixStream, buf: &mut ReadBuf<'_>) -> io::Result<()> {
     // SAFETY: the kernel initialized exactly the first `n` bytes of `unfilled`.
     unsafe { buf.assume_init(n) };
     buf.advance(n);
-    Ok(())
+    Ok(n)
 }
 
 impl AsyncRead for QuietRead {
@@ -91,10 +91,19 @@ impl AsyncRead for QuietRead {
     ) -> Poll<io::Result<()>> {
         loop {
             let mut guard = ready!(self.0.poll_read_ready(cx))?;
-            match guard.try_io(|fd| read_into(fd.get_ref(), buf)) {
-                Ok(done) => return Poll::Ready(done),
-                // Not readable after all: readiness was cleared, wait again.
-                Err(_would_block) => continue,
+            let wanted = buf.remaining();
+            match read_into(guard.get_inner(), buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+                Err(e) => return Poll::Ready(Err(e)),
+                Ok(n) => {
+                    // A short read emptied the socket: the next read would only say
+                    // `WouldBlock`, so skip it and wait for the next readable event (as
+                    // Tokio's own streams do).
+                    if n > 0 && n < wanted {
+                        guard.clear_ready();
+                    }
+                    return Poll::Ready(Ok(()));
+                }
             }
         }
     }

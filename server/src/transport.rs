@@ -93,7 +93,7 @@ fn gone() -> io::Error {
 /// are tens of KiB and mostly receive a few hundred bytes, so zeroing would cost more than the
 /// read (Tokio's own streams read into uninitialized memory the same way).
 #[allow(unsafe_code)]
-fn read_into(stream: &StdUnixStream, buf: &mut ReadBuf<'_>) -> io::Result<()> {
+fn read_into(stream: &StdUnixStream, buf: &mut ReadBuf<'_>) -> io::Result<usize> {
     // SAFETY: nothing below de-initializes bytes of `buf`: the kernel only writes into them.
     let unfilled = unsafe { buf.unfilled_mut() };
     // SAFETY: `unfilled` is valid for writes of `unfilled.len()` bytes for the whole call,
@@ -110,7 +110,7 @@ fn read_into(stream: &StdUnixStream, buf: &mut ReadBuf<'_>) -> io::Result<()> {
     // SAFETY: the kernel initialized exactly the first `n` bytes of `unfilled`.
     unsafe { buf.assume_init(n) };
     buf.advance(n);
-    Ok(())
+    Ok(n)
 }
 
 impl AsyncRead for QuietStream {
@@ -122,11 +122,19 @@ impl AsyncRead for QuietStream {
         let fd = self.get_mut().fd()?;
         loop {
             let mut guard = ready!(fd.poll_read_ready(cx))?;
-            match guard.try_io(|fd| read_into(fd.get_ref(), buf)) {
-                Ok(Ok(())) => return Poll::Ready(Ok(())),
-                Ok(Err(e)) => return Poll::Ready(Err(e)),
-                // Not readable after all: readiness was cleared, wait again.
-                Err(_would_block) => continue,
+            let wanted = buf.remaining();
+            match read_into(guard.get_inner(), buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+                Err(e) => return Poll::Ready(Err(e)),
+                Ok(n) => {
+                    // A short read emptied the socket: the next read would only say
+                    // `WouldBlock`, so skip it and wait for the next readable event (as
+                    // Tokio's own streams do).
+                    if n > 0 && n < wanted {
+                        guard.clear_ready();
+                    }
+                    return Poll::Ready(Ok(()));
+                }
             }
         }
     }
