@@ -49,6 +49,16 @@ const READ_CHUNK: usize = 16 * 1024;
 /// How many rounds of work one wake-up may do before yielding to other tasks on the worker.
 const ROUNDS_PER_POLL: usize = 32;
 
+/// How many frames one round takes in before it writes the answers it has made.
+///
+/// A client with many calls in flight sends them in bursts. Answering a whole burst before
+/// writing anything makes client and daemon take turns — each idle while the other works,
+/// and each turn paying a wake-up — while writing every few dozen answers lets the client
+/// start on them while the daemon goes on with the rest. In the 1 x 256 pipelined bench
+/// this halved the time per call (1.05 µs -> 0.47 µs; 16 to 64 did equally well, 128 worse).
+/// A burst of small frames costs one more write per this many frames.
+const FRAMES_PER_ROUND: usize = 32;
+
 /// How a handler future ended.
 enum Outcome {
     Reply(Reply),
@@ -249,11 +259,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return Poll::Ready(End::Drained);
             }
 
-            // New work, while there is room for it.
+            // New work, while there is room for it — and at most FRAMES_PER_ROUND frames
+            // before the answers made so far are written.
+            let mut taken = 0;
             while self.closing.is_none()
                 && self.running.len() < max_in_flight
                 && self.outbuf.len() < max_out
+                && taken < FRAMES_PER_ROUND
             {
+                taken += 1;
                 match self.frames.decode(&mut self.inbuf) {
                     Ok(Some(frame)) => {
                         self.partial_since = None;
