@@ -54,10 +54,12 @@ const ROUNDS_PER_POLL: usize = 32;
 /// A client with many calls in flight sends them in bursts. Answering a whole burst before
 /// writing anything makes client and daemon take turns — each idle while the other works,
 /// and each turn paying a wake-up — while writing every few dozen answers lets the client
-/// start on them while the daemon goes on with the rest. In the 1 x 256 pipelined bench
-/// this halved the time per call (1.05 µs -> 0.47 µs; 16 to 64 did equally well, 128 worse).
-/// A burst of small frames costs one more write per this many frames.
-const FRAMES_PER_ROUND: usize = 32;
+/// start on them while the daemon goes on with the rest. In the 1 x 256 pipelined bench this
+/// halved the time per call (about 1.05 µs -> 0.45-0.5 µs; 16, 32 and 64 did about equally
+/// well, 128 worse). The cost is one more write per this many frames of a burst, which shows
+/// when client and daemon share one core (no overlap to win there): pinned, 64 cost less
+/// than 32 (0.65-0.68 against 0.71 µs per call), hence 64.
+const FRAMES_PER_ROUND: usize = 64;
 
 /// How a handler future ended.
 enum Outcome {
