@@ -51,6 +51,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
 ) {
     let _runtime_gone = CloseOnDrop(&conn);
     let mut closed = conn.watch_closed();
+    // Made once, not per read: building and dropping a `wait_for` future on every pass cost
+    // about as much as decoding an answer.
+    let closed = closed.wait_for(Option::is_some);
+    tokio::pin!(closed);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut frames = FrameDecoder::new(max_frame);
     let reason = loop {
@@ -61,7 +65,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             biased;
             // Only a dropped client closes the connection from outside the reader; the
             // answers still on their way are no longer wanted.
-            _ = closed.wait_for(Option::is_some) => return,
+            _ = &mut closed => return,
             read = rd.read_buf(&mut buf) => read,
         };
         match read {
@@ -229,6 +233,12 @@ fn warn_error_notification(params: &[u8]) {
 
 async fn write_loop<W: AsyncWrite + Unpin>(conn: Arc<Connection>, mut wr: W) {
     let mut closed = conn.watch_closed();
+    // Made once, as in `read_loop`.
+    let closed = closed.wait_for(|r| {
+        r.as_ref()
+            .is_some_and(|r| !matches!(r, CloseReason::Dropped))
+    });
+    tokio::pin!(closed);
     let mut batch = BytesMut::with_capacity(16 * 1024);
     while conn.outbound.next_batch(&mut batch).await {
         let written = tokio::select! {
@@ -237,7 +247,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: Arc<Connection>, mut wr: W) {
             // A dropped client still flushes what it queued; any other close means the
             // stream is gone or out of step, and a daemon that stopped reading must not keep
             // this task alive.
-            _ = closed.wait_for(|r| r.as_ref().is_some_and(|r| !matches!(r, CloseReason::Dropped))) => return,
+            _ = &mut closed => return,
         };
         if let Err(e) = written {
             conn.write_failed(e);
