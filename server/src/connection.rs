@@ -499,7 +499,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.outbuf.extend_from_slice(&frame);
         }
         let error = match outcome {
-            Outcome::Reply(write) => match write(&self.encoder, &mut self.outbuf, id) {
+            Outcome::Reply(reply) => match reply.write(&self.encoder, &mut self.outbuf, id) {
                 Ok(()) => return,
                 Err(hearth_protocol::EncodeError::TooLarge { len, max }) => ErrorObject::new(
                     ErrorCode::FRAME_TOO_LARGE,

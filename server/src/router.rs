@@ -19,9 +19,32 @@ use serde::de::DeserializeOwned;
 use crate::context::{NotificationContext, RequestContext};
 use crate::error::MethodError;
 
-/// Writes a handler's successful result as a whole response frame.
-pub(crate) type Reply =
-    Box<dyn FnOnce(&Encoder, &mut BytesMut, RequestId) -> Result<(), EncodeError> + Send>;
+/// A handler's successful result, written as a whole response frame by [`Reply::write`].
+pub(crate) enum Reply {
+    /// MessagePack bytes from a raw handler, copied as they are (no allocation per call).
+    Raw(Bytes),
+    /// A typed result, serialized when it is written.
+    Typed(Box<WriteTyped>),
+}
+
+/// Serializes a typed result into its response frame.
+pub(crate) type WriteTyped =
+    dyn FnOnce(&Encoder, &mut BytesMut, RequestId) -> Result<(), EncodeError> + Send;
+
+impl Reply {
+    /// Appends the response frame for request `id` to `dst` (whole, or nothing on error).
+    pub(crate) fn write(
+        self,
+        enc: &Encoder,
+        dst: &mut BytesMut,
+        id: RequestId,
+    ) -> Result<(), EncodeError> {
+        match self {
+            Self::Raw(raw) => enc.response_raw(dst, id, &raw),
+            Self::Typed(write) => write(enc, dst, id),
+        }
+    }
+}
 
 /// What a running request resolves to.
 pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Result<Reply, ErrorObject>> + Send>>;
@@ -109,11 +132,11 @@ impl Router {
                 let fut = handler(params, ctx);
                 Ok(Box::pin(async move {
                     match fut.await {
-                        Ok(result) => Ok(Box::new(
+                        Ok(result) => Ok(Reply::Typed(Box::new(
                             move |enc: &Encoder, dst: &mut BytesMut, id: RequestId| {
                                 enc.response(dst, id, &result)
                             },
-                        ) as Reply),
+                        ))),
                         Err(e) => Err(e.object),
                     }
                 }) as HandlerFuture)
@@ -135,11 +158,7 @@ impl Router {
                 let fut = handler(params, ctx);
                 Ok(Box::pin(async move {
                     match fut.await {
-                        Ok(raw) => Ok(Box::new(
-                            move |enc: &Encoder, dst: &mut BytesMut, id: RequestId| {
-                                enc.response_raw(dst, id, &raw)
-                            },
-                        ) as Reply),
+                        Ok(raw) => Ok(Reply::Raw(raw)),
                         Err(e) => Err(e.object),
                     }
                 }) as HandlerFuture)
