@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The runs behind docs/PERFORMANCE.md: one repetition of every figure in its tables.
 #
-# Usage: docs/perf/measure.sh REP      (REP = 1, 2, 3 ...; about 3 minutes per repetition)
+# Usage: docs/perf/measure.sh REP [STEP...]   (REP = 1, 2, 3 ...; about 3 minutes per repetition;
+#        with STEP names, e.g. pinned-pipelined, only those steps run)
 #
 # Needs a quiet machine (no other busy process) and `cargo build --release` and
 # `cargo bench -p hearth-benches --no-run` done beforehand. Writes into docs/perf/raw/:
@@ -12,7 +13,10 @@
 # docs/perf/summarize.py turns them into the tables.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-rep=${1:?usage: $0 REP}
+rep=${1:?usage: $0 REP [STEP...]}
+shift
+# With STEP names (e.g. `pinned-256`), only those steps run; otherwise all of them.
+only=" $* "
 raw=docs/perf/raw
 out=$raw/rep$rep
 mkdir -p "$out"
@@ -25,6 +29,7 @@ log() { printf '%s rep%s %s\n' "$(date -u +%H:%M:%S)" "$rep" "$*" | tee -a "$raw
 bench() {
   local name=$1
   shift
+  [[ "$only" == "  " || "$only" == *" $name "* ]] || return 0
   log "$name: $*"
   "$@" >"$out/$name.json.tmp"
   tail -n 1 "$out/$name.json.tmp" >"$out/$name.json"
@@ -36,6 +41,7 @@ bench() {
 criterion() {
   local name=$1
   shift
+  [[ "$only" == "  " || "$only" == *" $name "* ]] || return 0
   local home
   home=$(mktemp -d)
   log "$name: $*"
@@ -54,6 +60,8 @@ log "load: $(cat /proc/loadavg)"
 
 criterion unpinned cargo bench -p hearth-benches --bench roundtrip -- 'pipelined_256|4x64'
 criterion pinned-seq taskset -c 0 cargo bench -p hearth-benches --bench roundtrip -- 'seq'
+# CPU per call of the library pair: both ends on one core, 256 in flight.
+criterion pinned-pipelined taskset -c 0 cargo bench -p hearth-benches --bench roundtrip -- 'pipelined_256'
 
 # Same flags over the Unix socket and loopback TCP, alternated.
 bench unix-256 "$hearth" bench --spawn --in-flight 256 --payload 32 --duration 10s --json

@@ -92,6 +92,10 @@ def main():
         3,
         "x",
     )
+    # CPU per call: with client and daemon on one core, time per call is their CPU per call
+    # (an upper bound: any idle time on the core counts too).
+    for bid in ["hearth_pipelined_256", "raw_pipelined_256"]:
+        line(f"{bid} pinned", [crit(r, "pinned-pipelined", bid) for r in rs], 1, " ns")
 
     print("\n## hearth bench")
     for name in [
