@@ -106,7 +106,7 @@ impl Client {
                 path: path.clone(),
                 source,
             })?;
-        let (rd, wr) = crate::transport::split(stream).map_err(|source| Error::Connect {
+        let (rd, wr) = hearth_transport::split(stream).map_err(|source| Error::Connect {
             path: path.clone(),
             source,
         })?;

@@ -29,7 +29,6 @@ mod notifications;
 mod outbound;
 mod pending;
 mod socket;
-mod transport;
 
 pub use client::Client;
 pub use config::ClientConfig;

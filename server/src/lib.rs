@@ -32,7 +32,6 @@ mod router;
 mod server;
 mod socket;
 mod stats;
-mod transport;
 
 pub use config::{Limits, ServerInfo};
 pub use context::{NotificationContext, Notifier, RequestContext};

@@ -24,7 +24,7 @@ use hearth_protocol::{Encoder, ErrorCode, PROTOCOL_VERSION};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
-use crate::transport::QuietStream;
+use hearth_transport::QuietStream;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -358,8 +358,8 @@ trait Peer: Send + 'static {
 }
 
 impl Peer for UnixStream {
-    /// Registered for readable events only (see `transport.rs`): no wake-up each time the
-    /// client reads an answer.
+    /// Registered for readable events only (see `hearth-transport`): no wake-up each time
+    /// the client reads an answer.
     type Served = QuietStream;
     fn try_write_now(&self, bytes: &[u8]) {
         let _ = self.try_write(bytes);
