@@ -144,15 +144,15 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// [`head`](Self::head) for the markers followed by more bytes (and the odd ones out).
+    /// [`head`](Self::head) for the markers it does not handle inline.
     #[inline(never)]
     fn long_head(&mut self, marker: u8, at: usize) -> Result<Head, ValueError> {
         let head = match marker {
-            0x00..=0x7f => Head::Uint(u64::from(marker)),
-            0x80..=0x8f => Head::Map(u32::from(marker & 0x0f)),
-            0x90..=0x9f => Head::Array(u32::from(marker & 0x0f)),
-            0xa0..=0xbf => Head::Str(u32::from(marker & 0x1f)),
-            0xc0 => Head::Nil,
+            // `head` answers these itself and never calls here with them; read them there.
+            0x00..=0xc0 | 0xcc..=0xcf => {
+                self.pos = at;
+                return self.head();
+            }
             0xc1 => return Err(ValueError::Reserved(at)),
             0xc2 => Head::Bool(false),
             0xc3 => Head::Bool(true),
@@ -172,7 +172,6 @@ impl<'a> Reader<'a> {
                 self.take(8)?;
                 Head::Float
             }
-            0xcc..=0xcf => Head::Uint(self.be(1 << (marker - 0xcc))?),
             0xd0..=0xd3 => {
                 let width = 1usize << (marker - 0xd0);
                 let raw = self.be(width)?;
