@@ -431,10 +431,8 @@ async fn roundtrip(
     id: RequestId,
     request: Outgoing<'_>,
 ) -> Result<Bytes, Error> {
-    if conn.is_closed() {
-        return Err(conn.closed_error());
-    }
-    // Takes an in-flight place (waiting while all are taken) and a slot for the answer.
+    // Takes an in-flight place (waiting while all are taken; failing with the reason once the
+    // connection is closed) and a slot for the answer.
     // From here until the daemon answers, the slot holds the place: the reader frees it when
     // the answer arrives, or the guard below if the request is never sent.
     conn.pending
