@@ -15,10 +15,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hearth_protocol::reserved::{self, HelloParams, HelloResult};
-use hearth_protocol::{
-    DEFAULT_MAX_DEPTH, DecodeError, EncodeError, Encoder, ErrorCode, PROTOCOL_VERSION, RequestId,
-    SUPPORTED_VERSIONS,
-};
+use hearth_protocol::{DEFAULT_MAX_DEPTH, DecodeError, EncodeError, Encoder, ErrorCode, RequestId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -496,7 +493,7 @@ impl Drop for CallGuard<'_> {
                     // A cancel is a handful of bytes; it cannot exceed any frame limit.
                     let _ = encoder.cancel(buf, id);
                 });
-                tracing::trace!(id, "call dropped; cancel queued");
+                tracing::trace!(id = id.get(), "call dropped; cancel queued");
             }
             Abandon::Nothing => {}
         }
@@ -523,14 +520,17 @@ async fn handshake(conn: &Connection, config: &ClientConfig) -> Result<HelloResu
         protocol: u32,
     }
     let version: Version = hearth_protocol::from_msgpack(&raw).map_err(Error::Decode)?;
-    if version.protocol != PROTOCOL_VERSION {
+    if version.protocol != SPOKEN {
         return Err(Error::VersionMismatch {
-            client: SUPPORTED_VERSIONS.to_vec(),
+            client: vec![SPOKEN],
             daemon: vec![version.protocol],
         });
     }
     hearth_protocol::from_msgpack(&raw).map_err(Error::Decode)
 }
+
+/// The version this client speaks (version 2 comes with the client's rebuild).
+const SPOKEN: u32 = hearth_protocol::Version::V1.number();
 
 /// Whether a failed handshake was the daemon refusing our protocol version: a `$/fatal`
 /// whose `supported` list lacks our version, or a reply in an envelope of another version.
@@ -540,7 +540,7 @@ fn version_mismatch(e: &Error) -> Option<Error> {
             reason: CloseReason::Fatal {
                 code, supported, ..
             },
-        } if !supported.contains(&PROTOCOL_VERSION)
+        } if !supported.contains(&SPOKEN)
             && (!supported.is_empty() || *code == ErrorCode::UNSUPPORTED_VERSION) =>
         {
             supported.clone()
@@ -551,7 +551,7 @@ fn version_mismatch(e: &Error) -> Option<Error> {
         _ => return None,
     };
     Some(Error::VersionMismatch {
-        client: SUPPORTED_VERSIONS.to_vec(),
+        client: vec![SPOKEN],
         daemon,
     })
 }

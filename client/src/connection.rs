@@ -86,7 +86,7 @@ impl Connection {
 
     /// A request id not used before on this connection.
     pub(crate) fn next_id(&self) -> RequestId {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+        RequestId::new(self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
     /// The notification receiver, the first time only.

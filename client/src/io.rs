@@ -122,10 +122,13 @@ fn dispatch(
             let reply = response.outcome.map_err(|e| Error::Remote(e.into()));
             match conn.pending.complete(response.id, reply) {
                 Completion::Unknown => {
-                    tracing::debug!(id = response.id, "ignoring a response to an id not pending");
+                    tracing::debug!(
+                        id = response.id.get(),
+                        "ignoring a response to an id not pending"
+                    );
                 }
                 Completion::Cancelled => {
-                    tracing::trace!(id = response.id, "answer to a cancelled call dropped");
+                    tracing::trace!(id = response.id.get(), "answer to a cancelled call dropped");
                 }
                 Completion::Delivered => {}
             }
@@ -149,7 +152,7 @@ fn dispatch(
             // The protocol lets either side send requests, and every request gets an answer;
             // this client serves none.
             tracing::debug!(
-                id = request.id,
+                id = request.id.get(),
                 method = request.method(),
                 "daemon sent a request"
             );
@@ -168,10 +171,12 @@ fn dispatch(
         }
         Message::Cancel(cancel) => {
             tracing::debug!(
-                id = cancel.id,
+                id = cancel.id.get(),
                 "ignoring a cancel: this client serves no requests"
             );
         }
+        // The version-1 decode never yields a partial result.
+        Message::Partial(_) => {}
     }
     Ok(())
 }

@@ -322,12 +322,15 @@ mod tests {
     }
 
     /// Polls `id`'s answer once with a no-op waker.
-    fn peek(pending: &Pending, id: RequestId) -> Poll<Reply> {
-        pending.poll_answer(id, &mut Context::from_waker(Waker::noop()))
+    fn peek(pending: &Pending, id: u64) -> Poll<Reply> {
+        pending.poll_answer(id.into(), &mut Context::from_waker(Waker::noop()))
     }
 
-    async fn insert(pending: &Pending, id: RequestId) {
-        assert!(pending.insert(id).await.is_ok(), "an open table takes {id}");
+    async fn insert(pending: &Pending, id: u64) {
+        assert!(
+            pending.insert(id.into()).await.is_ok(),
+            "an open table takes {id}"
+        );
     }
 
     #[tokio::test]
@@ -336,57 +339,72 @@ mod tests {
         insert(&pending, 1).await;
         assert!(peek(&pending, 1).is_pending());
         assert_eq!(
-            pending.complete(1, Ok(Bytes::from_static(b"\xc0"))),
+            pending.complete(1.into(), Ok(Bytes::from_static(b"\xc0"))),
             Completion::Delivered
         );
         assert_eq!(
-            pending.complete(1, Ok(Bytes::new())),
+            pending.complete(1.into(), Ok(Bytes::new())),
             Completion::Unknown,
             "a second answer before the first is taken"
         );
         assert!(matches!(peek(&pending, 1), Poll::Ready(Ok(b)) if &b[..] == b"\xc0"));
-        assert_eq!(pending.complete(1, Ok(Bytes::new())), Completion::Unknown);
+        assert_eq!(
+            pending.complete(1.into(), Ok(Bytes::new())),
+            Completion::Unknown
+        );
     }
 
     #[tokio::test]
     async fn a_sent_call_abandoned_keeps_its_place_until_the_answer() {
         let pending = Pending::new();
         insert(&pending, 5).await;
-        assert_eq!(pending.abandon(5, true), Abandon::CancelNeeded);
-        assert_eq!(pending.abandon(5, true), Abandon::Nothing);
+        assert_eq!(pending.abandon(5.into(), true), Abandon::CancelNeeded);
+        assert_eq!(pending.abandon(5.into(), true), Abandon::Nothing);
         assert!(
-            matches!(pending.try_insert(6), Ok(false)),
+            matches!(pending.try_insert(6.into()), Ok(false)),
             "the one place is still taken"
         );
-        assert_eq!(pending.complete(5, Ok(Bytes::new())), Completion::Cancelled);
+        assert_eq!(
+            pending.complete(5.into(), Ok(Bytes::new())),
+            Completion::Cancelled
+        );
         assert!(
-            matches!(pending.try_insert(6), Ok(true)),
+            matches!(pending.try_insert(6.into()), Ok(true)),
             "the answer freed it"
         );
-        assert_eq!(pending.complete(5, Ok(Bytes::new())), Completion::Unknown);
+        assert_eq!(
+            pending.complete(5.into(), Ok(Bytes::new())),
+            Completion::Unknown
+        );
     }
 
     #[tokio::test]
     async fn an_unsent_call_abandoned_frees_its_place_at_once() {
         let pending = Pending::new();
         insert(&pending, 9).await;
-        assert_eq!(pending.abandon(9, false), Abandon::Nothing);
-        assert_eq!(pending.complete(9, Ok(Bytes::new())), Completion::Unknown);
-        assert!(matches!(pending.try_insert(10), Ok(true)));
+        assert_eq!(pending.abandon(9.into(), false), Abandon::Nothing);
+        assert_eq!(
+            pending.complete(9.into(), Ok(Bytes::new())),
+            Completion::Unknown
+        );
+        assert!(matches!(pending.try_insert(10.into()), Ok(true)));
     }
 
     #[tokio::test]
     async fn an_answer_never_taken_is_dropped_with_its_caller() {
         let pending = Pending::new();
         insert(&pending, 2).await;
-        assert_eq!(pending.complete(2, Ok(Bytes::new())), Completion::Delivered);
         assert_eq!(
-            pending.abandon(2, true),
+            pending.complete(2.into(), Ok(Bytes::new())),
+            Completion::Delivered
+        );
+        assert_eq!(
+            pending.abandon(2.into(), true),
             Abandon::Nothing,
             "nothing to cancel"
         );
         assert!(peek(&pending, 2).is_ready(), "the slot is gone");
-        assert!(matches!(pending.try_insert(3), Ok(true)));
+        assert!(matches!(pending.try_insert(3.into()), Ok(true)));
     }
 
     #[tokio::test]
@@ -397,7 +415,7 @@ mod tests {
         insert(&pending, 2).await;
         let third = tokio::spawn({
             let pending = pending.clone();
-            async move { pending.insert(3).await }
+            async move { pending.insert(3.into()).await }
         });
         // The waiter counts itself before it sleeps; wait until it has.
         poll_fn(|cx| {
@@ -410,7 +428,10 @@ mod tests {
         })
         .await;
         assert!(!third.is_finished());
-        assert_eq!(pending.complete(1, Ok(Bytes::new())), Completion::Delivered);
+        assert_eq!(
+            pending.complete(1.into(), Ok(Bytes::new())),
+            Completion::Delivered
+        );
         assert!(matches!(third.await, Ok(Ok(()))));
         assert_eq!(pending.lock().outstanding, 2);
         assert_eq!(pending.lock().waiters, 0);
@@ -423,10 +444,10 @@ mod tests {
         insert(&pending, 1).await;
         insert(&pending, 2).await;
         insert(&pending, 3).await;
-        pending.abandon(3, true);
+        pending.abandon(3.into(), true);
         let blocked = tokio::spawn({
             let pending = pending.clone();
-            async move { pending.insert(4).await }
+            async move { pending.insert(4.into()).await }
         });
         let Some(wakeups) = pending.close(CloseReason::Eof, closed) else {
             panic!("an open table closes")
@@ -445,7 +466,10 @@ mod tests {
             Poll::Ready(Err(Error::Closed { .. }))
         ));
         assert!(matches!(blocked.await, Ok(Err(CloseReason::Eof))));
-        assert!(matches!(pending.try_insert(5), Err(CloseReason::Eof)));
+        assert!(matches!(
+            pending.try_insert(5.into()),
+            Err(CloseReason::Eof)
+        ));
         assert!(matches!(pending.close_reason(), Some(CloseReason::Eof)));
         assert!(pending.lock().calls.is_empty(), "nothing left behind");
     }

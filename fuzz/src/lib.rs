@@ -179,13 +179,14 @@ pub fn encode(
     msg: &Message,
 ) -> Result<(), hearth_protocol::EncodeError> {
     match msg {
-        Message::Request(r) => enc.request_raw(dst, r.id, r.method(), &r.params),
+        Message::Request(r) => enc.request_raw_with(dst, r.id, r.method(), &r.params, &r.options),
         Message::Response(r) => match &r.outcome {
             Ok(result) => enc.response_raw(dst, r.id, result),
             Err(error) => enc.error_response(dst, r.id, error),
         },
         Message::Notification(n) => enc.notification_raw(dst, n.method(), &n.params),
         Message::Cancel(c) => enc.cancel(dst, c.id),
+        Message::Partial(p) => enc.partial_raw(dst, p.id, p.seq, &p.chunk),
     }
 }
 

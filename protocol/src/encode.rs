@@ -5,13 +5,17 @@
 //! exceed the encoder's maximum, the buffer is truncated back to where it was. Params and
 //! results can be given as any `Serialize` value (structs become maps with field names) or as
 //! MessagePack bytes that are copied verbatim (`*_raw`), which is how an echo avoids decoding.
+//!
+//! An encoder writes one protocol version (version 1 unless built with
+//! [`Encoder::with_version`]); what only version 2 has — request options, partial results —
+//! is refused by a version 1 encoder with [`EncodeError::NotInVersion`].
 
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 
 use crate::error::{EncodeError, ErrorObject};
 use crate::frame::{DEFAULT_MAX_FRAME, HEADER_LEN};
-use crate::message::{Kind, RequestId};
+use crate::message::{Kind, RequestId, RequestOptions, Version};
 
 /// Room for a body's envelope fields: array header, version, kind, an id and a method's
 /// string header.
@@ -23,6 +27,7 @@ const SERIALIZED_GUESS: usize = 64;
 #[derive(Debug, Clone, Copy)]
 pub struct Encoder {
     max_frame: usize,
+    version: Version,
 }
 
 impl Default for Encoder {
@@ -42,6 +47,28 @@ impl Encoder {
     pub fn new(max_frame: usize) -> Self {
         Self {
             max_frame: max_frame.min(u32::MAX as usize),
+            version: Version::V1,
+        }
+    }
+
+    /// The same encoder writing envelopes of `version`.
+    pub fn with_version(self, version: Version) -> Self {
+        Self { version, ..self }
+    }
+
+    /// The version this encoder writes.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    fn require(&self, version: Version, what: &'static str) -> Result<(), EncodeError> {
+        if self.version >= version {
+            Ok(())
+        } else {
+            Err(EncodeError::NotInVersion {
+                what,
+                version: self.version.number(),
+            })
         }
     }
 
@@ -84,13 +111,13 @@ impl Encoder {
     pub fn request<P: Serialize + ?Sized>(
         &self,
         dst: &mut BytesMut,
-        id: RequestId,
+        id: impl Into<RequestId>,
         method: &str,
         params: &P,
     ) -> Result<(), EncodeError> {
         self.frame(dst, ENVELOPE + method.len() + SERIALIZED_GUESS, |b| {
-            header(b, 5, Kind::Request);
-            uint(b, id);
+            header(b, self.version, 5, Kind::Request);
+            uint(b, id.into().get());
             str(b, method);
             payload(b, Payload::Value(params))
         })
@@ -100,13 +127,13 @@ impl Encoder {
     pub fn request_raw(
         &self,
         dst: &mut BytesMut,
-        id: RequestId,
+        id: impl Into<RequestId>,
         method: &str,
         params: &[u8],
     ) -> Result<(), EncodeError> {
         self.frame(dst, ENVELOPE + method.len() + params.len(), |b| {
-            header(b, 5, Kind::Request);
-            uint(b, id);
+            header(b, self.version, 5, Kind::Request);
+            uint(b, id.into().get());
             str(b, method);
             payload::<()>(b, Payload::Raw(params))
         })
@@ -116,12 +143,12 @@ impl Encoder {
     pub fn response<R: Serialize + ?Sized>(
         &self,
         dst: &mut BytesMut,
-        id: RequestId,
+        id: impl Into<RequestId>,
         result: &R,
     ) -> Result<(), EncodeError> {
         self.frame(dst, ENVELOPE + SERIALIZED_GUESS, |b| {
-            header(b, 5, Kind::Response);
-            uint(b, id);
+            header(b, self.version, 5, Kind::Response);
+            uint(b, id.into().get());
             nil(b);
             payload(b, Payload::Value(result))
         })
@@ -131,12 +158,12 @@ impl Encoder {
     pub fn response_raw(
         &self,
         dst: &mut BytesMut,
-        id: RequestId,
+        id: impl Into<RequestId>,
         result: &[u8],
     ) -> Result<(), EncodeError> {
         self.frame(dst, ENVELOPE + result.len(), |b| {
-            header(b, 5, Kind::Response);
-            uint(b, id);
+            header(b, self.version, 5, Kind::Response);
+            uint(b, id.into().get());
             nil(b);
             payload::<()>(b, Payload::Raw(result))
         })
@@ -146,12 +173,12 @@ impl Encoder {
     pub fn error_response(
         &self,
         dst: &mut BytesMut,
-        id: RequestId,
+        id: impl Into<RequestId>,
         error: &ErrorObject,
     ) -> Result<(), EncodeError> {
         self.frame(dst, ENVELOPE + error_map_size(error), |b| {
-            header(b, 5, Kind::Response);
-            uint(b, id);
+            header(b, self.version, 5, Kind::Response);
+            uint(b, id.into().get());
             error_map(b, error);
             nil(b);
             Ok(())
@@ -166,7 +193,7 @@ impl Encoder {
         params: &P,
     ) -> Result<(), EncodeError> {
         self.frame(dst, ENVELOPE + method.len() + SERIALIZED_GUESS, |b| {
-            header(b, 4, Kind::Notification);
+            header(b, self.version, 4, Kind::Notification);
             str(b, method);
             payload(b, Payload::Value(params))
         })
@@ -180,7 +207,7 @@ impl Encoder {
         params: &[u8],
     ) -> Result<(), EncodeError> {
         self.frame(dst, ENVELOPE + method.len() + params.len(), |b| {
-            header(b, 4, Kind::Notification);
+            header(b, self.version, 4, Kind::Notification);
             str(b, method);
             payload::<()>(b, Payload::Raw(params))
         })
@@ -193,7 +220,7 @@ impl Encoder {
         error: &ErrorObject,
     ) -> Result<(), EncodeError> {
         self.frame(dst, ENVELOPE + error_map_size(error), |b| {
-            header(b, 4, Kind::Notification);
+            header(b, self.version, 4, Kind::Notification);
             str(b, crate::reserved::ERROR);
             error_map(b, error);
             Ok(())
@@ -201,11 +228,100 @@ impl Encoder {
     }
 
     /// `[1, 3, id]`.
-    pub fn cancel(&self, dst: &mut BytesMut, id: RequestId) -> Result<(), EncodeError> {
+    pub fn cancel(&self, dst: &mut BytesMut, id: impl Into<RequestId>) -> Result<(), EncodeError> {
         self.frame(dst, ENVELOPE, |b| {
-            header(b, 3, Kind::Cancel);
-            uint(b, id);
+            header(b, self.version, 3, Kind::Cancel);
+            uint(b, id.into().get());
             Ok(())
+        })
+    }
+
+    /// `[2, 0, id, method, params, opts]` (or `[v, 0, id, method, params]` when every option
+    /// has its default). Options other than the defaults need a version 2 encoder.
+    pub fn request_with<P: Serialize + ?Sized>(
+        &self,
+        dst: &mut BytesMut,
+        id: impl Into<RequestId>,
+        method: &str,
+        params: &P,
+        options: &RequestOptions,
+    ) -> Result<(), EncodeError> {
+        if options.is_default() {
+            return self.request(dst, id, method, params);
+        }
+        self.require(Version::V2, "request options")?;
+        self.frame(
+            dst,
+            ENVELOPE + method.len() + SERIALIZED_GUESS + options_size(options),
+            |b| {
+                header(b, self.version, 6, Kind::Request);
+                uint(b, id.into().get());
+                str(b, method);
+                payload(b, Payload::Value(params))?;
+                options_map(b, options);
+                Ok(())
+            },
+        )
+    }
+
+    /// [`Encoder::request_with`] with params already MessagePack.
+    pub fn request_raw_with(
+        &self,
+        dst: &mut BytesMut,
+        id: impl Into<RequestId>,
+        method: &str,
+        params: &[u8],
+        options: &RequestOptions,
+    ) -> Result<(), EncodeError> {
+        if options.is_default() {
+            return self.request_raw(dst, id, method, params);
+        }
+        self.require(Version::V2, "request options")?;
+        self.frame(
+            dst,
+            ENVELOPE + method.len() + params.len() + options_size(options),
+            |b| {
+                header(b, self.version, 6, Kind::Request);
+                uint(b, id.into().get());
+                str(b, method);
+                payload::<()>(b, Payload::Raw(params))?;
+                options_map(b, options);
+                Ok(())
+            },
+        )
+    }
+
+    /// `[2, 4, id, seq, chunk]`: a partial result (version 2 only).
+    pub fn partial<C: Serialize + ?Sized>(
+        &self,
+        dst: &mut BytesMut,
+        id: impl Into<RequestId>,
+        seq: u64,
+        chunk: &C,
+    ) -> Result<(), EncodeError> {
+        self.require(Version::V2, "partial results")?;
+        self.frame(dst, ENVELOPE + 9 + SERIALIZED_GUESS, |b| {
+            header(b, self.version, 5, Kind::Partial);
+            uint(b, id.into().get());
+            uint(b, seq);
+            payload(b, Payload::Value(chunk))
+        })
+    }
+
+    /// `[2, 4, id, seq, chunk]` with the chunk already MessagePack.
+    pub fn partial_raw(
+        &self,
+        dst: &mut BytesMut,
+        id: impl Into<RequestId>,
+        seq: u64,
+        chunk: &[u8],
+    ) -> Result<(), EncodeError> {
+        self.require(Version::V2, "partial results")?;
+        self.frame(dst, ENVELOPE + 9 + chunk.len(), |b| {
+            header(b, self.version, 5, Kind::Partial);
+            uint(b, id.into().get());
+            uint(b, seq);
+            payload::<()>(b, Payload::Raw(chunk))
         })
     }
 }
@@ -217,13 +333,13 @@ impl Encoder {
 
 /// The envelope array header with its version and kind: three single bytes, as the array is
 /// short and version and kind are positive fixints.
-fn header(b: &mut BytesMut, len: u8, kind: Kind) {
+fn header(b: &mut BytesMut, version: Version, len: u8, kind: Kind) {
     const _: () = assert!(
-        crate::PROTOCOL_VERSION < 0x80,
+        (Version::LATEST as u32) < 0x80,
         "the version must be a fixint"
     );
     debug_assert!(len <= 15);
-    b.put_slice(&[0x90 | len, crate::PROTOCOL_VERSION as u8, kind as u8]);
+    b.put_slice(&[0x90 | len, version as u8, kind as u8]);
 }
 
 /// An unsigned integer in its shortest MessagePack form.
@@ -260,6 +376,30 @@ fn str(b: &mut BytesMut, s: &str) {
         b.put_u32(n as u32);
     }
     b.put_slice(s.as_bytes());
+}
+
+/// About what [`options_map`] writes.
+fn options_size(o: &RequestOptions) -> usize {
+    48 + o.supersede.as_ref().map_or(0, |k| k.as_str().len())
+}
+
+/// The options map, with only the options that differ from their defaults, in a fixed order.
+fn options_map(b: &mut BytesMut, o: &RequestOptions) {
+    let len =
+        u32::from(o.deadline_ms.is_some()) + u32::from(o.supersede.is_some()) + u32::from(o.stream);
+    rmp::encode::write_map_len(&mut b.writer(), len).ok();
+    if let Some(ms) = o.deadline_ms {
+        str(b, "deadline_ms");
+        uint(b, ms);
+    }
+    if let Some(key) = &o.supersede {
+        str(b, "supersede");
+        str(b, key.as_str());
+    }
+    if o.stream {
+        str(b, "stream");
+        b.put_u8(0xc3);
+    }
 }
 
 fn nil(b: &mut BytesMut) {
@@ -354,12 +494,13 @@ mod tests {
             (5, Kind::Response),
             (4, Kind::Notification),
             (3, Kind::Cancel),
+            (5, Kind::Partial),
         ] {
             let mut ours = BytesMut::new();
-            header(&mut ours, len, kind);
+            header(&mut ours, Version::V2, len, kind);
             let theirs = rmp_bytes(|w| {
                 rmp::encode::write_array_len(w, u32::from(len)).ok();
-                rmp::encode::write_uint(w, u64::from(crate::PROTOCOL_VERSION)).ok();
+                rmp::encode::write_uint(w, 2).ok();
                 rmp::encode::write_uint(w, kind as u64).ok();
             });
             assert_eq!(&ours[..], &theirs[..], "{kind:?}");

@@ -45,6 +45,9 @@ impl ErrorCode {
     pub const TOO_MANY_ERRORS: Self = Self(-32007);
     /// A frame was started but not finished within the daemon's time limit.
     pub const FRAME_TIMEOUT: Self = Self(-32008);
+    /// A newer request with the same supersede key replaced this one (version 2; LSP's
+    /// ContentModified number).
+    pub const SUPERSEDED: Self = Self(-32801);
 
     /// A short human name for the well-known codes, `None` for any other.
     pub fn name(self) -> Option<&'static str> {
@@ -63,6 +66,7 @@ impl ErrorCode {
             Self::EMPTY_FRAME => "empty frame",
             Self::TOO_MANY_ERRORS => "too many errors",
             Self::FRAME_TIMEOUT => "frame timeout",
+            Self::SUPERSEDED => "superseded",
             _ => return None,
         })
     }
@@ -211,6 +215,14 @@ pub enum EncodeError {
     /// The value's `Serialize` impl failed.
     #[error("cannot serialize to MessagePack: {0}")]
     Serialize(#[from] rmp_serde::encode::Error),
+    /// The message needs a newer protocol version than the encoder writes.
+    #[error("{what} need protocol version 2; this encoder writes version {version}")]
+    NotInVersion {
+        /// What was asked for.
+        what: &'static str,
+        /// The encoder's version.
+        version: u32,
+    },
     /// The encoded message would exceed the frame limit.
     #[error("message too large: {len} bytes, at most {max} allowed")]
     TooLarge {

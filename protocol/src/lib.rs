@@ -1,6 +1,6 @@
 //! `hearth-protocol` is the wire format shared by the hearth daemon and its clients, and nothing
 //! else: bytes in, values out. It owns framing (a 4-byte big-endian length, then one
-//! MessagePack value), the four message envelopes, the error codes, the shapes of the reserved
+//! MessagePack value), the message envelopes of versions 1 and 2, the error codes, the shapes of the reserved
 //! `$/` methods, and the default socket path rule. It never opens a socket, spawns a task or
 //! reads the clock, so every behaviour here is tested deterministically; the server and client
 //! crates put it on a real socket.
@@ -38,14 +38,17 @@ pub mod value;
 pub use encode::Encoder;
 pub use error::{DecodeError, EncodeError, ErrorCode, ErrorObject, FrameError};
 pub use frame::{DEFAULT_MAX_FRAME, FrameDecoder, HEADER_LEN, RESERVE_CHUNK};
-pub use message::{Cancel, Message, Notification, Request, RequestId, Response, Text};
+pub use message::{
+    Cancel, Decoded, Message, Notification, Partial, Request, RequestId, RequestOptions, Response,
+    Text, Version,
+};
 pub use value::DEFAULT_MAX_DEPTH;
 
-/// The protocol version this crate speaks: the first element of every envelope.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The newest protocol version this crate speaks (see [`Version`]).
+pub const PROTOCOL_VERSION: u32 = Version::LATEST.number();
 
-/// Every protocol version this crate can speak, as advertised in `$/fatal`.
-pub const SUPPORTED_VERSIONS: &[u32] = &[PROTOCOL_VERSION];
+/// Every protocol version this crate can speak, as advertised in `$/fatal` and `$/hello`.
+pub const SUPPORTED_VERSIONS: &[u32] = &[1, 2];
 
 /// Deserializes a MessagePack value (params, a result, error data) into a typed value.
 ///

@@ -1,6 +1,8 @@
-//! The four envelopes — request `[1, 0, id, method, params]`, response `[1, 1, id, error,
-//! result]`, notification `[1, 2, method, params]` and cancel `[1, 3, id]` — and
-//! [`Message::decode`], which turns one frame body into one of them.
+//! The envelopes — request `[v, 0, id, method, params]` (in version 2 optionally followed by
+//! an options map), response `[v, 1, id, error, result]`, notification `[v, 2, method,
+//! params]`, cancel `[v, 3, id]` and, in version 2 only, partial result `[2, 4, id, seq,
+//! chunk]` — and [`Message::decode_any`], which turns one frame body into one of them together
+//! with the protocol [`Version`] it was written in.
 //!
 //! Decoding is zero-copy: params, results and error data are slices of the frame (`Bytes`), so
 //! they stay MessagePack until whoever owns them deserializes them into a type of their own.
@@ -12,8 +14,89 @@ use crate::error::{DecodeError, ErrorCode, ErrorObject};
 use crate::value::{self, DEFAULT_MAX_DEPTH, Head, Reader, ValueError};
 
 /// A request id: an unsigned 64-bit integer chosen by the sender, unique among its in-flight
-/// requests on one connection.
-pub type RequestId = u64;
+/// requests on one connection (each direction has its own id space).
+///
+/// A newtype so that an id cannot be mixed up with a sequence number or a count; it compares
+/// equal to the plain integer it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct RequestId(u64);
+
+impl RequestId {
+    /// The id `n`.
+    pub const fn new(n: u64) -> Self {
+        Self(n)
+    }
+
+    /// The integer on the wire.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl From<u64> for RequestId {
+    fn from(n: u64) -> Self {
+        Self(n)
+    }
+}
+
+impl From<RequestId> for u64 {
+    fn from(id: RequestId) -> Self {
+        id.0
+    }
+}
+
+impl PartialEq<u64> for RequestId {
+    fn eq(&self, other: &u64) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<RequestId> for u64 {
+    fn eq(&self, other: &RequestId) -> bool {
+        *self == other.0
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// A protocol version this crate speaks: the first element of every envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Version {
+    /// Version 1: requests, responses, notifications, cancels.
+    V1 = 1,
+    /// Version 2: version 1 plus request options (deadline, supersede, stream), partial
+    /// results, and requests from the daemon to the client.
+    V2 = 2,
+}
+
+impl Version {
+    /// The newest version.
+    pub const LATEST: Self = Self::V2;
+
+    /// The number on the wire.
+    pub const fn number(self) -> u32 {
+        self as u32
+    }
+
+    /// The version with that number, if this crate speaks it.
+    pub fn from_number(n: u64) -> Option<Self> {
+        match n {
+            1 => Some(Self::V1),
+            2 => Some(Self::V2),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.number())
+    }
+}
 
 /// The message kinds, as the second element of every envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +106,7 @@ pub(crate) enum Kind {
     Response = 1,
     Notification = 2,
     Cancel = 3,
+    Partial = 4,
 }
 
 /// UTF-8 text kept as a slice of the frame it arrived in.
@@ -63,7 +147,29 @@ impl From<String> for Text {
     }
 }
 
-/// `[1, 0, id, method, params]`: a call that expects exactly one response with the same id.
+/// The options of a version 2 request: the map in `[2, 0, id, method, params, opts]`.
+/// Every key is optional; a request without the map has the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestOptions {
+    /// `"deadline_ms"`: the caller needs the answer within this many milliseconds of the
+    /// receiver reading the request.
+    pub deadline_ms: Option<u64>,
+    /// `"supersede"`: a latest-wins key scoped to the connection. A newer request with the
+    /// same key cancels this one (answered -32801).
+    pub supersede: Option<Text>,
+    /// `"stream"`: the caller accepts partial results for this request.
+    pub stream: bool,
+}
+
+impl RequestOptions {
+    /// Whether every option has its default, so the map need not be sent.
+    pub fn is_default(&self) -> bool {
+        self.deadline_ms.is_none() && self.supersede.is_none() && !self.stream
+    }
+}
+
+/// `[v, 0, id, method, params]` (or, in version 2, `[2, 0, id, method, params, opts]`): a call
+/// that expects exactly one response with the same id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     /// The caller's id for this call.
@@ -72,6 +178,8 @@ pub struct Request {
     pub method: Text,
     /// The params, as raw MessagePack (any value, often a map).
     pub params: Bytes,
+    /// The options (version 2); all defaults in version 1.
+    pub options: RequestOptions,
 }
 
 impl Request {
@@ -106,11 +214,25 @@ impl Notification {
     }
 }
 
-/// `[1, 3, id]`: asks the receiver to stop working on request `id`.
+/// `[v, 3, id]`: asks the receiver to stop working on request `id`, which the sender of the
+/// cancel made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cancel {
     /// The id of the request to cancel.
     pub id: RequestId,
+}
+
+/// `[2, 4, id, seq, chunk]` (version 2, daemon to client only): one partial result of request
+/// `id`, sent with `"stream": true`. `seq` counts the chunks the handler produced, from 0; a
+/// gap tells how many were dropped. All partials of a request come before its response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Partial {
+    /// The id of the request this belongs to.
+    pub id: RequestId,
+    /// The chunk's number among the chunks the handler produced for that request.
+    pub seq: u64,
+    /// The chunk, as raw MessagePack.
+    pub chunk: Bytes,
 }
 
 /// Any hearth message.
@@ -124,6 +246,17 @@ pub enum Message {
     Notification(Notification),
     /// A request to stop a call.
     Cancel(Cancel),
+    /// A partial result of a streamed call (version 2).
+    Partial(Partial),
+}
+
+/// A decoded message with the version its envelope carried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// The envelope's version.
+    pub version: Version,
+    /// The message.
+    pub message: Message,
 }
 
 fn parse(e: ValueError) -> DecodeError {
@@ -138,12 +271,11 @@ fn parse(e: ValueError) -> DecodeError {
 /// that is not well formed is garbage whatever version it claims: no version check here.
 fn damaged(body: &[u8], e: ValueError) -> DecodeError {
     let mut rd = Reader::new(body);
-    let version = u64::from(crate::PROTOCOL_VERSION);
     let id = match (rd.head(), rd.head(), rd.head(), rd.head()) {
         (Ok(Head::Array(n)), Ok(Head::Uint(v)), Ok(Head::Uint(0)), Ok(Head::Uint(id)))
-            if n >= 3 && v == version =>
+            if n >= 3 && Version::from_number(v).is_some() =>
         {
-            Some(id)
+            Some(RequestId(id))
         }
         _ => None,
     };
@@ -176,7 +308,7 @@ impl<'a> Fields<'a> {
 
     fn id(&mut self, what: &str) -> Result<RequestId, DecodeError> {
         match self.head()? {
-            Head::Uint(id) => Ok(id),
+            Head::Uint(id) => Ok(RequestId(id)),
             other => Err(invalid(
                 format!(
                     "{what} must be an unsigned integer, found {}",
@@ -279,20 +411,36 @@ impl<'a> Fields<'a> {
 }
 
 impl Message {
-    /// Decodes one frame body, allowing the default nesting depth.
+    /// Decodes one version 1 frame body, allowing the default nesting depth. A body of any
+    /// other version is [`DecodeError::UnsupportedVersion`]; use [`Message::decode_any`] to
+    /// accept every version this crate speaks.
     pub fn decode(body: Bytes) -> Result<Self, DecodeError> {
         Self::decode_with_depth(body, DEFAULT_MAX_DEPTH)
     }
 
-    /// Decodes one frame body; values may nest at most `max_depth` levels, counting the
-    /// envelope (capped at [`DEFAULT_MAX_DEPTH`]).
+    /// [`Message::decode`] with a nesting limit (see [`Message::decode_any`]).
+    pub fn decode_with_depth(body: Bytes, max_depth: usize) -> Result<Self, DecodeError> {
+        let decoded = Self::decode_any(body, max_depth)?;
+        match decoded.version {
+            Version::V1 => Ok(decoded.message),
+            other => Err(DecodeError::UnsupportedVersion {
+                found: u64::from(other.number()),
+            }),
+        }
+    }
+
+    /// Decodes one frame body of any version this crate speaks; values may nest at most
+    /// `max_depth` levels, counting the envelope (capped at [`DEFAULT_MAX_DEPTH`]).
     ///
     /// Order of checks: the body must be one well-formed MessagePack value (else
     /// [`DecodeError::Parse`]); its version must be one we speak (else
-    /// [`DecodeError::UnsupportedVersion`]); it must be a valid envelope (else
+    /// [`DecodeError::UnsupportedVersion`]); it must be a valid envelope of that version (else
     /// [`DecodeError::Invalid`]); and nothing may follow it (else
     /// [`DecodeError::TrailingBytes`]). Errors carry the request id whenever it could be read.
-    pub fn decode_with_depth(body: Bytes, max_depth: usize) -> Result<Self, DecodeError> {
+    ///
+    /// Which kinds may travel in which direction (a partial only from the daemon, say) is not
+    /// checked here: that is the receiver's business.
+    pub fn decode_any(body: Bytes, max_depth: usize) -> Result<Decoded, DecodeError> {
         let limit = max_depth.min(DEFAULT_MAX_DEPTH);
         if limit == 0 {
             // Not even the envelope array fits.
@@ -312,7 +460,7 @@ impl Message {
             depth: limit,
         };
         match Self::envelope(&mut f) {
-            Ok(msg) => {
+            Ok(decoded) => {
                 let end = f.rd.position();
                 if end < body.len() {
                     return Err(DecodeError::TrailingBytes {
@@ -320,7 +468,7 @@ impl Message {
                         id: f.id,
                     });
                 }
-                Ok(msg)
+                Ok(decoded)
             }
             Err(e) => match value::skip(&body, limit) {
                 Err(not_well_formed) => Err(damaged(&body, not_well_formed)),
@@ -329,7 +477,7 @@ impl Message {
         }
     }
 
-    fn envelope(f: &mut Fields<'_>) -> Result<Self, DecodeError> {
+    fn envelope(f: &mut Fields<'_>) -> Result<Decoded, DecodeError> {
         let len = match f.head()? {
             Head::Array(n) if n >= 1 => n,
             Head::Array(_) => return Err(invalid("a message cannot be an empty array", None)),
@@ -340,9 +488,10 @@ impl Message {
                 ));
             }
         };
-        match f.head()? {
-            Head::Uint(v) if v == u64::from(crate::PROTOCOL_VERSION) => {}
-            Head::Uint(found) => return Err(DecodeError::UnsupportedVersion { found }),
+        let version = match f.head()? {
+            Head::Uint(v) => {
+                Version::from_number(v).ok_or(DecodeError::UnsupportedVersion { found: v })?
+            }
             other => {
                 return Err(invalid(
                     format!(
@@ -352,7 +501,7 @@ impl Message {
                     None,
                 ));
             }
-        }
+        };
         if len < 2 {
             return Err(invalid("a message has at least 2 elements, found 1", None));
         }
@@ -361,7 +510,13 @@ impl Message {
             Head::Uint(k) if k == Kind::Response as u64 => Kind::Response,
             Head::Uint(k) if k == Kind::Notification as u64 => Kind::Notification,
             Head::Uint(k) if k == Kind::Cancel as u64 => Kind::Cancel,
-            Head::Uint(k) => return Err(invalid(format!("unknown message kind {k}"), None)),
+            Head::Uint(k) if k == Kind::Partial as u64 && version >= Version::V2 => Kind::Partial,
+            Head::Uint(k) => {
+                return Err(invalid(
+                    format!("unknown message kind {k} in version {version}"),
+                    None,
+                ));
+            }
             other => {
                 return Err(invalid(
                     format!(
@@ -372,18 +527,33 @@ impl Message {
                 ));
             }
         };
-        Ok(match kind {
+        let message = match kind {
             Kind::Request => {
                 if len >= 3 {
                     f.id = Some(f.id("request id")?);
                 }
-                f.expect_len("request", len, 5)?;
+                if version >= Version::V2 {
+                    if len != 5 && len != 6 {
+                        return Err(invalid(
+                            format!("a version 2 request has 5 or 6 elements, found {len}"),
+                            f.id,
+                        ));
+                    }
+                } else {
+                    f.expect_len("request", len, 5)?;
+                }
                 let method = f.text("method")?;
                 let params = f.raw()?;
+                let options = if len == 6 {
+                    f.options()?
+                } else {
+                    RequestOptions::default()
+                };
                 Self::Request(Request {
                     id: f.id.unwrap_or_default(),
                     method,
                     params,
+                    options,
                 })
             }
             Kind::Response => {
@@ -415,7 +585,83 @@ impl Message {
                 let id = f.id("cancel id")?;
                 Self::Cancel(Cancel { id })
             }
-        })
+            Kind::Partial => {
+                f.expect_len("partial result", len, 5)?;
+                let id = f.id("partial result id")?;
+                let seq = match f.head()? {
+                    Head::Uint(seq) => seq,
+                    other => {
+                        return Err(invalid(
+                            format!(
+                                "a partial result's seq must be an unsigned integer, found {}",
+                                other.describe()
+                            ),
+                            None,
+                        ));
+                    }
+                };
+                let chunk = f.raw()?;
+                Self::Partial(Partial { id, seq, chunk })
+            }
+        };
+        Ok(Decoded { version, message })
+    }
+}
+
+impl Fields<'_> {
+    /// The options map of a version 2 request. Unknown keys (and keys that are not strings)
+    /// are skipped with their values; a known key with a value of the wrong type is an
+    /// invalid request, answered to the request's id.
+    fn options(&mut self) -> Result<RequestOptions, DecodeError> {
+        let pairs = match self.head()? {
+            Head::Map(n) => n,
+            other => {
+                return Err(invalid(
+                    format!("request options must be a map, found {}", other.describe()),
+                    self.id,
+                ));
+            }
+        };
+        let mut opts = RequestOptions::default();
+        for _ in 0..pairs {
+            if !matches!(self.rd.clone().head(), Ok(Head::Str(_))) {
+                self.raw_at(2)?;
+                self.raw_at(2)?;
+                continue;
+            }
+            let key = self.text("an option name")?;
+            match key.as_str() {
+                "deadline_ms" => match self.head()? {
+                    Head::Uint(ms) => opts.deadline_ms = Some(ms),
+                    other => {
+                        return Err(invalid(
+                            format!(
+                                "option deadline_ms must be an unsigned integer, found {}",
+                                other.describe()
+                            ),
+                            self.id,
+                        ));
+                    }
+                },
+                "supersede" => opts.supersede = Some(self.text("option supersede")?),
+                "stream" => match self.head()? {
+                    Head::Bool(b) => opts.stream = b,
+                    other => {
+                        return Err(invalid(
+                            format!(
+                                "option stream must be a boolean, found {}",
+                                other.describe()
+                            ),
+                            self.id,
+                        ));
+                    }
+                },
+                _ => {
+                    self.raw_at(2)?; // unknown options are ignored, for later additions
+                }
+            }
+        }
+        Ok(opts)
     }
 }
 

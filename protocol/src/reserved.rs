@@ -46,6 +46,10 @@ pub struct HelloResult {
     pub methods: Vec<String>,
     /// The limits a client should respect.
     pub limits: Limits,
+    /// Every protocol version the daemon speaks. Sent in version 2 answers (and later);
+    /// absent from a version 1 answer, whose shape is frozen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supported: Vec<u32>,
 }
 
 /// Limits the daemon announces in `$/hello`.

@@ -348,10 +348,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Ok(Message::Response(r)) => {
                 tracing::debug!(
                     conn = self.id,
-                    id = r.id,
+                    id = r.id.get(),
                     "ignoring a response sent to the daemon"
                 );
             }
+            // The version-1 decode never yields a partial result.
+            Ok(Message::Partial(_)) => {}
             Err(e) if e.is_fatal() => self.fatal(e.code(), e.to_string()),
             Err(e) => {
                 if !self.spend_error() {
@@ -515,7 +517,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 ErrorObject::new(ErrorCode::REQUEST_CANCELLED, "request cancelled")
             }
             Outcome::Panicked(msg) => {
-                tracing::error!(conn = self.id, id, "handler panicked: {msg}");
+                tracing::error!(conn = self.id, id = id.get(), "handler panicked: {msg}");
                 ErrorObject::new(
                     ErrorCode::INTERNAL_ERROR,
                     format!("the handler panicked: {msg}"),
@@ -539,7 +541,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 .error_response(&mut self.outbuf, id, &short)
                 .is_err()
             {
-                tracing::warn!(conn = self.id, id, "cannot encode an error response");
+                tracing::warn!(
+                    conn = self.id,
+                    id = id.get(),
+                    "cannot encode an error response"
+                );
             }
         }
     }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use hearth_protocol::reserved::{self, Fatal, HelloParams, HelloResult, Stats};
-use hearth_protocol::{Encoder, ErrorCode, PROTOCOL_VERSION};
+use hearth_protocol::{Encoder, ErrorCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
@@ -552,7 +552,8 @@ impl ServerHandle {
     pub fn hello(&self) -> HelloResult {
         let s = &self.shared;
         HelloResult {
-            protocol: PROTOCOL_VERSION,
+            // Version 1 until the connection core speaks version 2.
+            protocol: hearth_protocol::Version::V1.number(),
             server: format!("{} {}", s.info.name, s.info.version),
             build: format!(
                 "{} {}-{}",
@@ -571,6 +572,7 @@ impl ServerHandle {
                 max_connections: s.limits.max_connections as u64,
                 max_depth: s.limits.max_depth as u64,
             },
+            supported: Vec::new(),
         }
     }
 }

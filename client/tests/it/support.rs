@@ -348,5 +348,6 @@ pub(crate) fn fake_hello(protocol: u32) -> HelloResult {
             max_connections: 1,
             max_depth: 64,
         },
+        supported: Vec::new(),
     }
 }

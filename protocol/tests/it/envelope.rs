@@ -68,9 +68,10 @@ fn decodes_every_kind() {
     assert_eq!(
         decode_hex("95 01 00 07 a4 65 63 68 6f 81 a2 68 69 01"),
         Ok(Message::Request(Request {
-            id: 7,
+            id: 7.into(),
             method: "echo".to_owned().into(),
             params: Bytes::from(hex("81 a2 68 69 01")),
+            options: Default::default(),
         }))
     );
     match decode_hex("95 01 01 07 c0 2a") {
@@ -244,7 +245,7 @@ fn malformed_bodies_are_classified() {
         match decode_hex(body) {
             Err(e) => {
                 assert_eq!(e.code(), *code, "{what}: {e}");
-                assert_eq!(e.request_id(), *id, "{what}: {e}");
+                assert_eq!(e.request_id().map(u64::from), *id, "{what}: {e}");
                 assert!(!e.is_fatal(), "{what}");
             }
             Ok(m) => panic!("{what}: decoded as {m:?}"),
@@ -254,11 +255,14 @@ fn malformed_bodies_are_classified() {
 
 #[test]
 fn wrong_version_is_fatal_and_says_what_is_supported() {
-    let e = decode_hex("95 02 00 07 a1 6d c0").expect_err("version 2");
-    assert_eq!(e, DecodeError::UnsupportedVersion { found: 2 });
+    let e = decode_hex("95 03 00 07 a1 6d c0").expect_err("version 3");
+    assert_eq!(e, DecodeError::UnsupportedVersion { found: 3 });
     assert!(e.is_fatal());
     assert_eq!(e.code(), ErrorCode::UNSUPPORTED_VERSION);
-    assert!(e.to_string().contains("[1]"), "{e}");
+    assert!(e.to_string().contains("[1, 2]"), "{e}");
+    // The version-1 decoder refuses version 2 the same way.
+    let e = decode_hex("95 02 00 07 a1 6d c0").expect_err("version 2 in a v1 decode");
+    assert_eq!(e, DecodeError::UnsupportedVersion { found: 2 });
 }
 
 #[test]
@@ -417,6 +421,7 @@ fn documented_session_bytes() {
                     max_connections: 256,
                     max_depth: 64,
                 },
+                supported: Vec::new(),
             };
             enc.response(b, 1, &hello).expect("encodes");
         },
@@ -478,7 +483,7 @@ fn documented_error_and_fatal_notification_bytes() {
     );
 
     out.clear();
-    let version = decode_hex("95 02 00 07 a1 6d c0").expect_err("version 2");
+    let version = decode_hex("95 03 00 07 a1 6d c0").expect_err("version 3");
     let fatal = reserved::Fatal {
         code: version.code().0,
         message: version.to_string(),
@@ -488,12 +493,12 @@ fn documented_error_and_fatal_notification_bytes() {
         .expect("encodes");
     assert_eq!(
         &out[..],
-        &hex("00 00 00 58 94 01 02 a7 24 2f 66 61 74 61 6c 83
+        &hex("00 00 00 5c 94 01 02 a7 24 2f 66 61 74 61 6c 83
              a4 63 6f 64 65 d1 82 fc a7 6d 65 73 73 61 67 65
-             d9 2e 75 6e 73 75 70 70 6f 72 74 65 64 20 70 72
-             6f 74 6f 63 6f 6c 20 76 65 72 73 69 6f 6e 20 32
-             3b 20 73 75 70 70 6f 72 74 65 64 3a 20 5b 31 5d
-             a9 73 75 70 70 6f 72 74 65 64 91 01")[..]
+             d9 31 75 6e 73 75 70 70 6f 72 74 65 64 20 70 72
+             6f 74 6f 63 6f 6c 20 76 65 72 73 69 6f 6e 20 33
+             3b 20 73 75 70 70 6f 72 74 65 64 3a 20 5b 31 2c
+             20 32 5d a9 73 75 70 70 6f 72 74 65 64 92 01 02")[..]
     );
 }
 
@@ -517,7 +522,7 @@ fn documented_id_encodings_are_accepted() {
 
 #[test]
 fn the_version_is_checked_before_the_envelope_shape() {
-    for body in ["92 02 00", "91 02", "93 03 09 07"] {
+    for body in ["92 03 00", "91 03", "93 03 09 07", "95 09 00 07 a1 6d c0"] {
         let e = decode_hex(body).expect_err(body);
         assert!(e.is_fatal(), "{body}: {e}");
     }
@@ -541,4 +546,176 @@ fn a_damaged_body_is_a_parse_error_whatever_version_it_claims() {
     let e = decode_hex("95 03 00 07 db ff ff ff ff").expect_err("damaged");
     assert_eq!(e.code(), ErrorCode::PARSE_ERROR, "{e}");
     assert_eq!(e.request_id(), None, "not a v1 request, so no id to answer");
+}
+
+/// Section 15.6 of docs/PROTOCOL.md: the version 2 examples, byte for byte, and
+/// each decodes back to what the document says it is.
+#[test]
+fn documented_v2_bytes() {
+    use hearth_protocol::{Partial, RequestOptions, Text, Version};
+    #[derive(serde::Serialize)]
+    struct Ms {
+        ms: u64,
+    }
+    #[derive(serde::Serialize)]
+    struct Count {
+        n: u64,
+        interval_ms: u64,
+    }
+    #[derive(serde::Serialize)]
+    struct Tab {
+        tab: u8,
+    }
+    let enc = Encoder::default().with_version(Version::V2);
+    type Write<'a> = Box<dyn Fn(&mut BytesMut) + 'a>;
+    let cases: Vec<(&str, Write<'_>)> = vec![
+        (
+            "00 00 00 29 96 02 00 05 a5 73 6c 65 65 70 81 a2 6d 73 64 82 ab 64 65 61 64 6c 69
+             6e 65 5f 6d 73 14 a9 73 75 70 65 72 73 65 64 65 a1 73",
+            Box::new(|b| {
+                let opts = RequestOptions {
+                    deadline_ms: Some(20),
+                    supersede: Some(Text::from_static("s")),
+                    stream: false,
+                };
+                enc.request_with(b, 5, "sleep", &Ms { ms: 100 }, &opts)
+                    .expect("encodes")
+            }),
+        ),
+        (
+            "00 00 00 24 96 02 00 06 a5 63 6f 75 6e 74 82 a1 6e 02 ab 69 6e 74 65 72 76 61 6c
+             5f 6d 73 00 81 a6 73 74 72 65 61 6d c3",
+            Box::new(|b| {
+                let opts = RequestOptions {
+                    stream: true,
+                    ..RequestOptions::default()
+                };
+                enc.request_with(
+                    b,
+                    6,
+                    "count",
+                    &Count {
+                        n: 2,
+                        interval_ms: 0,
+                    },
+                    &opts,
+                )
+                .expect("encodes")
+            }),
+        ),
+        (
+            "00 00 00 06 95 02 04 06 00 00",
+            Box::new(|b| enc.partial(b, 6, 0, &0u8).expect("encodes")),
+        ),
+        (
+            "00 00 00 06 95 02 04 06 01 01",
+            Box::new(|b| enc.partial(b, 6, 1, &1u8).expect("encodes")),
+        ),
+        (
+            "00 00 00 06 95 02 01 06 c0 02",
+            Box::new(|b| enc.response(b, 6, &2u8).expect("encodes")),
+        ),
+        (
+            "00 00 00 23 95 02 01 05 82 a4 63 6f 64 65 d2 ff ff 7f df a7 6d 65 73 73 61 67 65
+             aa 73 75 70 65 72 73 65 64 65 64 c0",
+            Box::new(|b| {
+                let e = ErrorObject::new(ErrorCode::SUPERSEDED, "superseded");
+                enc.error_response(b, 5, &e).expect("encodes")
+            }),
+        ),
+        (
+            "00 00 00 28 95 02 01 05 82 a4 63 6f 64 65 d1 82 fe a7 6d 65 73 73 61 67 65 b1 64
+             65 61 64 6c 69 6e 65 20 65 78 63 65 65 64 65 64 c0",
+            Box::new(|b| {
+                let e = ErrorObject::new(ErrorCode::DEADLINE_EXCEEDED, "deadline exceeded");
+                enc.error_response(b, 5, &e).expect("encodes")
+            }),
+        ),
+        (
+            "00 00 00 13 95 02 00 01 ad 65 64 69 74 6f 72 2f 63 6f 6e 66 69 67 c0",
+            Box::new(|b| enc.request(b, 1, "editor/config", &()).expect("encodes")),
+        ),
+        (
+            "00 00 00 0b 95 02 01 01 c0 81 a3 74 61 62 04",
+            Box::new(|b| enc.response(b, 1, &Tab { tab: 4 }).expect("encodes")),
+        ),
+        (
+            "00 00 00 04 93 02 03 01",
+            Box::new(|b| enc.cancel(b, 1).expect("encodes")),
+        ),
+        (
+            "00 00 00 0d 95 02 00 01 a7 24 2f 68 65 6c 6c 6f c0",
+            Box::new(|b| enc.request(b, 1, "$/hello", &()).expect("encodes")),
+        ),
+    ];
+    for (doc, write) in &cases {
+        let mut out = BytesMut::new();
+        write(&mut out);
+        assert_eq!(&out[..], &hex(doc)[..], "{doc}");
+        let decoded = Message::decode_any(Bytes::from(hex(doc)).slice(4..), 64).expect(doc);
+        assert_eq!(decoded.version, Version::V2, "{doc}");
+    }
+    // What the first two examples mean.
+    match Message::decode_any(Bytes::from(hex(cases[0].0)).slice(4..), 64).map(|d| d.message) {
+        Ok(Message::Request(r)) => {
+            assert_eq!(r.options.deadline_ms, Some(20));
+            assert_eq!(r.options.supersede.as_ref().map(Text::as_str), Some("s"));
+            assert!(!r.options.stream);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        Message::decode_any(Bytes::from(hex("95 02 04 06 01 01")), 64).map(|d| d.message),
+        Ok(Message::Partial(Partial {
+            id: 6.into(),
+            seq: 1,
+            chunk: Bytes::from_static(&[1]),
+        }))
+    );
+}
+
+/// Version 2 envelope rules: options only in version 2 and only as a map; unknown options and
+/// non-string keys ignored; wrongly typed known options answered to the request's id; a
+/// partial only in version 2 and only with 5 elements.
+#[test]
+fn v2_envelope_rules() {
+    use hearth_protocol::Version;
+    let any = |h: &str| Message::decode_any(Bytes::from(hex(h)), 64);
+    // [2, 0, 7, "m", nil, {"x": 1, 5: 6, "stream": true}]
+    match any("96 02 00 07 a1 6d c0 83 a1 78 01 05 06 a6 73 74 72 65 61 6d c3") {
+        Ok(d) => match d.message {
+            Message::Request(r) => assert!(r.options.stream && r.options.deadline_ms.is_none()),
+            other => panic!("{other:?}"),
+        },
+        Err(e) => panic!("{e}"),
+    }
+    // A v1 request with 6 elements is invalid, answered to its id.
+    let e = any("96 01 00 07 a1 6d c0 80").expect_err("v1 with options");
+    assert_eq!(
+        (e.code(), e.request_id()),
+        (ErrorCode::INVALID_REQUEST, Some(7.into()))
+    );
+    // Options that are not a map, or a deadline that is not an unsigned integer.
+    for bad in [
+        "96 02 00 07 a1 6d c0 c0",
+        "96 02 00 07 a1 6d c0 81 ab 64 65 61 64 6c 69 6e 65 5f 6d 73 ff",
+    ] {
+        let e = any(bad).expect_err(bad);
+        assert_eq!(
+            (e.code(), e.request_id()),
+            (ErrorCode::INVALID_REQUEST, Some(7.into())),
+            "{bad}"
+        );
+    }
+    // Seven elements.
+    assert!(any("97 02 00 07 a1 6d c0 80 c0").is_err());
+    // A partial in version 1 is an unknown kind; in version 2 it needs 5 elements.
+    assert_eq!(
+        any("95 01 04 06 00 00").expect_err("v1 partial").code(),
+        ErrorCode::INVALID_REQUEST
+    );
+    assert!(any("94 02 04 06 00").is_err());
+    assert_eq!(any("95 02 04 06 00 00").map(|d| d.version), Ok(Version::V2));
+    // The version-1 decoder refuses every version 2 message.
+    assert!(Message::decode(Bytes::from(hex("95 02 04 06 00 00"))).is_err());
 }

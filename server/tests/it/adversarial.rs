@@ -252,7 +252,7 @@ async fn cancels_racing_completions_never_duplicate_or_lose_a_response() {
                 c.send_bytes(&wire).await;
                 for _ in 0..500 {
                     let r = c.response().await;
-                    *answered.entry(r.id).or_default() += 1;
+                    *answered.entry(r.id.get()).or_default() += 1;
                     match &r.outcome {
                         Ok(_) => ok += 1,
                         Err(e) => {
@@ -477,7 +477,7 @@ async fn soak_client(
             c.send_bytes(&wire).await;
             for _ in 0..burst {
                 let r = c.response().await;
-                let Some(cancelled) = pending.remove(&r.id) else {
+                let Some(cancelled) = pending.remove(&r.id.get()) else {
                     panic!(
                         "client {client}: a response to an unknown or answered id {}",
                         r.id

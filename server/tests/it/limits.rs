@@ -34,7 +34,7 @@ async fn past_max_in_flight_the_connection_waits_instead_of_failing() {
     let mut codes = Vec::new();
     while let Some(msg) = c.next().await {
         if let hearth_protocol::Message::Response(r) = msg {
-            codes.push((r.id, error_code(&r)));
+            codes.push((r.id.get(), error_code(&r)));
         }
     }
     codes.sort();
@@ -105,7 +105,10 @@ async fn graceful_shutdown_lets_running_requests_finish_and_refuses_new_ones() {
     server.handle.shutdown();
     c.request(2, "echo", &"late").await;
     let late = c.response().await;
-    assert_eq!((late.id, error_code(&late)), (2, ErrorCode::SHUTTING_DOWN));
+    assert_eq!(
+        (late.id.get(), error_code(&late)),
+        (2, ErrorCode::SHUTTING_DOWN)
+    );
     // Only now may the running request finish: once nothing runs, the connection closes
     // without reading further, so a request finishing first would leave the echo unanswered.
     gate.open();
@@ -133,7 +136,7 @@ async fn past_the_grace_period_requests_are_answered_shutting_down() {
     server.wait_stats("the sleep", |s| s.in_flight == 1).await;
     server.handle.shutdown();
     let r = c.response().await;
-    assert_eq!((r.id, error_code(&r)), (1, ErrorCode::SHUTTING_DOWN));
+    assert_eq!((r.id.get(), error_code(&r)), (1, ErrorCode::SHUTTING_DOWN));
     assert!(c.next().await.is_none());
     server.task.await.expect("join").expect("run");
     assert_eq!(server.handle.stats().in_flight, 0);

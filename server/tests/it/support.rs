@@ -272,7 +272,7 @@ impl Raw {
         assert_eq!(n.method(), "$/fatal");
         let fatal: Fatal = hearth_protocol::from_msgpack(&n.params).expect("fatal shape");
         assert_eq!(fatal.code, code.0, "{fatal:?}");
-        assert_eq!(fatal.supported, vec![1]);
+        assert_eq!(fatal.supported, hearth_protocol::SUPPORTED_VERSIONS);
         assert!(
             self.next().await.is_none(),
             "connection should close after $/fatal"

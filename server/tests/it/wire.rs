@@ -32,7 +32,7 @@ async fn responses_come_back_out_of_order() {
                 hearth_protocol::from_msgpack(&result_bytes(r.clone())).expect("json");
             assert_eq!(
                 v,
-                json!({"n": r.id}),
+                json!({"n": r.id.get()}),
                 "echo {} got someone else's params",
                 r.id
             );
@@ -68,12 +68,15 @@ async fn unknown_method_and_invalid_params() {
     let mut c = server.connect().await;
     c.request(1, "nope", &()).await;
     let r = c.response().await;
-    assert_eq!((r.id, error_code(&r)), (1, ErrorCode::METHOD_NOT_FOUND));
+    assert_eq!(
+        (r.id.get(), error_code(&r)),
+        (1, ErrorCode::METHOD_NOT_FOUND)
+    );
     assert!(r.outcome.expect_err("an error").message.contains("nope"));
 
     c.request(2, "sleep", &json!({"ms": "soon"})).await;
     let r = c.response().await;
-    assert_eq!((r.id, error_code(&r)), (2, ErrorCode::INVALID_PARAMS));
+    assert_eq!((r.id.get(), error_code(&r)), (2, ErrorCode::INVALID_PARAMS));
 
     let stats = server.handle.stats();
     assert_eq!(stats.methods["(unknown)"], 1);
@@ -206,7 +209,7 @@ async fn deep_nesting_is_refused_without_crashing() {
     c.send_body(&body).await;
     // The id sits before the damage, so the error goes to it.
     let r = c.response().await;
-    assert_eq!((r.id, error_code(&r)), (3, ErrorCode::PARSE_ERROR));
+    assert_eq!((r.id.get(), error_code(&r)), (3, ErrorCode::PARSE_ERROR));
     let back: u32 = c.call(4, "echo", &7u32).await;
     assert_eq!(back, 7);
 }
@@ -233,7 +236,7 @@ async fn duplicate_in_flight_id_is_refused_and_the_original_completes() {
     let first = c.response().await;
     assert_eq!(
         (first.id, error_code(&first)),
-        (5, ErrorCode::INVALID_REQUEST)
+        (5.into(), ErrorCode::INVALID_REQUEST)
     );
     let second = c.response().await;
     assert_eq!(second.id, 5);
@@ -248,10 +251,10 @@ async fn duplicate_in_flight_id_is_refused_and_the_original_completes() {
 async fn wrong_version_is_fatal() {
     let server = TestServer::start().await;
     let mut c = server.connect().await;
-    c.send_body(&[0x95, 0x02, 0x00, 0x01, 0xa1, b'm', 0xc0])
+    c.send_body(&[0x95, 0x03, 0x00, 0x01, 0xa1, b'm', 0xc0])
         .await;
     let fatal = c.expect_fatal(ErrorCode::UNSUPPORTED_VERSION).await;
-    assert!(fatal.message.contains('2'), "{fatal:?}");
+    assert!(fatal.message.contains('3'), "{fatal:?}");
     // The daemon keeps serving others.
     let mut other = server.connect().await;
     let back: u8 = other.call(1, "echo", &1u8).await;
@@ -298,7 +301,10 @@ async fn cancel_stops_the_handler_and_answers_cancelled() {
         .await;
     c.cancel(1).await;
     let r = c.response().await;
-    assert_eq!((r.id, error_code(&r)), (1, ErrorCode::REQUEST_CANCELLED));
+    assert_eq!(
+        (r.id.get(), error_code(&r)),
+        (1, ErrorCode::REQUEST_CANCELLED)
+    );
     let stats = server.handle.stats();
     assert_eq!(
         stats.in_flight, 0,
@@ -385,7 +391,7 @@ async fn a_panicking_handler_fails_only_its_own_request() {
             Err(e) => {
                 assert_eq!(e.code, ErrorCode::INTERNAL_ERROR);
                 assert!(e.message.contains("boom"), "{}", e.message);
-                assert_eq!(r.id % 10, 3);
+                assert_eq!(r.id.get() % 10, 3);
                 panicked += 1;
             }
         }
@@ -534,5 +540,5 @@ async fn the_deepest_allowed_params_fit_on_a_worker_stack() {
     body[3] = 2;
     c.send_body(&body).await;
     let r = c.response().await;
-    assert_eq!((r.id, error_code(&r)), (2, ErrorCode::PARSE_ERROR));
+    assert_eq!((r.id.get(), error_code(&r)), (2, ErrorCode::PARSE_ERROR));
 }

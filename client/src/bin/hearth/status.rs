@@ -115,6 +115,7 @@ mod tests {
                 max_connections: 2,
                 max_depth: 64,
             },
+            supported: Vec::new(),
         };
         let mut stats = Stats {
             uptime_ms: 61_000,
