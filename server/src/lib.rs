@@ -28,6 +28,7 @@ mod config;
 mod connection;
 mod context;
 mod error;
+mod in_flight;
 mod router;
 mod server;
 mod socket;
