@@ -105,6 +105,7 @@ impl<Q, R> InFlight<Q, R> {
     }
 
     /// Requests in the table, running and queued.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
@@ -139,7 +140,12 @@ impl<Q, R> InFlight<Q, R> {
 
     /// Queues a request that cannot start yet; `Err` gives it back when the queue is full or
     /// the id is taken (check [`contains`](Self::contains) first to tell them apart).
-    pub(crate) fn enqueue(&mut self, id: RequestId, admission: Admission, item: Q) -> Result<(), Q> {
+    pub(crate) fn enqueue(
+        &mut self,
+        id: RequestId,
+        admission: Admission,
+        item: Q,
+    ) -> Result<(), Q> {
         if !self.queue_has_room() || self.contains(id) {
             return Err(item);
         }
@@ -314,6 +320,18 @@ impl<Q, R> InFlight<Q, R> {
         ids
     }
 
+    /// The deadline and per-running data of running request `id`.
+    pub(crate) fn running_entry(&self, id: RequestId) -> Option<(Option<Instant>, &R)> {
+        match self.entries.get(&id) {
+            Some(Entry {
+                deadline,
+                slot: Slot::Running(data),
+                ..
+            }) => Some((*deadline, data)),
+            _ => None,
+        }
+    }
+
     /// Running requests (not queued).
     pub(crate) fn running(&self) -> usize {
         self.entries.len() - self.queue.len()
@@ -329,6 +347,7 @@ impl<Q, R> Drop for InFlight<Q, R> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
     use std::time::Duration;
@@ -358,7 +377,10 @@ mod tests {
         let again = t.insert_running(id(1), t.child_token(), Admission::default(), ());
         assert_eq!(again, Err(Duplicate(id(1))));
         t.enqueue(id(2), Admission::default(), "two").unwrap();
-        assert_eq!(t.enqueue(id(2), Admission::default(), "again"), Err("again"));
+        assert_eq!(
+            t.enqueue(id(2), Admission::default(), "again"),
+            Err("again")
+        );
         assert!(t.contains(id(2)));
         assert_eq!((t.running(), t.queued()), (1, 1));
     }
@@ -475,7 +497,10 @@ mod tests {
         t.enqueue(id(1), Admission::default(), "one").unwrap();
         t.enqueue(id(2), Admission::default(), "two").unwrap();
         assert!(!t.queue_has_room());
-        assert_eq!(t.enqueue(id(3), Admission::default(), "three"), Err("three"));
+        assert_eq!(
+            t.enqueue(id(3), Admission::default(), "three"),
+            Err("three")
+        );
         let (first, _, item) = t.start_next(|_| ()).unwrap();
         assert_eq!((first, item), (id(1), "one"));
         assert_eq!((t.running(), t.queued()), (1, 1));
