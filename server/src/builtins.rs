@@ -71,6 +71,9 @@ pub fn add(router: Router) -> Router {
                 )));
             }
             let interval = Duration::from_millis(p.interval_ms);
+            if !ctx.is_streaming() && interval.is_zero() {
+                return Ok(p.n); // nothing to send and nothing to wait for
+            }
             for i in 0..p.n {
                 if i > 0 && !interval.is_zero() {
                     tokio::time::sleep(interval).await;

@@ -232,7 +232,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         let _ =
             tokio::time::timeout(self.shared.limits.flush_timeout, self.stream.shutdown()).await;
-        let _ = self.abandon_all_silently();
+        let _ = self.abandon_all_silently(false);
         if let Some((client, _)) = &self.client {
             client.close();
         }
@@ -854,26 +854,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         {
             tracing::warn!(conn = self.id, "cannot encode $/fatal");
         }
-        let _ = self.abandon_all_silently();
+        let _ = self.abandon_all_silently(false);
         self.closing = Some(End::Fatal(message));
     }
 
     /// Stops every running and queued request and answers each with `code`.
     fn abandon_all(&mut self, code: ErrorCode, message: &str) {
         let error = ErrorObject::new(code, message);
-        let ids = self.abandon_all_silently();
+        // Partials and notifications already queued go before these responses.
+        while let Ok(frame) = self.notes.try_recv() {
+            self.outbuf.extend_from_slice(&frame);
+        }
+        let ids = self.abandon_all_silently(true);
         for id in ids {
             self.send_error(id, &error);
         }
     }
 
     /// Stops every request without answering (the peer is gone or being cut off); returns
-    /// their ids.
-    fn abandon_all_silently(&mut self) -> Vec<RequestId> {
+    /// their ids. Their streams close (held chunks go out first), so that work a handler
+    /// moved elsewhere cannot send a partial after the answer.
+    fn abandon_all_silently(&mut self, flush_held: bool) -> Vec<RequestId> {
         let n = self.table.running() as u64;
-        let ids = self.table.clear();
+        let cleared = self.table.clear();
         self.shared.counters.in_flight.fetch_sub(n, Relaxed);
         self.running.clear();
+        let mut ids = Vec::with_capacity(cleared.len());
+        for (id, data) in cleared {
+            if let Some(Some(stream)) = data {
+                if flush_held {
+                    stream.close_into(&mut self.outbuf);
+                } else {
+                    stream.close_into(&mut BytesMut::new());
+                }
+            }
+            ids.push(id);
+        }
         ids
     }
 }
