@@ -227,7 +227,7 @@ impl Raw {
                 Some(Message::Response(_) | Message::Partial(_)) => {}
                 Some(m) => other.push(m),
                 None => panic!(
-                    "the connection ended with {:?} unanswered",
+                    "the connection ended with {:?} unanswered; other messages: {other:?}",
                     self.checker().outstanding()
                 ),
             }
