@@ -614,3 +614,28 @@ async fn a_waiting_stream_with_full_output_loses_nothing_and_ends_with_its_respo
     }
     assert_eq!(seqs, (0..300).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_bad_first_v2_request_is_answered_in_v2() {
+    let (mut c, _, _) = start(builtins::router(), Limits::default());
+    // [2, 0, 1, "echo", nil, {"deadline_ms": "soon"}]: a known option of the wrong type.
+    let mut body = vec![0x96, 0x02, 0x00, 0x01, 0xa4];
+    body.extend_from_slice(b"echo");
+    body.extend_from_slice(&[0xc0, 0x81, 0xab]);
+    body.extend_from_slice(b"deadline_ms");
+    body.extend_from_slice(&[0xa4]);
+    body.extend_from_slice(b"soon");
+    let mut wire = BytesMut::new();
+    wire.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
+    wire.extend_from_slice(&body);
+    c.send(wire).await;
+    let msg = c.next().await.unwrap();
+    assert_eq!(msg.version, Version::V2);
+    let Message::Response(r) = msg.message else {
+        panic!("{msg:?}")
+    };
+    assert_eq!(
+        (r.id.get(), code(&r)),
+        (1, Some(ErrorCode::INVALID_REQUEST))
+    );
+}
