@@ -613,3 +613,36 @@ async fn dropping_a_stream_cancels_it_at_hearthd() {
     .await;
     eventually("nothing runs", || daemon.stats().in_flight == 0).await;
 }
+
+#[tokio::test]
+async fn a_handler_can_call_the_daemon_through_a_weak_client() {
+    let daemon = TestDaemon::start();
+    let client = daemon.client().await;
+    let weak = client.downgrade();
+    client.serve("nested", move |params: Bytes| {
+        let weak = weak.clone();
+        async move {
+            let client = weak
+                .upgrade()
+                .ok_or_else(|| ErrorObject::new(ErrorCode::INTERNAL_ERROR, "client gone"))?;
+            // A call of our own while the daemon waits for this answer: the reader is free.
+            client
+                .call_raw("echo", &params)
+                .await
+                .map_err(|e| ErrorObject::new(ErrorCode::INTERNAL_ERROR, e.to_string()))
+        }
+    });
+    let back: u32 = within(
+        "ask for a handler that calls back",
+        client.call("ask", &json!({"method": "nested", "params": 5})),
+    )
+    .await
+    .expect("the nested answer");
+    assert_eq!(back, 5);
+    let weak = client.downgrade();
+    drop(client);
+    assert!(
+        weak.upgrade().is_none(),
+        "a weak handle keeps nothing alive"
+    );
+}
