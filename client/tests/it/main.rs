@@ -11,3 +11,4 @@ mod lifecycle;
 mod notifications;
 mod support;
 mod tcp;
+mod v2;
