@@ -3,7 +3,7 @@
 //! and coordinated-omission correction shown on a case whose outcome follows from the
 //! arithmetic of the schedule rather than from timing luck.
 //!
-//! `--spawn` runs the `hearthd` next to `hearth`; `cargo test -p hearth-client` does not build
+//! `--spawn` runs the `hearthd` next to `hearth`; `cargo test -p hearth-cli` does not build
 //! other packages' binaries, so [`hearthd`] builds it once, with the same cargo, target folder
 //! and profile.
 
