@@ -1,7 +1,9 @@
-//! [`Client`]: connecting (socket, then the `$/hello` handshake and its version check) and the
-//! life of one call — encode, take an in-flight permit, register, queue, wait, and cancel at the
-//! daemon if the caller stops waiting. Moving bytes is left to the tasks in `io.rs`, and the
-//! rules for a dying connection to `connection.rs`.
+//! [`Client`]: connecting (socket, then the `$/hello` handshake in protocol version 2, falling
+//! back to a fresh connection in version 1 when the daemon refuses it) and the life of one call
+//! — encode, take an in-flight permit, register, queue, wait, and cancel at the daemon if the
+//! caller stops waiting. Calls with version 2 options and streamed calls are built in
+//! `call.rs`; moving bytes is left to the tasks in `io.rs`, serving the daemon's requests to
+//! `serve.rs`, and the rules for a dying connection to `connection.rs`.
 
 use std::cell::Cell;
 use std::fmt;
@@ -15,13 +17,17 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hearth_protocol::reserved::{self, HelloParams, HelloResult};
-use hearth_protocol::{DEFAULT_MAX_DEPTH, DecodeError, EncodeError, Encoder, ErrorCode, RequestId};
+use hearth_protocol::{
+    DEFAULT_MAX_DEPTH, DecodeError, EncodeError, Encoder, ErrorCode, ErrorObject, RequestId,
+    RequestOptions, Version,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::Semaphore;
 
+use crate::call::CallBuilder;
 use crate::config::ClientConfig;
 use crate::connection::{Connection, Peer};
 use crate::error::{CloseReason, Error, ProtocolError};
@@ -52,6 +58,7 @@ pub struct Client {
 struct Inner {
     owner: Owner,
     hello: HelloResult,
+    version: Version,
     timeout: Option<Duration>,
 }
 
@@ -97,17 +104,23 @@ impl Client {
         config: ClientConfig,
     ) -> Result<Client, Error> {
         let path = path.as_ref().to_path_buf();
-        let stream = UnixStream::connect(&path)
-            .await
-            .map_err(|source| Error::Connect {
+        let mut version = Version::LATEST;
+        loop {
+            let stream = UnixStream::connect(&path)
+                .await
+                .map_err(|source| Error::Connect {
+                    path: path.clone(),
+                    source,
+                })?;
+            let (rd, wr) = hearth_transport::split(stream).map_err(|source| Error::Connect {
                 path: path.clone(),
                 source,
             })?;
-        let (rd, wr) = hearth_transport::split(stream).map_err(|source| Error::Connect {
-            path: path.clone(),
-            source,
-        })?;
-        Self::start(Peer::Unix(path), rd, wr, config).await
+            match Self::start(Peer::Unix(path.clone()), rd, wr, &config, version).await? {
+                Started::Ready(client) => return Ok(client),
+                Started::Fallback => version = Version::V1,
+            }
+        }
     }
 
     /// Connects to a daemon listening on TCP at `addr` (`hearthd --listen tcp:127.0.0.1:PORT`)
@@ -125,27 +138,44 @@ impl Client {
     /// the address cannot be reached, and with [`Error::VersionMismatch`] when the daemon
     /// speaks another protocol version.
     pub async fn connect_tcp_with(addr: SocketAddr, config: ClientConfig) -> Result<Client, Error> {
-        let stream = tcp_stream(addr)
-            .await
-            .map_err(|source| Error::ConnectTcp { addr, source })?;
-        let (rd, wr) = stream.into_split();
-        Self::start(Peer::Tcp(addr), rd, wr, config).await
+        let mut version = Version::LATEST;
+        loop {
+            let stream = tcp_stream(addr)
+                .await
+                .map_err(|source| Error::ConnectTcp { addr, source })?;
+            let (rd, wr) = stream.into_split();
+            match Self::start(Peer::Tcp(addr), rd, wr, &config, version).await? {
+                Started::Ready(client) => return Ok(client),
+                Started::Fallback => version = Version::V1,
+            }
+        }
     }
 
-    /// Starts the connection's tasks over a connected stream's halves and shakes hands.
-    async fn start<R, W>(peer: Peer, rd: R, wr: W, config: ClientConfig) -> Result<Client, Error>
+    /// Starts the connection's tasks over a connected stream's halves and shakes hands in
+    /// `version`. [`Started::Fallback`] when a version 2 hello was refused by a daemon that
+    /// speaks version 1: the caller connects again (a connection's version is fixed by its
+    /// first message, so the refused one cannot be reused).
+    async fn start<R, W>(
+        peer: Peer,
+        rd: R,
+        wr: W,
+        config: &ClientConfig,
+        version: Version,
+    ) -> Result<Started, Error>
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
         let (conn, notifications) =
-            Connection::new(peer, config.max_frame, config.notification_buffer);
+            Connection::new(peer, version, config.max_frame, config.notification_buffer);
         let conn = Arc::new(conn);
         crate::io::spawn(conn.clone(), rd, wr, notifications, config.max_frame);
         // From here on, returning early (or being dropped) closes the connection.
         let owner = Owner(conn.clone());
 
-        let hello = handshake(&conn, &config).await?;
+        let Some(hello) = handshake(&conn, config, version).await? else {
+            return Ok(Started::Fallback);
+        };
         let daemon_max = usize::try_from(hello.limits.max_frame).unwrap_or(usize::MAX);
         if daemon_max > 0 {
             conn.max_send
@@ -155,17 +185,116 @@ impl Client {
         conn.pending
             .set_limit(request_limit(hello.limits.max_in_flight));
 
-        Ok(Client {
+        Ok(Started::Ready(Client {
             inner: Arc::new(Inner {
                 owner,
                 hello,
+                version,
                 timeout: config.timeout,
             }),
-        })
+        }))
     }
 
     fn conn(&self) -> &Connection {
         &self.inner.owner.0
+    }
+
+    pub(crate) fn conn_arc(&self) -> &Arc<Connection> {
+        &self.inner.owner.0
+    }
+
+    /// The protocol version this connection speaks: [`Version::V2`] with a daemon that speaks
+    /// it, [`Version::V1`] with an older one. Request options, streams and daemon requests
+    /// need version 2.
+    pub fn protocol_version(&self) -> Version {
+        self.inner.version
+    }
+
+    /// The default timeout from [`ClientConfig::timeout`].
+    pub(crate) fn default_timeout(&self) -> Option<Duration> {
+        self.inner.timeout
+    }
+
+    /// Starts a call of `method` with `params`, to be given options (a deadline, a supersede
+    /// key) and then sent with [`CallBuilder::send`] / [`CallBuilder::send_raw`], or streamed
+    /// with [`CallBuilder::stream`]. The params are serialized here, at once; if that fails,
+    /// the error comes from sending.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &hearth_client::Client) -> Result<(), hearth_client::Error> {
+    /// use std::time::Duration;
+    /// let items: Vec<String> = client
+    ///     .request("complete", &("file.rs", 120))
+    ///     .deadline(Duration::from_millis(200))
+    ///     .supersede("complete")
+    ///     .send()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn request<'a, P: Serialize + ?Sized>(
+        &'a self,
+        method: &'a str,
+        params: &P,
+    ) -> CallBuilder<'a> {
+        CallBuilder::new(self, method, params)
+    }
+
+    /// Serves `method` for the daemon (protocol version 2): each daemon request for it runs
+    /// `handler` with the raw MessagePack params, in a task of its own, and the daemon gets
+    /// the handler's answer — the raw MessagePack result, or the error object.
+    ///
+    /// - Handlers run concurrently, at most 64 at once (more wait for a place); the reader is
+    ///   never held up by them.
+    /// - Every daemon request is answered exactly once: methods nobody serves with -32601, a
+    ///   handler that panics with -32603.
+    /// - A cancel from the daemon aborts the handler (the future is dropped at its next
+    ///   await), and the request is then not answered: the daemon has stopped waiting.
+    /// - Registering a method again replaces its handler. On a version 1 connection the daemon
+    ///   never asks, and handlers are never called.
+    pub fn serve<F, Fut>(&self, method: &str, handler: F)
+    where
+        F: Fn(Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Bytes, ErrorObject>> + Send + 'static,
+    {
+        self.conn()
+            .serve
+            .insert(method, crate::serve::handler(handler));
+    }
+
+    /// [`serve`](Self::serve) with typed params and result: the params are deserialized into
+    /// `P` (-32602 if they do not fit) and the result serialized as hearth does.
+    pub fn serve_typed<P, R, F, Fut>(&self, method: &str, handler: F)
+    where
+        P: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        F: Fn(P) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, ErrorObject>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.serve(method, move |raw: Bytes| {
+            let handler = handler.clone();
+            async move {
+                let params: P = hearth_protocol::from_msgpack(&raw).map_err(|e| {
+                    ErrorObject::new(ErrorCode::INVALID_PARAMS, format!("invalid params: {e}"))
+                })?;
+                let result = handler(params).await?;
+                hearth_protocol::to_msgpack(&result)
+                    .map(Bytes::from)
+                    .map_err(|e| {
+                        ErrorObject::new(
+                            ErrorCode::INTERNAL_ERROR,
+                            format!("cannot serialize the result: {e}"),
+                        )
+                    })
+            }
+        });
+    }
+
+    /// Partial results dropped because a [`CallStream`](crate::CallStream)'s buffer was full
+    /// (its consumer fell behind); see [`CallStream`](crate::CallStream).
+    pub fn dropped_partials(&self) -> u64 {
+        self.conn().dropped_partials.load(Ordering::Relaxed)
     }
 
     /// What the daemon said in the `$/hello` done on connect: its name, version, methods and
@@ -232,7 +361,20 @@ impl Client {
     {
         let conn = self.conn();
         let id = conn.next_id();
-        let frame = encode(conn, |enc, buf| enc.request(buf, id, method, params))?;
+        let frame = match timeout {
+            // In version 2 the timeout also goes to the daemon, which then stops working on
+            // the request when it expires, whether or not our cancel reaches it in time.
+            Some(limit) if conn.version() >= Version::V2 => {
+                let options = RequestOptions {
+                    deadline_ms: Some(deadline_ms(limit)),
+                    ..RequestOptions::default()
+                };
+                encode(conn, |enc, buf| {
+                    enc.request_with(buf, id, method, params, &options)
+                })?
+            }
+            _ => encode(conn, |enc, buf| enc.request(buf, id, method, params))?,
+        };
         let raw = call_within(conn, id, Outgoing::Encoded(frame), timeout).await?;
         hearth_protocol::from_msgpack(&raw).map_err(Error::Decode)
     }
@@ -246,6 +388,7 @@ impl Client {
         let request = Outgoing::Raw {
             method,
             params: params_msgpack,
+            options: None,
         };
         call_within(conn, id, request, self.inner.timeout).await
     }
@@ -324,11 +467,11 @@ fn request_limit(max_in_flight: u64) -> usize {
 
 /// Encodes one frame with typed params into this thread's scratch buffer. Done before taking
 /// the queue's lock, so no `Serialize` impl runs under it.
-fn encode(
+pub(crate) fn encode(
     conn: &Connection,
     write: impl FnOnce(&Encoder, &mut BytesMut) -> Result<(), EncodeError>,
 ) -> Result<Scratch, Error> {
-    let encoder = Encoder::new(conn.max_send.load(Ordering::Relaxed));
+    let encoder = conn.encoder();
     let mut frame = Scratch::take();
     write(&encoder, &mut frame.0).map_err(Error::Encode)?;
     Ok(frame)
@@ -346,10 +489,10 @@ const SCRATCH_KEEP: usize = 64 * 1024;
 /// This thread's scratch buffer, on loan until dropped. A frame is encoded into it, copied
 /// into the outbound queue, and the buffer goes back for the next call. Two calls that
 /// overlap on one thread simply use two buffers (the second finds none and starts empty).
-struct Scratch(BytesMut);
+pub(crate) struct Scratch(pub(crate) BytesMut);
 
 impl Scratch {
-    fn take() -> Self {
+    pub(crate) fn take() -> Self {
         Self(SCRATCH.try_with(Cell::take).unwrap_or_default())
     }
 }
@@ -376,14 +519,25 @@ impl Drop for Scratch {
 /// What a call sends: a frame with typed params, already encoded, or raw params that are
 /// encoded straight into the outbound queue (they are only copied, so that is safe under its
 /// lock).
-enum Outgoing<'a> {
+pub(crate) enum Outgoing<'a> {
     Encoded(Scratch),
-    Raw { method: &'a str, params: &'a [u8] },
+    Raw {
+        method: &'a str,
+        params: &'a [u8],
+        /// Version 2 options; `None` for a plain request.
+        options: Option<&'a RequestOptions>,
+    },
+}
+
+/// A duration as whole milliseconds for `deadline_ms`, rounded up (a deadline is never made
+/// shorter than asked), saturating at `u64::MAX`.
+pub(crate) fn deadline_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
 /// Raw params must be exactly one MessagePack value, or the daemon would read a malformed
 /// envelope and the connection would be out of step.
-fn check_one_value(params: &[u8]) -> Result<(), Error> {
+pub(crate) fn check_one_value(params: &[u8]) -> Result<(), Error> {
     let invalid = |why: String| {
         Error::Encode(EncodeError::Serialize(rmp_serde::encode::Error::Syntax(
             format!("raw params are not one MessagePack value: {why}"),
@@ -406,7 +560,7 @@ fn check_one_value(params: &[u8]) -> Result<(), Error> {
 /// Each arm makes its own `roundtrip` future rather than taking one as an argument: a future
 /// passed in and then awaited would be stored twice in this one, and every call's future is
 /// moved at least once (into a task or a `FuturesUnordered`), so its size is paid per call.
-async fn call_within(
+pub(crate) async fn call_within(
     conn: &Connection,
     id: RequestId,
     request: Outgoing<'_>,
@@ -444,10 +598,17 @@ async fn roundtrip(
     };
     let queued = match request {
         Outgoing::Encoded(frame) => conn.outbound.push(&frame).await.map(Ok),
-        Outgoing::Raw { method, params } => {
-            let encoder = Encoder::new(conn.max_send.load(Ordering::Relaxed));
+        Outgoing::Raw {
+            method,
+            params,
+            options,
+        } => {
+            let encoder = conn.encoder();
             conn.outbound
-                .push_with(|buf| encoder.request_raw(buf, id, method, params))
+                .push_with(|buf| match options {
+                    None => encoder.request_raw(buf, id, method, params),
+                    Some(options) => encoder.request_raw_with(buf, id, method, params, options),
+                })
                 .await
         }
     };
@@ -484,24 +645,42 @@ impl Drop for CallGuard<'_> {
         if self.answered {
             return;
         }
-        match self.conn.pending.abandon(self.id, self.sent) {
-            Abandon::CancelNeeded => {
-                let encoder = Encoder::new(self.conn.max_send.load(Ordering::Relaxed));
-                let id = self.id;
-                // A closed queue means the connection is gone, and the request with it.
-                let _ = self.conn.outbound.push_now(|buf| {
-                    // A cancel is a handful of bytes; it cannot exceed any frame limit.
-                    let _ = encoder.cancel(buf, id);
-                });
-                tracing::trace!(id = id.get(), "call dropped; cancel queued");
-            }
-            Abandon::Nothing => {}
-        }
+        abandon(self.conn, self.id, self.sent);
     }
 }
 
-/// `$/hello`, and the version check.
-async fn handshake(conn: &Connection, config: &ClientConfig) -> Result<HelloResult, Error> {
+/// A call's caller stopped waiting: takes its slot out of the pending table, or, when the
+/// request is at the daemon, marks it abandoned and queues a cancel (see [`CallGuard`]).
+pub(crate) fn abandon(conn: &Connection, id: RequestId, sent: bool) {
+    match conn.pending.abandon(id, sent) {
+        Abandon::CancelNeeded => {
+            let encoder = conn.encoder();
+            // A closed queue means the connection is gone, and the request with it.
+            let _ = conn.outbound.push_now(|buf| {
+                // A cancel is a handful of bytes; it cannot exceed any frame limit.
+                let _ = encoder.cancel(buf, id);
+            });
+            tracing::trace!(id = id.get(), "call dropped; cancel queued");
+        }
+        Abandon::Nothing => {}
+    }
+}
+
+/// What one connection attempt ended with.
+enum Started {
+    Ready(Client),
+    /// The daemon refused version 2 and speaks version 1: connect again in version 1.
+    Fallback,
+}
+
+/// `$/hello` in `version`, and the version check; `None` when a version 2 hello was refused
+/// by a daemon that speaks version 1 (PROTOCOL.md §15.2: `$/fatal` -32004 whose `supported`
+/// names 1, in a version 1 envelope).
+async fn handshake(
+    conn: &Connection,
+    config: &ClientConfig,
+    version: Version,
+) -> Result<Option<HelloResult>, Error> {
     let params = HelloParams {
         client: Some(config.client_name.clone()),
     };
@@ -511,36 +690,74 @@ async fn handshake(conn: &Connection, config: &ClientConfig) -> Result<HelloResu
     })?;
     let raw = match call_within(conn, id, Outgoing::Encoded(frame), config.timeout).await {
         Ok(raw) => raw,
-        Err(e) => return Err(version_mismatch(&e).unwrap_or(e)),
+        Err(e) => {
+            if version == Version::V2 && refused_v2(&e) {
+                tracing::debug!(peer = %conn.peer, "the daemon speaks version 1 only; reconnecting");
+                return Ok(None);
+            }
+            return Err(version_mismatch(&e).unwrap_or(e));
+        }
     };
     // Look at the version before anything else: another version may shape the rest
     // differently.
     #[derive(Deserialize)]
-    struct Version {
+    struct Versions {
         protocol: u32,
+        #[serde(default)]
+        supported: Vec<u32>,
     }
-    let version: Version = hearth_protocol::from_msgpack(&raw).map_err(Error::Decode)?;
-    if version.protocol != SPOKEN {
+    let said: Versions = hearth_protocol::from_msgpack(&raw).map_err(Error::Decode)?;
+    if said.protocol != version.number() {
+        let daemon = if said.supported.is_empty() {
+            vec![said.protocol]
+        } else {
+            said.supported
+        };
         return Err(Error::VersionMismatch {
-            client: vec![SPOKEN],
-            daemon: vec![version.protocol],
+            client: SPOKEN.to_vec(),
+            daemon,
         });
     }
-    hearth_protocol::from_msgpack(&raw).map_err(Error::Decode)
+    hearth_protocol::from_msgpack(&raw)
+        .map_err(Error::Decode)
+        .map(Some)
 }
 
-/// The version this client speaks (version 2 comes with the client's rebuild).
-const SPOKEN: u32 = hearth_protocol::Version::V1.number();
+/// The versions this client speaks, oldest first.
+const SPOKEN: &[u32] = &[Version::V1.number(), Version::V2.number()];
 
-/// Whether a failed handshake was the daemon refusing our protocol version: a `$/fatal`
-/// whose `supported` list lacks our version, or a reply in an envelope of another version.
+/// Whether a failed version 2 hello means "this daemon speaks version 1": a `$/fatal` -32004
+/// naming version 1, or an answer in a version 1 envelope. (A daemon that lists 2 among its
+/// versions and still refuses a version 2 hello does not speak it either — hearthd before
+/// version 2 listed the protocol crate's versions — so the code decides, not the list.)
+fn refused_v2(e: &Error) -> bool {
+    match e {
+        Error::Closed {
+            reason: CloseReason::Fatal {
+                code, supported, ..
+            },
+        } => {
+            supported.contains(&Version::V1.number())
+                && (*code == ErrorCode::UNSUPPORTED_VERSION
+                    || !supported.contains(&Version::V2.number()))
+        }
+        Error::Protocol(ProtocolError::Decode(DecodeError::UnsupportedVersion { found })) => {
+            *found == u64::from(Version::V1.number())
+        }
+        _ => false,
+    }
+}
+
+/// Whether a failed handshake was the daemon refusing every protocol version we speak: a
+/// `$/fatal` whose `supported` list has none of them, or a reply in an envelope of another
+/// version.
 fn version_mismatch(e: &Error) -> Option<Error> {
     let daemon = match e {
         Error::Closed {
             reason: CloseReason::Fatal {
                 code, supported, ..
             },
-        } if !supported.contains(&SPOKEN)
+        } if !supported.iter().any(|v| SPOKEN.contains(v))
             && (!supported.is_empty() || *code == ErrorCode::UNSUPPORTED_VERSION) =>
         {
             supported.clone()
@@ -551,7 +768,7 @@ fn version_mismatch(e: &Error) -> Option<Error> {
         _ => return None,
     };
     Some(Error::VersionMismatch {
-        client: vec![SPOKEN],
+        client: SPOKEN.to_vec(),
         daemon,
     })
 }
@@ -622,6 +839,40 @@ mod tests {
     }
 
     #[test]
+    fn a_v1_daemon_refusing_v2_means_fall_back() {
+        let fatal = |code, supported: Vec<u32>| Error::Closed {
+            reason: CloseReason::Fatal {
+                code,
+                message: "m".into(),
+                supported,
+            },
+        };
+        assert!(refused_v2(&fatal(ErrorCode::UNSUPPORTED_VERSION, vec![1])));
+        // hearthd before version 2 listed the protocol crate's versions, 2 included.
+        assert!(refused_v2(&fatal(
+            ErrorCode::UNSUPPORTED_VERSION,
+            vec![1, 2]
+        )));
+        assert!(refused_v2(&fatal(ErrorCode::INVALID_REQUEST, vec![1])));
+        assert!(!refused_v2(&fatal(ErrorCode::SERVER_BUSY, vec![1, 2])));
+        assert!(!refused_v2(&fatal(ErrorCode::UNSUPPORTED_VERSION, vec![3])));
+        assert!(!refused_v2(&fatal(ErrorCode::UNSUPPORTED_VERSION, vec![])));
+        let v1_envelope = Error::Protocol(ProtocolError::Decode(DecodeError::UnsupportedVersion {
+            found: 1,
+        }));
+        assert!(refused_v2(&v1_envelope));
+    }
+
+    #[test]
+    fn deadlines_round_up_to_whole_milliseconds() {
+        assert_eq!(deadline_ms(Duration::ZERO), 0);
+        assert_eq!(deadline_ms(Duration::from_nanos(1)), 1);
+        assert_eq!(deadline_ms(Duration::from_millis(20)), 20);
+        assert_eq!(deadline_ms(Duration::from_micros(20_001)), 21);
+        assert_eq!(deadline_ms(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
     fn a_fatal_without_our_version_is_a_mismatch() {
         let fatal = |code, supported: Vec<u32>| Error::Closed {
             reason: CloseReason::Fatal {
@@ -631,9 +882,10 @@ mod tests {
             },
         };
         assert!(matches!(
-            version_mismatch(&fatal(ErrorCode::UNSUPPORTED_VERSION, vec![2])),
-            Some(Error::VersionMismatch { daemon, .. }) if daemon == [2]
+            version_mismatch(&fatal(ErrorCode::UNSUPPORTED_VERSION, vec![3])),
+            Some(Error::VersionMismatch { client, daemon }) if daemon == [3] && client == [1, 2]
         ));
+        assert!(version_mismatch(&fatal(ErrorCode::UNSUPPORTED_VERSION, vec![2])).is_none());
         assert!(version_mismatch(&fatal(ErrorCode::SERVER_BUSY, vec![1])).is_none());
         assert!(version_mismatch(&fatal(ErrorCode::SERVER_BUSY, vec![])).is_none());
         assert!(version_mismatch(&fatal(ErrorCode::UNSUPPORTED_VERSION, vec![])).is_some());

@@ -9,16 +9,17 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use hearth_protocol::RequestId;
+use hearth_protocol::{Encoder, RequestId, Version};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{CloseReason, Error};
 use crate::notifications::{Notification, Notifications};
 use crate::outbound::Outbound;
 use crate::pending::Pending;
+use crate::serve::Serve;
 
 /// Where a connection goes: a Unix socket (the normal case) or a loopback TCP address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +51,13 @@ pub(crate) struct Connection {
     pub(crate) outbound: Outbound,
     /// The largest frame body we send: our own maximum, lowered to the daemon's after hello.
     pub(crate) max_send: AtomicUsize,
+    /// The protocol version this connection speaks (a [`Version`] number): the one its
+    /// `$/hello` was sent in, fixed from then on.
+    version: AtomicU8,
+    /// Requests from the daemon: the methods this client serves and the handlers running.
+    pub(crate) serve: Serve,
+    /// Partial results dropped because their call's buffer was full.
+    pub(crate) dropped_partials: AtomicU64,
     next_id: AtomicU64,
     /// `Some(reason)` once closed. The reader and writer watch it to stop.
     closed: watch::Sender<Option<CloseReason>>,
@@ -66,6 +74,7 @@ impl Connection {
     /// reader task).
     pub(crate) fn new(
         peer: Peer,
+        version: Version,
         max_frame: usize,
         notification_buffer: usize,
     ) -> (Self, mpsc::Sender<Notification>) {
@@ -75,6 +84,9 @@ impl Connection {
             pending: Pending::new(),
             outbound: Outbound::new(),
             max_send: AtomicUsize::new(max_frame),
+            version: AtomicU8::new(version.number() as u8),
+            serve: Serve::new(),
+            dropped_partials: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             closed: watch::Sender::new(None),
             notifications: Mutex::new(Some(rx)),
@@ -87,6 +99,19 @@ impl Connection {
     /// A request id not used before on this connection.
     pub(crate) fn next_id(&self) -> RequestId {
         RequestId::new(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The protocol version this connection speaks.
+    pub(crate) fn version(&self) -> Version {
+        match self.version.load(Ordering::Relaxed) {
+            1 => Version::V1,
+            _ => Version::V2,
+        }
+    }
+
+    /// An encoder for this connection: its version, and the largest frame we may send.
+    pub(crate) fn encoder(&self) -> Encoder {
+        Encoder::new(self.max_send.load(Ordering::Relaxed)).with_version(self.version())
     }
 
     /// The notification receiver, the first time only.
@@ -162,6 +187,8 @@ impl Connection {
         // A client that is dropped still sends what it queued (cancels, notifications); any
         // other close means the stream is gone or untrustworthy.
         self.outbound.close(matches!(reason, CloseReason::Dropped));
+        // The daemon can no longer receive answers: stop the handlers serving it.
+        self.serve.abort_all();
         waiting.wake();
     }
 }

@@ -73,6 +73,16 @@ pub enum Error {
         /// The versions the daemon said it speaks.
         daemon: Vec<u32>,
     },
+    /// The call asked for something the connection's protocol version does not have
+    /// (request options and streams need version 2; see
+    /// [`Client::protocol_version`](crate::Client::protocol_version)). Nothing was sent.
+    #[error("{what} need protocol version 2, and this connection speaks version {version}")]
+    Unsupported {
+        /// What was asked for.
+        what: &'static str,
+        /// The connection's version.
+        version: u32,
+    },
     /// The params could not be encoded: their `Serialize` impl failed, raw params were not one
     /// MessagePack value, or the message would exceed the frame limit.
     #[error("cannot send request: {0}")]
@@ -96,6 +106,18 @@ impl Error {
     /// the caller needs a new [`Client`](crate::Client).
     pub fn is_connection_lost(&self) -> bool {
         matches!(self, Self::Closed { .. } | Self::Io(_) | Self::Protocol(_))
+    }
+
+    /// Whether the daemon stopped the call because a newer one with the same supersede key
+    /// arrived (-32801): no answer is needed any more, rather than a failure to show.
+    pub fn is_superseded(&self) -> bool {
+        self.code() == Some(ErrorCode::SUPERSEDED)
+    }
+
+    /// Whether the call ran out of time: the daemon answered -32002 (its deadline passed), or
+    /// the client's own timeout expired ([`Error::Timeout`]).
+    pub fn is_deadline_exceeded(&self) -> bool {
+        self.code() == Some(ErrorCode::DEADLINE_EXCEEDED) || matches!(self, Self::Timeout(_))
     }
 
     /// The remote error, when the daemon answered with one.

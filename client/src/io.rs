@@ -1,6 +1,8 @@
 //! The two tasks that move one connection's bytes. The reader decodes frames and routes each
-//! message: responses to their waiting calls, notifications to the notification channel,
-//! `$/fatal` to [`Connection::close`]. The writer empties the outbound queue into the socket,
+//! message: responses and partial results to their waiting calls, notifications to the
+//! notification channel, `$/fatal` to [`Connection::close`], and the daemon's own requests and
+//! cancels to `serve.rs` (which only spawns: the reader never waits for a handler or for room
+//! to queue an answer). The writer empties the outbound queue into the socket,
 //! one `write_all` per wakeup, however many frames are queued.
 //!
 //! What a call puts into the queue, and how it waits, is `client.rs`'s business; the shared
@@ -11,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 use hearth_protocol::reserved::{self, Fatal};
-use hearth_protocol::{Encoder, ErrorCode, ErrorObject, FrameDecoder, Message};
+use hearth_protocol::{DEFAULT_MAX_DEPTH, DecodeError, ErrorCode, FrameDecoder, Message};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -19,7 +21,8 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use crate::connection::Connection;
 use crate::error::{CloseReason, Error, ProtocolError};
 use crate::notifications::Notification;
-use crate::pending::Completion;
+use crate::pending::{Completion, PartialOutcome};
+use crate::serve::Serve;
 
 /// How much the read buffer grows by when it runs low.
 const READ_CHUNK: usize = 64 * 1024;
@@ -97,7 +100,7 @@ impl Drop for CloseOnDrop<'_> {
 
 /// Handles every whole frame in `buf`; an error is the reason to close the connection.
 fn drain(
-    conn: &Connection,
+    conn: &Arc<Connection>,
     frames: &mut FrameDecoder,
     buf: &mut BytesMut,
     notifications: &mpsc::Sender<Notification>,
@@ -112,11 +115,28 @@ fn drain(
 }
 
 fn dispatch(
-    conn: &Connection,
+    conn: &Arc<Connection>,
     frame: Bytes,
     notifications: &mpsc::Sender<Notification>,
 ) -> Result<(), CloseReason> {
-    let message = Message::decode(frame).map_err(|e| CloseReason::Protocol(e.into()))?;
+    let decoded = Message::decode_any(frame, DEFAULT_MAX_DEPTH)
+        .map_err(|e| CloseReason::Protocol(e.into()))?;
+    let message = decoded.message;
+    if decoded.version != conn.version() {
+        // A daemon refusing our version answers in its own (PROTOCOL.md §15.2): its `$/fatal`
+        // is read whatever version it is in. Anything else must be in ours.
+        if let Message::Notification(n) = &message
+            && n.method() == reserved::FATAL
+        {
+            return Err(fatal_reason(&n.params));
+        }
+        return Err(CloseReason::Protocol(
+            DecodeError::UnsupportedVersion {
+                found: u64::from(decoded.version.number()),
+            }
+            .into(),
+        ));
+    }
     match message {
         Message::Response(response) => {
             let reply = response.outcome.map_err(|e| Error::Remote(e.into()));
@@ -148,35 +168,30 @@ fn dispatch(
                 },
             );
         }
-        Message::Request(request) => {
-            // The protocol lets either side send requests, and every request gets an answer;
-            // this client serves none.
-            tracing::debug!(
-                id = request.id.get(),
-                method = request.method(),
-                "daemon sent a request"
-            );
-            let error = ErrorObject::new(
-                ErrorCode::METHOD_NOT_FOUND,
-                format!(
-                    "this client serves no methods (asked for `{}`)",
-                    request.method()
+        // Every daemon request gets exactly one answer, from a task of its own; the reader
+        // only starts it.
+        Message::Request(request) => Serve::spawn(conn, request),
+        // A cancel from the daemon names one of its own requests (its id space, not ours).
+        Message::Cancel(cancel) => conn.serve.cancel(cancel.id),
+        Message::Partial(partial) => {
+            match conn.pending.partial(partial.id, partial.seq, partial.chunk) {
+                PartialOutcome::Buffered => {}
+                PartialOutcome::Overflow => {
+                    let dropped = conn.dropped_partials.fetch_add(1, Ordering::Relaxed) + 1;
+                    if dropped.is_power_of_two() {
+                        tracing::warn!(
+                            id = partial.id.get(),
+                            dropped,
+                            "a stream's buffer is full: dropping partial results"
+                        );
+                    }
+                }
+                PartialOutcome::Ignored => tracing::trace!(
+                    id = partial.id.get(),
+                    "partial result for no streamed call dropped"
                 ),
-            );
-            let encoder = Encoder::new(conn.max_send.load(Ordering::Relaxed));
-            let _ = conn.outbound.push_now(|buf| {
-                // Fails only past the frame limit; the daemon then gets no answer.
-                let _ = encoder.error_response(buf, request.id, &error);
-            });
+            }
         }
-        Message::Cancel(cancel) => {
-            tracing::debug!(
-                id = cancel.id.get(),
-                "ignoring a cancel: this client serves no requests"
-            );
-        }
-        // The version-1 decode never yields a partial result.
-        Message::Partial(_) => {}
     }
     Ok(())
 }

@@ -20,6 +20,7 @@
 //! One writer task writes everything queued with one `write_all` per wakeup; one reader task
 //! decodes frames and completes calls. Nothing reconnects: a closed client stays closed.
 
+mod call;
 mod client;
 mod config;
 mod connection;
@@ -28,13 +29,15 @@ mod io;
 mod notifications;
 mod outbound;
 mod pending;
+mod serve;
 mod socket;
 
+pub use call::{CallBuilder, CallStream, StreamEvent};
 pub use client::Client;
 pub use config::ClientConfig;
 pub use error::{CloseReason, Error, ProtocolError, RemoteError};
 pub use hearth_protocol as protocol;
-pub use hearth_protocol::ErrorCode;
 pub use hearth_protocol::reserved::{HelloResult, Limits, Stats};
+pub use hearth_protocol::{ErrorCode, ErrorObject, Version};
 pub use notifications::{Notification, Notifications};
 pub use socket::default_socket_path;

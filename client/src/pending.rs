@@ -10,10 +10,17 @@
 //! the daemon is done with the request. Closing the connection fills every waiting slot with
 //! the reason, so no caller can wait forever.
 //!
+//! A streamed call (protocol version 2, `"stream": true`) has a slot of its own kind that also
+//! buffers the partial results arriving before its answer, at most [`PARTIAL_BUFFER`] of them:
+//! the reader never waits for a slow stream consumer (it also completes every other call), so
+//! past that bound new partials are dropped and counted, and the consumer sees the gap in
+//! their `seq` numbers — the same signal the daemon gives when it drops chunks itself.
+//!
 //! One mutex covers the slots and the place count, so each step of a call is one short lock:
 //! there is no per-call channel to allocate and no separate semaphore to keep in step. The
 //! table does not send cancels; `client.rs` does.
 
+use std::collections::VecDeque;
 use std::collections::hash_map::Entry;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -38,6 +45,46 @@ enum Slot {
     /// Sent, and then its caller stopped waiting: kept until the daemon answers, because until
     /// then the daemon may still be running it.
     Abandoned,
+    /// A streamed call: partials buffered, and its answer once it came. Boxed, so that the
+    /// slots of ordinary calls stay small.
+    Stream(Box<StreamSlot>),
+}
+
+/// How many partial results one streamed call buffers before new ones are dropped.
+pub(crate) const PARTIAL_BUFFER: usize = 256;
+
+#[derive(Default)]
+struct StreamSlot {
+    waker: Option<Waker>,
+    partials: VecDeque<(u64, Bytes)>,
+    /// The answer; the slot holds an in-flight place until it is set.
+    done: Option<Reply>,
+}
+
+impl StreamSlot {
+    fn wake(&mut self) -> Option<Waker> {
+        self.waker.take()
+    }
+}
+
+/// What a streamed call gets next.
+#[derive(Debug)]
+pub(crate) enum Streamed {
+    /// A partial result: its `seq` and chunk.
+    Partial(u64, Bytes),
+    /// The answer; nothing follows.
+    Done(Reply),
+}
+
+/// What became of an arriving partial result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PartialOutcome {
+    /// Buffered for its stream.
+    Buffered,
+    /// Its stream's buffer was full: dropped.
+    Overflow,
+    /// No streamed call waits for this id: dropped.
+    Ignored,
 }
 
 struct State {
@@ -110,14 +157,22 @@ impl Pending {
     ///
     /// Cancel safety: dropping the future while it waits takes nothing.
     pub(crate) async fn insert(&self, id: RequestId) -> Result<(), CloseReason> {
-        if self.try_insert(id)? {
+        if self.try_insert_kind(id, false)? {
             return Ok(());
         }
         // The uncommon case; boxed so that every call's future does not carry its state.
-        Box::pin(self.insert_when_room(id)).await
+        Box::pin(self.insert_when_room(id, false)).await
     }
 
-    async fn insert_when_room(&self, id: RequestId) -> Result<(), CloseReason> {
+    /// [`insert`](Self::insert) for a streamed call, whose slot also buffers partials.
+    pub(crate) async fn insert_stream(&self, id: RequestId) -> Result<(), CloseReason> {
+        if self.try_insert_kind(id, true)? {
+            return Ok(());
+        }
+        Box::pin(self.insert_when_room(id, true)).await
+    }
+
+    async fn insert_when_room(&self, id: RequestId, stream: bool) -> Result<(), CloseReason> {
         let _waiting = Waiting::new(self);
         loop {
             let room = self.room.notified();
@@ -125,7 +180,7 @@ impl Pending {
             // Register before looking, so a wake-up between the look and the await is kept.
             // (A `notify_one` meant for a waiter that is dropped passes to the next one.)
             room.as_mut().enable();
-            if self.try_insert(id)? {
+            if self.try_insert_kind(id, stream)? {
                 return Ok(());
             }
             room.await;
@@ -133,7 +188,12 @@ impl Pending {
     }
 
     /// `Ok(false)` when every place is taken.
+    #[cfg(test)]
     fn try_insert(&self, id: RequestId) -> Result<bool, CloseReason> {
+        self.try_insert_kind(id, false)
+    }
+
+    fn try_insert_kind(&self, id: RequestId, stream: bool) -> Result<bool, CloseReason> {
         let mut state = self.lock();
         if let Some(reason) = &state.closed {
             return Err(reason.clone());
@@ -142,7 +202,12 @@ impl Pending {
             return Ok(false);
         }
         state.outstanding += 1;
-        state.calls.insert(id, Slot::Waiting(None));
+        let slot = if stream {
+            Slot::Stream(Box::default())
+        } else {
+            Slot::Waiting(None)
+        };
+        state.calls.insert(id, slot);
         Ok(true)
     }
 
@@ -163,10 +228,11 @@ impl Pending {
                 }
                 Slot::Ready(_) => match slot.remove() {
                     Slot::Ready(reply) => Poll::Ready(reply),
-                    Slot::Waiting(_) | Slot::Abandoned => Poll::Pending,
+                    _ => Poll::Pending,
                 },
-                // Only the caller abandons its slot, and then it no longer polls.
-                Slot::Abandoned => Poll::Pending,
+                // Only the caller abandons its slot, and then it no longer polls; a streamed
+                // call polls with `poll_stream`.
+                Slot::Abandoned | Slot::Stream(_) => Poll::Pending,
             },
             // Only the caller removes a slot it inserted; polling one it never inserted is a
             // bug, answered as the closed connection it most likely is.
@@ -174,6 +240,56 @@ impl Pending {
                 reason: state.closed.clone().unwrap_or(CloseReason::Dropped),
             })),
         }
+    }
+
+    /// A streamed call's side of its slot: the next partial, or the answer (taking the slot
+    /// out of the table), or `Pending` with the caller's waker kept.
+    pub(crate) fn poll_stream(&self, id: RequestId, cx: &mut Context<'_>) -> Poll<Streamed> {
+        let mut state = self.lock();
+        match state.calls.entry(id) {
+            Entry::Occupied(mut slot) => match slot.get_mut() {
+                Slot::Stream(stream) => {
+                    if let Some((seq, chunk)) = stream.partials.pop_front() {
+                        return Poll::Ready(Streamed::Partial(seq, chunk));
+                    }
+                    if let Some(reply) = stream.done.take() {
+                        slot.remove();
+                        return Poll::Ready(Streamed::Done(reply));
+                    }
+                    match &stream.waker {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        _ => stream.waker = Some(cx.waker().clone()),
+                    }
+                    Poll::Pending
+                }
+                _ => Poll::Pending,
+            },
+            Entry::Vacant(_) => Poll::Ready(Streamed::Done(Err(Error::Closed {
+                reason: state.closed.clone().unwrap_or(CloseReason::Dropped),
+            }))),
+        }
+    }
+
+    /// A partial result for `id`: buffered if `id` is a streamed call still waiting for its
+    /// answer and its buffer has room.
+    pub(crate) fn partial(&self, id: RequestId, seq: u64, chunk: Bytes) -> PartialOutcome {
+        let mut state = self.lock();
+        let Some(Slot::Stream(stream)) = state.calls.get_mut(&id) else {
+            return PartialOutcome::Ignored;
+        };
+        if stream.done.is_some() {
+            return PartialOutcome::Ignored;
+        }
+        if stream.partials.len() >= PARTIAL_BUFFER {
+            return PartialOutcome::Overflow;
+        }
+        stream.partials.push_back((seq, chunk));
+        let waker = stream.wake();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        PartialOutcome::Buffered
     }
 
     /// Hands the daemon's answer for `id` to its caller, and frees its in-flight place.
@@ -191,8 +307,12 @@ impl Pending {
                     slot.remove();
                     (Completion::Cancelled, None)
                 }
+                Slot::Stream(stream) if stream.done.is_none() => {
+                    stream.done = Some(reply);
+                    (Completion::Delivered, stream.wake())
+                }
                 // A second answer for one id; the first is still waiting to be taken.
-                Slot::Ready(_) => return Completion::Unknown,
+                Slot::Ready(_) | Slot::Stream(_) => return Completion::Unknown,
             },
         };
         state.outstanding -= 1;
@@ -213,27 +333,29 @@ impl Pending {
         let Entry::Occupied(mut slot) = state.calls.entry(id) else {
             return Abandon::Nothing;
         };
-        match slot.get() {
-            Slot::Waiting(_) if sent => {
-                *slot.get_mut() = Slot::Abandoned;
-                Abandon::CancelNeeded
+        let waiting = match slot.get() {
+            Slot::Waiting(_) => true,
+            Slot::Stream(stream) => stream.done.is_none(),
+            Slot::Ready(_) | Slot::Abandoned => false,
+        };
+        if waiting && sent {
+            *slot.get_mut() = Slot::Abandoned;
+            Abandon::CancelNeeded
+        } else if waiting {
+            slot.remove();
+            state.outstanding -= 1;
+            let wake_waiter = state.waiters > 0;
+            drop(state);
+            if wake_waiter {
+                self.room.notify_one();
             }
-            Slot::Waiting(_) => {
-                slot.remove();
-                state.outstanding -= 1;
-                let wake_waiter = state.waiters > 0;
-                drop(state);
-                if wake_waiter {
-                    self.room.notify_one();
-                }
-                Abandon::Nothing
-            }
+            Abandon::Nothing
+        } else if matches!(slot.get(), Slot::Abandoned) {
+            Abandon::Nothing
+        } else {
             // Answered but never taken: the place was freed when the answer came.
-            Slot::Ready(_) => {
-                slot.remove();
-                Abandon::Nothing
-            }
-            Slot::Abandoned => Abandon::Nothing,
+            slot.remove();
+            Abandon::Nothing
         }
     }
 
@@ -256,6 +378,16 @@ impl Pending {
                 Slot::Waiting(waker) => {
                     wakers.extend(waker.take());
                     *slot = Slot::Ready(Err(error(&reason)));
+                    true
+                }
+                Slot::Stream(stream) => {
+                    if stream.done.is_none() {
+                        // The call failed: its error comes next, not after partials that
+                        // belong to a result that will never come.
+                        stream.partials.clear();
+                        wakers.extend(stream.wake());
+                        stream.done = Some(Err(error(&reason)));
+                    }
                     true
                 }
                 Slot::Ready(_) => true,

@@ -19,8 +19,8 @@ async fn a_fatal_naming_other_versions_is_a_version_mismatch() {
         assert!(client["client"].is_string(), "{client}");
         let fatal = Fatal {
             code: ErrorCode::UNSUPPORTED_VERSION.0,
-            message: "this daemon speaks protocol 2".into(),
-            supported: vec![2],
+            message: "this daemon speaks protocol 3".into(),
+            supported: vec![3],
         };
         peer.send(|enc, buf| enc.notification(buf, FATAL, &fatal))
             .await;
@@ -30,14 +30,14 @@ async fn a_fatal_naming_other_versions_is_a_version_mismatch() {
         .expect_err("versions differ");
     match &err {
         Error::VersionMismatch { client, daemon } => {
-            assert_eq!(client, &[1]);
-            assert_eq!(daemon, &[2]);
+            assert_eq!(client, &[1, 2]);
+            assert_eq!(daemon, &[3]);
         }
         other => panic!("expected a version mismatch, got {other:?}"),
     }
     assert_eq!(
         err.to_string(),
-        "protocol version mismatch: this client speaks version 1, the daemon speaks version 2"
+        "protocol version mismatch: this client speaks versions 1, 2, the daemon speaks version 3"
     );
     daemon.finish().await;
 }
@@ -45,7 +45,7 @@ async fn a_fatal_naming_other_versions_is_a_version_mismatch() {
 #[tokio::test]
 async fn a_hello_with_another_protocol_is_a_version_mismatch() {
     let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.answer_hello(2).await;
+        peer.answer_hello(3).await;
         // Stay until the client hangs up.
         assert!(peer.request().await.is_none());
     });
@@ -53,7 +53,7 @@ async fn a_hello_with_another_protocol_is_a_version_mismatch() {
         .await
         .expect_err("versions differ");
     assert!(
-        matches!(&err, Error::VersionMismatch { client, daemon } if client == &[1] && daemon == &[2]),
+        matches!(&err, Error::VersionMismatch { client, daemon } if client == &[1, 2] && daemon == &[3]),
         "{err:?}"
     );
     daemon.finish().await;
@@ -83,7 +83,7 @@ async fn answers_to_unknown_ids_are_ignored() {
         let hello = peer.request().await.expect("the client's $/hello");
         peer.send(|enc, buf| enc.response(buf, 987_654, &"stray"))
             .await;
-        let result = fake_hello(1);
+        let result = fake_hello(2);
         peer.send(|enc, buf| enc.response(buf, hello.id, &result))
             .await;
         let echo = peer.request().await.expect("the echo");
@@ -104,7 +104,7 @@ async fn answers_to_unknown_ids_are_ignored() {
 #[tokio::test]
 async fn an_invalid_frame_closes_the_connection_with_a_protocol_error() {
     let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.answer_hello(1).await;
+        peer.answer_hello(2).await;
         let _call = peer.request().await.expect("a call");
         peer.send_bytes(&[0, 0, 0, 0]).await; // a frame of length zero
         assert!(peer.request().await.is_none(), "the client hangs up");
@@ -139,7 +139,7 @@ async fn an_invalid_frame_closes_the_connection_with_a_protocol_error() {
 #[tokio::test]
 async fn a_message_that_is_not_an_envelope_is_a_protocol_error() {
     let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.answer_hello(1).await;
+        peer.answer_hello(2).await;
         let _call = peer.request().await.expect("a call");
         // A frame holding the string "oops" instead of an envelope array.
         peer.send_bytes(&[0, 0, 0, 5, 0xa4, b'o', b'o', b'p', b's'])

@@ -9,3 +9,4 @@ mod lifecycle;
 mod notifications;
 mod support;
 mod tcp;
+mod v2;

@@ -12,8 +12,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use hearth_client::protocol::reserved::{FATAL, Fatal};
 use hearth_client::protocol::reserved::{HelloResult, Limits as HelloLimits};
-use hearth_client::protocol::{EncodeError, Encoder, FrameDecoder, Message, Request};
+use hearth_client::protocol::{
+    DEFAULT_MAX_DEPTH, EncodeError, Encoder, ErrorCode, FrameDecoder, Message, Request, Version,
+};
 use hearth_client::{Client, Stats};
 use hearth_server::{
     Limits, MethodError, RequestContext, Router, ServeError, Server, ServerHandle, builtins,
@@ -247,10 +250,48 @@ impl FakeDaemon {
         F: FnOnce(Peer) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        Self::start_refusing(0, script)
+    }
+
+    /// A daemon that speaks version 1 only: it refuses the first connection's version 2
+    /// `$/hello` as such a daemon does (`$/fatal` -32004, `supported: [1]`, in a version 1
+    /// envelope, then hang up), and runs `script` on the second connection.
+    pub(crate) fn start_v1_only<F, Fut>(script: F) -> Self
+    where
+        F: FnOnce(Peer) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self::start_refusing(1, script)
+    }
+
+    fn start_refusing<F, Fut>(refuse: usize, script: F) -> Self
+    where
+        F: FnOnce(Peer) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let dir = private_dir();
         let path = dir.path().join("fake.sock");
         let listener = UnixListener::bind(&path).expect("binding the fake daemon");
         let script = tokio::spawn(async move {
+            for _ in 0..refuse {
+                let (stream, _) = listener.accept().await.expect("accepting a client");
+                let mut peer = Peer::new(stream);
+                let hello = peer.request().await.expect("the client's $/hello");
+                assert_eq!(hello.method(), "$/hello");
+                assert_eq!(
+                    peer.version(),
+                    Version::V2,
+                    "the first hello is in version 2"
+                );
+                peer.encoder = peer.encoder.with_version(Version::V1);
+                let fatal = Fatal {
+                    code: ErrorCode::UNSUPPORTED_VERSION.0,
+                    message: "unsupported protocol version 2".into(),
+                    supported: vec![1],
+                };
+                peer.send(|enc, buf| enc.notification(buf, FATAL, &fatal))
+                    .await;
+            }
             let (stream, _) = listener.accept().await.expect("accepting a client");
             script(Peer::new(stream)).await;
         });
@@ -274,7 +315,8 @@ impl FakeDaemon {
     }
 }
 
-/// The daemon's end of one connection, for scripts.
+/// The daemon's end of one connection, for scripts. It answers in the version the client
+/// speaks: its encoder takes the version of each message it reads.
 pub(crate) struct Peer {
     stream: UnixStream,
     buf: BytesMut,
@@ -295,16 +337,30 @@ impl Peer {
     /// The next request the client sends; `None` at EOF. Other messages are skipped.
     pub(crate) async fn request(&mut self) -> Option<Request> {
         loop {
-            while let Some(frame) = self.frames.decode(&mut self.buf).expect("valid frames") {
-                if let Message::Request(request) = Message::decode(frame).expect("valid message") {
-                    return Some(request);
-                }
+            if let Message::Request(request) = self.message().await? {
+                return Some(request);
+            }
+        }
+    }
+
+    /// The next message the client sends, of any kind; `None` at EOF.
+    pub(crate) async fn message(&mut self) -> Option<Message> {
+        loop {
+            if let Some(frame) = self.frames.decode(&mut self.buf).expect("valid frames") {
+                let decoded = Message::decode_any(frame, DEFAULT_MAX_DEPTH).expect("valid message");
+                self.encoder = self.encoder.with_version(decoded.version);
+                return Some(decoded.message);
             }
             let n = self.stream.read_buf(&mut self.buf).await.ok()?;
             if n == 0 {
                 return None;
             }
         }
+    }
+
+    /// The version the peer answers in: that of the last message it read.
+    pub(crate) fn version(&self) -> Version {
+        self.encoder.version()
     }
 
     /// Encodes one message with the protocol's encoder and sends it.
@@ -325,7 +381,8 @@ impl Peer {
             .expect("writing to the client");
     }
 
-    /// Reads the client's `$/hello` and answers it as a daemon speaking `protocol`.
+    /// Reads the client's `$/hello` and answers it (in the hello's envelope version) as a
+    /// daemon speaking `protocol`.
     pub(crate) async fn answer_hello(&mut self, protocol: u32) {
         let hello = self.request().await.expect("the client's $/hello");
         assert_eq!(hello.method(), "$/hello");
@@ -348,6 +405,10 @@ pub(crate) fn fake_hello(protocol: u32) -> HelloResult {
             max_connections: 1,
             max_depth: 64,
         },
-        supported: Vec::new(),
+        supported: if protocol == 2 {
+            vec![1, 2]
+        } else {
+            Vec::new()
+        },
     }
 }
