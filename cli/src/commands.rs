@@ -7,14 +7,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hearth_client::protocol::reserved;
-use hearth_client::{Client, ClientConfig, CloseReason};
+use futures::StreamExt as _;
+use hearth_client::protocol::{Version, reserved};
+use hearth_client::{Client, ClientConfig, CloseReason, StreamEvent};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::json;
 
 use crate::exit::{BadInput, print};
-use crate::json;
+use crate::{duration, json};
 
 /// Where the daemon is and how long to wait for it.
 #[derive(Debug, Clone)]
@@ -35,9 +36,9 @@ impl Target {
     }
 }
 
-/// Reads `PARAMS_JSON` (`-` for stdin; none means `null`) into MessagePack. Done before
+/// Reads `PARAMS_JSON` (`-` for stdin; none means `null`) and checks it encodes. Done before
 /// connecting, so bad input is reported as such even when no daemon runs.
-pub(crate) fn read_params(params: Option<&str>) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn read_params(params: Option<&str>) -> anyhow::Result<json::Params> {
     let text = match params {
         None => "null".to_owned(),
         Some("-") => {
@@ -49,19 +50,112 @@ pub(crate) fn read_params(params: Option<&str>) -> anyhow::Result<Vec<u8>> {
         }
         Some(text) => text.to_owned(),
     };
-    Ok(json::params_to_msgpack(&text).map_err(BadInput)?)
+    Ok(json::parse_params(&text).map_err(BadInput)?)
 }
 
-/// `hearth call METHOD [PARAMS_JSON]`: prints the result as JSON.
+/// `hearth call`'s protocol v2 request options (PROTOCOL.md §15.1).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct CallOptions {
+    /// Ask the daemon to stop the call if it has not finished this long after reading it
+    /// (e.g. 100ms); it then fails with -32002 (deadline exceeded). Needs protocol v2
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub(crate) deadline: Option<Duration>,
+
+    /// Send the call with this supersede key: a newer call with the same key on the same
+    /// connection replaces it (-32801, superseded). Each `hearth call` has its own connection,
+    /// so another `hearth call` never supersedes it. Needs protocol v2
+    #[arg(long, value_name = "KEY")]
+    pub(crate) supersede: Option<String>,
+
+    /// Ask for partial results and print each as it arrives, as one JSON line
+    /// {"partial": CHUNK, "seq": N} (a gap in seq means the daemon dropped chunks), then the
+    /// result on one line. Needs protocol v2
+    #[arg(long)]
+    pub(crate) stream: bool,
+}
+
+impl CallOptions {
+    /// Whether the call needs a daemon that speaks protocol v2.
+    pub(crate) fn is_v2(&self) -> bool {
+        self.deadline.is_some() || self.supersede.is_some() || self.stream
+    }
+
+    /// The flags given, for the message when the daemon cannot take them.
+    fn flags(&self) -> String {
+        let given = [
+            (self.deadline.is_some(), "--deadline"),
+            (self.supersede.is_some(), "--supersede"),
+            (self.stream, "--stream"),
+        ];
+        let names: Vec<&str> = given.iter().filter(|g| g.0).map(|g| g.1).collect();
+        names.join(", ")
+    }
+}
+
+/// Fails (exit 2) when options need protocol v2 and the daemon speaks only v1.
+pub(crate) fn require_v2(client: &Client, what: &str) -> anyhow::Result<()> {
+    let version = client.protocol_version();
+    if version < Version::V2 {
+        return Err(BadInput(format!(
+            "{what} needs protocol 2; the daemon speaks protocol {}",
+            version.number()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// `hearth call METHOD [PARAMS_JSON]`: prints the result as JSON; with `--stream`, each
+/// partial result first, one JSON line each.
 pub(crate) async fn call(
     target: &Target,
     method: &str,
-    params: &[u8],
+    params: &json::Params,
     compact: bool,
+    options: &CallOptions,
 ) -> anyhow::Result<()> {
     let client = target.connect().await?;
-    let result = client.call_raw(method, params).await?;
-    let value = json::msgpack_to_json(&result).map_err(anyhow::Error::msg)?;
+    if options.is_v2() {
+        require_v2(&client, &options.flags())?;
+    }
+    let mut request = client.request(method, params);
+    if let Some(deadline) = options.deadline {
+        request = request.deadline(deadline);
+    }
+    if let Some(key) = &options.supersede {
+        request = request.supersede(key.clone());
+    }
+    if !options.stream {
+        let result = request.send_raw().await?;
+        return print_result(&result, compact);
+    }
+    // The client's timeout does not cover streams; --timeout bounds the wait for each event.
+    let mut events = request.stream();
+    let timeout = target.timeout;
+    loop {
+        let event = tokio::time::timeout(timeout, events.next())
+            .await
+            .map_err(|_| hearth_client::Error::Timeout(timeout))?;
+        let Some(event) = event else {
+            break;
+        };
+        match event? {
+            StreamEvent::Partial { seq, chunk } => print(partial_line(seq, &chunk)?)?,
+            // One line, so that the whole output is JSON lines.
+            StreamEvent::Result(result) => return print_result(&result, true),
+        }
+    }
+    anyhow::bail!("the call's stream ended without a result")
+}
+
+/// `{"partial": CHUNK, "seq": N}`, compact.
+fn partial_line(seq: u64, chunk: &[u8]) -> anyhow::Result<String> {
+    let chunk = json::msgpack_to_json(chunk).map_err(anyhow::Error::msg)?;
+    Ok(json!({ "partial": chunk, "seq": seq }).to_string())
+}
+
+fn print_result(result: &[u8], compact: bool) -> anyhow::Result<()> {
+    let value = json::msgpack_to_json(result).map_err(anyhow::Error::msg)?;
     let text = if compact {
         value.to_string()
     } else {
@@ -167,8 +261,28 @@ mod tests {
 
     #[test]
     fn missing_params_are_null_and_bad_ones_are_bad_input() {
-        assert_eq!(read_params(None).ok(), Some(vec![0xc0]));
+        let null = read_params(None).ok().map(|p| p.to_msgpack());
+        assert_eq!(null, Some(Ok(vec![0xc0])));
         let err = read_params(Some("{oops")).err().map(|e| e.is::<BadInput>());
         assert_eq!(err, Some(true));
+    }
+
+    #[test]
+    fn a_partial_is_one_compact_json_line() {
+        // fixarray [1, "a"]
+        let line = partial_line(7, &[0x92, 0x01, 0xa1, b'a']).expect("readable");
+        assert_eq!(line, r#"{"partial":[1,"a"],"seq":7}"#);
+        assert!(partial_line(0, &[0x92]).is_err(), "truncated chunk");
+    }
+
+    #[test]
+    fn only_the_v2_flags_given_are_named() {
+        let options = CallOptions {
+            deadline: Some(Duration::from_millis(5)),
+            stream: true,
+            ..CallOptions::default()
+        };
+        assert_eq!(options.flags(), "--deadline, --stream");
+        assert!(!CallOptions::default().is_v2());
     }
 }

@@ -98,6 +98,10 @@ fn a_closed_loop_with_a_spawned_daemon_counts_every_call() {
     let r = report(&out);
     assert_eq!(r["calls"], 2000);
     assert_eq!(r["errors"], 0);
+    assert_eq!(r["superseded"], 0);
+    assert_eq!(r["deadline_exceeded"], 0);
+    assert_eq!(r["deadline_ms"], Value::Null);
+    assert_eq!(r["supersede"], Value::Null);
     let (p50, p99, max) = (
         u64_of(&r, "p50_us"),
         u64_of(&r, "p99_us"),

@@ -184,3 +184,55 @@ fn version_and_help() {
     assert!(help.contains("Exit status:"), "{help}");
     assert!(help.contains("3  cannot connect"), "{help}");
 }
+
+/// `hearth <args>` with no socket at all: for what is decided before connecting.
+fn hearth_offline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .env_remove("HEARTH_SOCKET")
+        .output()
+        .expect("running hearth")
+}
+
+#[test]
+fn help_names_the_protocol_v2_flags() {
+    let out = hearth_offline(&["call", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--deadline <DURATION>",
+        "--supersede <KEY>",
+        "--stream",
+        r#"{"partial": CHUNK, "seq": N}"#,
+    ] {
+        assert!(help.contains(flag), "{flag} in\n{help}");
+    }
+    let out = hearth_offline(&["bench", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--deadline <DURATION>",
+        "--supersede <MODE>",
+        "per-connection",
+        "per-slot",
+        r#""deadline_exceeded""#,
+    ] {
+        assert!(help.contains(flag), "{flag} in\n{help}");
+    }
+}
+
+#[test]
+fn bad_v2_flag_values_exit_2_without_connecting() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let socket = dir.path().join("none.sock");
+    for args in [
+        &["call", "echo", "--deadline", "5"][..],
+        &["call", "echo", "--deadline", "soon"],
+        &["call", "echo", "--supersede"],
+        &["bench", "--deadline", "5"],
+        &["bench", "--supersede", "per-moon"],
+    ] {
+        let out = hearth(&socket, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+}
