@@ -91,7 +91,8 @@ pub(crate) struct BenchArgs {
     spawn: bool,
 
     /// Send every call with this deadline (e.g. 5ms): the daemon stops a call not finished
-    /// that long after reading it and answers -32002, counted as deadline-exceeded. Needs protocol v2
+    /// that long after reading it and answers -32002, counted as deadline-exceeded. Needs
+    /// protocol v2
     #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
     deadline: Option<Duration>,
 
