@@ -117,7 +117,8 @@ fn status_json_has_hello_and_stats() {
     let out = hearth(daemon.path(), &["status", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let status = stdout_json(&out);
-    assert_eq!(status["hello"]["protocol"], json!(1));
+    // Both ends speak protocol v2 now.
+    assert_eq!(status["hello"]["protocol"], json!(2));
     assert!(status["stats"]["uptime_ms"].is_u64(), "{status}");
     assert!(status["stats"]["methods"].is_object(), "{status}");
 
@@ -235,4 +236,64 @@ fn bad_v2_flag_values_exit_2_without_connecting() {
         let out = hearth(&socket, args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
+}
+
+#[test]
+fn call_stream_prints_each_partial_then_the_result() {
+    let daemon = TestDaemon::start();
+    let out = hearth(
+        daemon.path(),
+        &["call", "count", r#"{"n": 3, "interval_ms": 0}"#, "--stream"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}")))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            json!({"partial": 0, "seq": 0}),
+            json!({"partial": 1, "seq": 1}),
+            json!({"partial": 2, "seq": 2}),
+            json!(3),
+        ],
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_call_past_its_deadline_exits_1_and_says_so() {
+    let daemon = TestDaemon::start();
+    // 0 ms is expired on arrival: the daemon answers -32002 without starting the call.
+    let out = hearth(
+        daemon.path(),
+        &["call", "sleep", r#"{"ms": 60000}"#, "--deadline", "0ms"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("error -32002 (deadline exceeded)"), "{err}");
+    assert!(err.contains("--deadline passed"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_call_with_a_deadline_and_a_supersede_key_answers_as_usual() {
+    let daemon = TestDaemon::start();
+    let out = hearth(
+        daemon.path(),
+        &[
+            "call",
+            "echo",
+            r#"{"hi": 1}"#,
+            "--deadline",
+            "1m",
+            "--supersede",
+            "k",
+            "--compact",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"hi\":1}\n");
 }
