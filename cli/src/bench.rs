@@ -248,12 +248,12 @@ pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> 
     };
 
     if args.deadline.is_some() || args.supersede.is_some() {
-        let flags = match (args.deadline, args.supersede) {
-            (Some(_), Some(_)) => "--deadline and --supersede",
-            (Some(_), None) => "--deadline",
-            _ => "--supersede",
-        };
-        commands::require_v2(&clients[0], flags)?;
+        let given = [
+            (args.deadline.is_some(), "--deadline"),
+            (args.supersede.is_some(), "--supersede"),
+        ];
+        let flags: Vec<&str> = given.iter().filter(|g| g.0).map(|g| g.1).collect();
+        commands::require_v2(&clients[0], &flags)?;
     }
     let hello = clients[0].hello().clone();
     let allowed = usize::try_from(hello.limits.max_in_flight)

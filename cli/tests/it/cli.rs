@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use crate::support::TestDaemon;
+use crate::support::{TestDaemon, V1OnlyDaemon};
 
 /// Runs `hearth --socket <socket> <args>` with no `HEARTH_SOCKET` from the environment.
 fn hearth(socket: &Path, args: &[&str]) -> Output {
@@ -296,4 +296,30 @@ fn a_call_with_a_deadline_and_a_supersede_key_answers_as_usual() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"hi\":1}\n");
+}
+
+#[test]
+fn v2_flags_against_a_v1_only_daemon_exit_2_and_say_why() {
+    let daemon = V1OnlyDaemon::start();
+    let out = hearth(
+        daemon.path(),
+        &["call", "echo", "--deadline", "1s", "--stream"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "hearth: the daemon speaks protocol 1; --deadline and --stream need protocol 2"
+    );
+    assert!(out.stdout.is_empty());
+
+    let out = hearth(
+        daemon.path(),
+        &["bench", "--calls", "1", "--supersede", "per-slot"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the daemon speaks protocol 1; --supersede needs protocol 2"),
+        "{}",
+        stderr(&out)
+    );
 }
