@@ -9,7 +9,9 @@ use serde::de::IgnoredAny;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::support::{TestDaemon, eventually, within};
+use hearth_server::{Limits, builtins};
+
+use crate::support::{Gate, TestDaemon, eventually, within};
 
 #[tokio::test]
 async fn calls_over_tcp_get_their_answers() {
@@ -17,7 +19,11 @@ async fn calls_over_tcp_get_their_answers() {
     let client = Client::connect_tcp(daemon.tcp_addr())
         .await
         .expect("connecting over TCP");
-    assert_eq!(client.hello().protocol, 1);
+    assert_eq!(client.hello().protocol, 2);
+    assert_eq!(
+        client.protocol_version(),
+        hearth_client::protocol::Version::V2
+    );
     assert_eq!(client.tcp_addr(), Some(daemon.tcp_addr()));
     assert_eq!(client.socket_path(), None);
 
@@ -37,18 +43,17 @@ async fn calls_over_tcp_get_their_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_calls_share_one_tcp_connection() {
-    let daemon = TestDaemon::start_tcp();
+    let gate = Gate::new();
+    let daemon = TestDaemon::start_tcp_with(gate.add_to(builtins::router()), Limits::default());
     let client = Client::connect_tcp(daemon.tcp_addr())
         .await
         .expect("connecting over TCP");
-    let slow = {
+    // A call that stays unanswered until the gate opens, sent before all the others.
+    let held = {
         let client = client.clone();
-        tokio::spawn(async move {
-            client
-                .call::<_, IgnoredAny>("sleep", &json!({"ms": 200}))
-                .await
-        })
+        tokio::spawn(async move { client.call::<_, String>("gate", &()).await })
     };
+    eventually("the gated call runs", || daemon.stats().in_flight == 1).await;
     let mut calls = JoinSet::new();
     for i in 0..2_000u64 {
         let client = client.clone();
@@ -63,10 +68,17 @@ async fn many_concurrent_calls_share_one_tcp_connection() {
         }
     })
     .await;
-    within("the sleep", slow)
+    // Out of order: every later echo was answered while the first call still waits.
+    assert!(
+        !held.is_finished(),
+        "the gated call was answered before the gate opened"
+    );
+    gate.open();
+    let opened = within("the gated call", held)
         .await
-        .expect("the sleep task")
-        .expect("sleep");
+        .expect("the gated call's task")
+        .expect("gate");
+    assert_eq!(opened, "opened");
     assert_eq!(daemon.stats().methods.get("echo").copied(), Some(2_000));
 }
 
@@ -82,8 +94,11 @@ async fn a_timed_out_call_is_cancelled_at_the_daemon_over_tcp() {
         .await
         .expect_err("the call outlives its timeout");
     assert!(matches!(err, Error::Timeout(_)), "{err:?}");
-    eventually("the daemon counts the cancel", || {
-        daemon.stats().errors.get("-32800").copied() == Some(1)
+    // Stopped once: by our cancel (-32800) or, in version 2, by the deadline we sent (-32002).
+    eventually("the daemon stops the call", || {
+        let errors = daemon.stats().errors;
+        let count = |code: &str| errors.get(code).copied().unwrap_or_default();
+        count("-32800") + count("-32002") == 1
     })
     .await;
     eventually("nothing is in flight", || daemon.stats().in_flight == 0).await;
