@@ -1,15 +1,15 @@
 //! Test helpers for the `hearth` binary's tests: [`TestDaemon`], a real `hearth-server` on a
 //! fresh socket in its own runtime on its own thread (so a test can kill it outright),
 //! [`V1OnlyDaemon`], a scripted daemon that speaks protocol 1 only (the real one speaks 2),
-//! [`eventually`], a bounded wait for a condition, and [`within`], a bounded await. A copy of
-//! the part of `client/tests/it/support.rs` these tests need; the client keeps its own.
+//! and [`within`], a bounded await. [`TestDaemon`] is a copy of the one in
+//! `client/tests/it/support.rs` (which can kill its daemon outright, as `hearth-testkit`'s
+//! in-runtime server cannot); [`eventually`] and its bound come from `hearth-testkit`.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use hearth_server::protocol::reserved::{
@@ -19,13 +19,12 @@ use hearth_server::protocol::{
     DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME, Encoder, ErrorCode, FrameDecoder, Message, Version,
 };
 use hearth_server::{Limits, Router, ServeError, Server, ServerHandle, builtins};
+use hearth_testkit::PATIENCE;
+pub(crate) use hearth_testkit::eventually;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::oneshot;
-
-/// How long any wait in a test may take before the test fails instead of hanging.
-pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
 /// A daemon serving on a temporary socket, in a multi-thread runtime of its own on a thread of
 /// its own. [`TestDaemon::kill`] drops that runtime: every connection vanishes at once with no
@@ -163,19 +162,6 @@ pub(crate) fn private_dir() -> TempDir {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
         .expect("making the temporary folder private");
     dir
-}
-
-/// Polls `check` until it holds, failing the test after [`PATIENCE`]. For conditions that
-/// become true at some point no event tells us about (a counter in the daemon).
-pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let wait = async {
-        while !check() {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    };
-    if tokio::time::timeout(PATIENCE, wait).await.is_err() {
-        panic!("gave up waiting until {what}");
-    }
 }
 
 /// Awaits `fut`, failing the test instead of hanging after [`PATIENCE`].
