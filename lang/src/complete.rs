@@ -17,7 +17,7 @@ use crate::index::Index;
 use crate::vocab::{Tier, Vocab};
 
 /// Prefix matches scored per vocabulary for `complete` (the most frequent when more match).
-pub const COMPLETE_PREFIX_CAP: usize = 512;
+pub const COMPLETE_PREFIX_CAP: usize = 256;
 /// Prefix matches scored for `symbols`.
 pub const SYMBOLS_PREFIX_CAP: usize = 2048;
 
@@ -63,7 +63,10 @@ pub(crate) fn complete(
     let in_doc = doc.search(prefix, COMPLETE_PREFIX_CAP);
     let ws = index.vocab();
     let in_ws = ws.search(prefix, COMPLETE_PREFIX_CAP);
-    let mut by_label: FxHashMap<&str, Candidate<'_>> = FxHashMap::default();
+    let mut by_label: FxHashMap<&str, Candidate<'_>> = FxHashMap::with_capacity_and_hasher(
+        in_doc.hits.len() + in_ws.hits.len(),
+        Default::default(),
+    );
     for h in &in_doc.hits {
         let e = &doc.entries()[h.entry as usize];
         by_label.insert(

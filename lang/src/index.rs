@@ -40,6 +40,8 @@ pub const MAX_THREADS: usize = 4;
 pub struct Index {
     root: PathBuf,
     files: Vec<PathBuf>,
+    /// `files` relative to `root`, for display; made once, not per completion item.
+    display: Vec<Box<str>>,
     vocab: Vocab,
     stats: IndexStats,
 }
@@ -71,14 +73,24 @@ impl Index {
     }
 
     /// File number `file` relative to the root, for display.
-    pub fn display_path(&self, file: u32) -> String {
-        match self.file(file) {
-            Some(p) => p
-                .strip_prefix(&self.root)
-                .unwrap_or(p)
-                .display()
-                .to_string(),
-            None => String::new(),
+    pub fn display_path(&self, file: u32) -> &str {
+        self.display.get(file as usize).map_or("", |s| s)
+    }
+
+    fn new(root: PathBuf, files: Vec<PathBuf>, vocab: Vocab, stats: IndexStats) -> Self {
+        let display = files
+            .iter()
+            .map(|p| {
+                let rel = p.strip_prefix(&root).unwrap_or(p);
+                rel.display().to_string().into_boxed_str()
+            })
+            .collect();
+        Self {
+            root,
+            files,
+            display,
+            vocab,
+            stats,
         }
     }
 
@@ -114,12 +126,7 @@ impl Index {
         let vocab = Vocab::build(tallies);
         stats.identifiers = vocab.occurrences();
         stats.ms = elapsed_ms(started);
-        Self {
-            root: root.to_owned(),
-            files: paths,
-            vocab,
-            stats,
-        }
+        Self::new(root.to_owned(), paths, vocab, stats)
     }
 }
 
@@ -266,10 +273,5 @@ pub fn build_index(
     let vocab = Vocab::build(tallies);
     stats.identifiers = vocab.occurrences();
     stats.ms = elapsed_ms(started);
-    Ok(Index {
-        root,
-        files: paths,
-        vocab,
-        stats,
-    })
+    Ok(Index::new(root, paths, vocab, stats))
 }

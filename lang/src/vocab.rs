@@ -22,7 +22,7 @@ use nucleo_matcher::{Config, Matcher, Utf32Str};
 use rustc_hash::FxHashMap;
 
 /// How many entries each first-char bucket keeps (the most frequent).
-pub const BUCKET_CAP: usize = 1024;
+pub const BUCKET_CAP: usize = 512;
 
 /// One distinct identifier.
 #[derive(Debug, Clone)]
@@ -120,9 +120,18 @@ pub struct Found {
     pub unscored: usize,
 }
 
-/// Compares entries by frequency (descending), then name: the order caps keep.
-fn by_frequency(a: &Entry, b: &Entry) -> Ordering {
-    b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name))
+/// Orders entry indices by frequency (descending), then position (the sort order): the
+/// order caps keep. Comparing positions, not names, keeps ties cheap.
+fn by_frequency(entries: &[Entry], a: u32, b: u32) -> Ordering {
+    entries[b as usize]
+        .count
+        .cmp(&entries[a as usize].count)
+        .then(a.cmp(&b))
+}
+
+/// `s.starts_with(prefix)` without a `memcmp` call: the prefixes compared are a few bytes.
+fn starts_with(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.bytes().zip(prefix.bytes()).all(|(a, b)| a == b)
 }
 
 fn first_char(s: &str) -> Option<char> {
@@ -158,9 +167,7 @@ impl Vocab {
             .map(|(c, mut ids)| {
                 let truncated = ids.len() > BUCKET_CAP;
                 if truncated {
-                    ids.select_nth_unstable_by(BUCKET_CAP, |&a, &b| {
-                        by_frequency(&entries[a as usize], &entries[b as usize])
-                    });
+                    ids.select_nth_unstable_by(BUCKET_CAP, |&a, &b| by_frequency(&entries, a, b));
                     ids.truncate(BUCKET_CAP);
                 }
                 (
@@ -239,9 +246,7 @@ impl Vocab {
         let mut rest_ids: Vec<u32> = rest.filter_map(|i| u32::try_from(i).ok()).collect();
         if rest_ids.len() > prefix_cap {
             found.unscored += rest_ids.len() - prefix_cap;
-            rest_ids.select_nth_unstable_by(prefix_cap, |&a, &b| {
-                by_frequency(&self.entries[a as usize], &self.entries[b as usize])
-            });
+            rest_ids.select_nth_unstable_by(prefix_cap, |&a, &b| by_frequency(&self.entries, a, b));
             rest_ids.truncate(prefix_cap);
         }
         ids.extend(rest_ids);
@@ -261,12 +266,12 @@ impl Vocab {
                 let score = atom
                     .score(Utf32Str::new(&e.name, buf), matcher)
                     .unwrap_or(0);
-                let tier = if *e.name == *query {
-                    Tier::Exact
-                } else if e.name.starts_with(query) {
-                    Tier::Prefix
-                } else {
+                let tier = if !starts_with(&e.name, query) {
                     Tier::PrefixIgnoreCase
+                } else if e.name.len() == query.len() {
+                    Tier::Exact
+                } else {
+                    Tier::Prefix
                 };
                 found.hits.push(Hit {
                     entry: id,
@@ -283,7 +288,7 @@ impl Vocab {
                 }
                 for &id in bucket.ids.iter() {
                     let e = &self.entries[id as usize];
-                    if e.lower.starts_with(lower.as_str()) {
+                    if starts_with(&e.lower, &lower) {
                         continue; // a prefix match, handled above
                     }
                     if let Some(score) = atom.score(Utf32Str::new(&e.name, buf), matcher) {
