@@ -202,7 +202,7 @@ fn identifier(rng: &mut Rng, out: &mut String) {
             _ => capitalized(w, out),
         }
     }
-    if rng.next() % 8 == 0 {
+    if rng.next().is_multiple_of(8) {
         out.push_str(&(rng.next() % 100).to_string());
     }
 }

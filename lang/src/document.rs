@@ -150,12 +150,15 @@ pub fn document_idents(rope: &Rope) -> Vocab {
     Vocab::build(tallies)
 }
 
+/// One connection's documents by URI.
 type ConnDocs = FxHashMap<String, Document>;
+/// Connection id → its documents; one of the store's shards.
+type Shard = FxHashMap<u64, Arc<Mutex<ConnDocs>>>;
 
 /// The open documents of all connections.
 #[derive(Debug)]
 pub struct DocumentStore {
-    shards: Box<[Mutex<FxHashMap<u64, Arc<Mutex<ConnDocs>>>>]>,
+    shards: Box<[Mutex<Shard>]>,
 }
 
 impl Default for DocumentStore {
@@ -176,7 +179,7 @@ impl DocumentStore {
         }
     }
 
-    fn shard(&self, conn: u64) -> &Mutex<FxHashMap<u64, Arc<Mutex<ConnDocs>>>> {
+    fn shard(&self, conn: u64) -> &Mutex<Shard> {
         // `conn % SHARDS` is below SHARDS, so it fits and indexes in bounds.
         &self.shards[(conn % SHARDS as u64) as usize]
     }
@@ -249,12 +252,12 @@ impl DocumentStore {
             return v.clone();
         }
         let vocab = Arc::new(document_idents(&snap.rope));
-        if let Some(docs) = self.conn(conn) {
-            if let Some(doc) = lock(&docs).get_mut(uri) {
-                if doc.generation == snap.generation && doc.idents.is_none() {
-                    doc.idents = Some(vocab.clone());
-                }
-            }
+        if let Some(docs) = self.conn(conn)
+            && let Some(doc) = lock(&docs).get_mut(uri)
+            && doc.generation == snap.generation
+            && doc.idents.is_none()
+        {
+            doc.idents = Some(vocab.clone());
         }
         vocab
     }

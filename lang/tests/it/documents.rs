@@ -173,9 +173,8 @@ fn no_position_panics() {
                 .expect("complete");
         }
     }
-    let mut v = 2;
-    for (sl, sc, el, ec) in [(0, 2, 0, 2), (0, 1, 0, 3), (1, 0, 0, 0), (9, 9, 0, 0)] {
+    let edits = [(0, 2, 0, 2), (0, 1, 0, 3), (1, 0, 0, 0), (9, 9, 0, 0)];
+    for (v, (sl, sc, el, ec)) in (2..).zip(edits) {
         let _ = s.change(1, &change(URI, v, vec![edit(sl, sc, el, ec, "😀")]));
-        v += 1;
     }
 }
