@@ -2,16 +2,18 @@
 //! workspace index of one million identifier occurrences (`bench_support`, deterministic):
 //! the fixed 24-prefix workload the callgrind guard can count, and single completions for a
 //! one-char prefix (the largest prefix range), a common prefix and a fuzzy one. The open
-//! document's identifiers are cached after the first call, as they are between edits.
+//! document's identifiers are cached after the first call, as they are between edits; the
+//! last bench edits a 1 MiB document before each completion, so it pays the rescan.
 //! Building the index is setup, not measured.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hearth_lang::api::CompleteParams;
+use hearth_lang::api::{ChangeParams, CompleteParams, ContentChange, OpenParams};
 use hearth_lang::bench_support::{
     CONN, PREFIXES, URI, complete_workload, generated_index, prefix_position, service,
 };
+use hearth_lang::{Position, Range};
 
 const OCCURRENCES: usize = 1_000_000;
 
@@ -52,6 +54,56 @@ fn complete(c: &mut Criterion) {
             });
         });
     }
+
+    // A keystroke in a 1 MiB document: one inserted char (a new version), then a completion,
+    // which rescans the document's identifiers once for the new version.
+    let mut text = String::new();
+    for (_, t) in hearth_lang::bench_support::generated_files(200_000) {
+        if text.len() + t.len() > 1 << 20 {
+            break;
+        }
+        text.push_str(&t);
+    }
+    text.push_str("ge");
+    let last_line = u32::try_from(text.lines().count() - 1).expect("fits");
+    let big = "file:///bench/big.rs";
+    service.open(
+        2,
+        OpenParams {
+            uri: big.into(),
+            text,
+            version: 1,
+            language: None,
+        },
+    );
+    let mut version = 1;
+    let mut col = 2;
+    group.bench_function("keystroke_in_1MiB_document", |b| {
+        b.iter(|| {
+            version += 1;
+            let at = Position::new(last_line, col);
+            service
+                .change(
+                    2,
+                    &ChangeParams {
+                        uri: big.into(),
+                        version,
+                        changes: vec![ContentChange {
+                            range: Some(Range::new(at, at)),
+                            text: "t".into(),
+                        }],
+                    },
+                )
+                .expect("change");
+            col += 1;
+            let params = CompleteParams {
+                uri: big.into(),
+                position: Position::new(last_line, col),
+                limit: None,
+            };
+            black_box(service.complete(2, &params).expect("complete"))
+        });
+    });
     group.finish();
 }
 

@@ -130,24 +130,22 @@ pub struct Snapshot {
 
 /// The identifiers of `rope`, counted, with the first line of each.
 pub fn document_idents(rope: &Rope) -> Vocab {
-    let mut tallies: FxHashMap<Box<str>, Tally> = FxHashMap::default();
     // Ropey keeps text in chunks that an identifier may straddle; one contiguous copy is
     // simpler and costs a memcpy of the text, next to scanning it.
     let text: std::borrow::Cow<'_, str> = rope.slice(..).into();
-    ident::scan(&text, |name, line| match tallies.get_mut(name) {
-        Some(t) => t.add(0, line),
-        None => {
-            tallies.insert(
-                Box::from(name),
-                Tally {
-                    count: 1,
-                    file: 0,
-                    line,
-                },
-            );
-        }
+    let mut tallies: FxHashMap<&str, Tally> =
+        FxHashMap::with_capacity_and_hasher(text.len() / 64, Default::default());
+    ident::scan(&text, |name, line| {
+        tallies
+            .entry(name)
+            .and_modify(|t| t.add(0, line))
+            .or_insert(Tally {
+                count: 1,
+                file: 0,
+                line,
+            });
     });
-    Vocab::build(tallies)
+    Vocab::build(tallies.into_iter().map(|(name, t)| (Box::from(name), t)))
 }
 
 /// One connection's documents by URI.

@@ -29,14 +29,21 @@ pub const BUCKET_CAP: usize = 512;
 pub struct Entry {
     /// The identifier.
     pub name: Box<str>,
-    /// Its lowercase form (the sort key).
-    pub lower: Box<str>,
+    /// Its lowercase form (the sort key) when that differs from `name`.
+    lower: Option<Box<str>>,
     /// How many times it occurs.
     pub count: u32,
     /// Where it occurs first: a file number (meaningful to the owner of the vocabulary)…
     pub file: u32,
     /// …and a zero-based line.
     pub line: u32,
+}
+
+impl Entry {
+    /// The lowercase form of the name (the sort key).
+    pub fn lower(&self) -> &str {
+        self.lower.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// What the builder collects per identifier: count and first (file, line).
@@ -140,14 +147,24 @@ fn first_char(s: &str) -> Option<char> {
 
 impl Vocab {
     /// Builds a vocabulary from per-identifier tallies.
-    pub fn build(tallies: FxHashMap<Box<str>, Tally>) -> Self {
+    pub fn build(tallies: impl IntoIterator<Item = (Box<str>, Tally)>) -> Self {
         let mut occurrences = 0u64;
         let mut entries: Vec<Entry> = tallies
             .into_iter()
             .map(|(name, t)| {
                 occurrences += u64::from(t.count);
+                // Most identifiers are lowercase already: no second string for those.
+                let lower = if name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || !b.is_ascii_alphabetic())
+                    && name.is_ascii()
+                {
+                    None
+                } else {
+                    Some(name.to_lowercase().into_boxed_str())
+                };
                 Entry {
-                    lower: name.to_lowercase().into_boxed_str(),
+                    lower,
                     name,
                     count: t.count,
                     file: t.file,
@@ -155,10 +172,10 @@ impl Vocab {
                 }
             })
             .collect();
-        entries.sort_unstable_by(|a, b| a.lower.cmp(&b.lower).then_with(|| a.name.cmp(&b.name)));
+        entries.sort_unstable_by(|a, b| a.lower().cmp(b.lower()).then_with(|| a.name.cmp(&b.name)));
         let mut groups: FxHashMap<char, Vec<u32>> = FxHashMap::default();
         for (i, e) in entries.iter().enumerate() {
-            if let (Some(c), Ok(i)) = (first_char(&e.lower), u32::try_from(i)) {
+            if let (Some(c), Ok(i)) = (first_char(e.lower()), u32::try_from(i)) {
                 groups.entry(c).or_default().push(i);
             }
         }
@@ -208,10 +225,8 @@ impl Vocab {
 
     /// The entries whose lowercase form starts with `lower_prefix`.
     pub fn prefix_range(&self, lower_prefix: &str) -> std::ops::Range<usize> {
-        let start = self
-            .entries
-            .partition_point(|e| e.lower.as_ref() < lower_prefix);
-        let len = self.entries[start..].partition_point(|e| e.lower.starts_with(lower_prefix));
+        let start = self.entries.partition_point(|e| e.lower() < lower_prefix);
+        let len = self.entries[start..].partition_point(|e| e.lower().starts_with(lower_prefix));
         start..start + len
     }
 
@@ -220,7 +235,7 @@ impl Vocab {
         let lower = name.to_lowercase();
         self.entries[self.prefix_range(&lower)]
             .iter()
-            .take_while(|e| *e.lower == *lower)
+            .take_while(|e| e.lower() == lower)
             .find(|e| *e.name == *name)
     }
 
@@ -239,7 +254,7 @@ impl Vocab {
         // Case-insensitive exact matches sort first in the range; always keep them.
         let exact = self.entries[range.clone()]
             .iter()
-            .take_while(|e| *e.lower == *lower)
+            .take_while(|e| e.lower() == lower)
             .count();
         let rest = range.start + exact..range.end;
         ids.extend((range.start..rest.start).filter_map(|i| u32::try_from(i).ok()));
@@ -288,7 +303,7 @@ impl Vocab {
                 }
                 for &id in bucket.ids.iter() {
                     let e = &self.entries[id as usize];
-                    if starts_with(&e.lower, &lower) {
+                    if starts_with(e.lower(), &lower) {
                         continue; // a prefix match, handled above
                     }
                     if let Some(score) = atom.score(Utf32Str::new(&e.name, buf), matcher) {
