@@ -70,7 +70,7 @@ pub fn scan<'a>(text: &'a str, mut found: impl FnMut(&'a str, u32)) {
             }
             if end == bytes.len() || bytes[end].is_ascii() {
                 let len = end - i;
-                if !b.is_ascii_digit() && len >= MIN_IDENT_CHARS && len <= MAX_IDENT_BYTES {
+                if !b.is_ascii_digit() && (MIN_IDENT_CHARS..=MAX_IDENT_BYTES).contains(&len) {
                     found(&text[i..end], line);
                 }
                 i = end;
