@@ -53,8 +53,8 @@ pub enum LangError {
     /// Indexing was cancelled; the previous index stays.
     #[error("indexing cancelled")]
     Cancelled,
-    /// The indexing thread failed.
-    #[error("indexing failed: {0}")]
+    /// The service failed (a bug): the indexing thread died, an update panicked.
+    #[error("internal error: {0}")]
     Internal(String),
 }
 

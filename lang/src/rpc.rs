@@ -67,6 +67,16 @@ async fn report(result: Result<(), LangError>, ctx: NotificationContext) {
     }
 }
 
+/// Runs a document update, turning a panic into an error: the server calls notification
+/// closures outside its panic guard, and a bug here must not take the connection down.
+/// (Updates leave documents consistent even if interrupted: see `document.rs`.)
+fn guarded(method: &str, update: impl FnOnce() -> Result<(), LangError>) -> Result<(), LangError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(update)).unwrap_or_else(|_| {
+        tracing::error!(method, "document update panicked");
+        Err(LangError::Internal(format!("{method} failed")))
+    })
+}
+
 /// Sets the flag when dropped: the request's future is dropped when the caller cancels or
 /// disconnects, and that stops the walk running on the blocking thread.
 struct CancelOnDrop(Arc<AtomicBool>);
@@ -84,32 +94,41 @@ pub fn register(router: Router, service: Arc<LangService>) -> Router {
     router
         // Each document notification does its work here, synchronously (see the module).
         .notification(DOC_OPEN, move |p: OpenParams, ctx: NotificationContext| {
-            open.open(ctx.connection_id(), p);
-            report(Ok(()), ctx)
+            let result = guarded(DOC_OPEN, || {
+                open.open(ctx.connection_id(), p);
+                Ok(())
+            });
+            report(result, ctx)
         })
         .notification(
             DOC_CHANGE,
             move |p: ChangeParams, ctx: NotificationContext| {
-                let result = change.change(ctx.connection_id(), &p);
+                let result = guarded(DOC_CHANGE, || change.change(ctx.connection_id(), &p));
                 report(result, ctx)
             },
         )
         .notification(
             DOC_CLOSE,
             move |p: CloseParams, ctx: NotificationContext| {
-                let result = close.close(ctx.connection_id(), &p);
+                let result = guarded(DOC_CLOSE, || close.close(ctx.connection_id(), &p));
                 report(result, ctx)
             },
         )
         // Completion is short and latency-sensitive: it runs on the connection's task, with
-        // no hop to another thread.
+        // no hop to another thread. The work is inside the future, which the server polls
+        // once at dispatch (so it still reads the document as of its place in the stream)
+        // under its panic guard.
         .method(COMPLETE, move |p: CompleteParams, ctx: RequestContext| {
-            let result = complete.complete(ctx.connection_id(), &p);
-            async move { result.map_err(MethodError::from) }
+            let service = complete.clone();
+            async move {
+                service
+                    .complete(ctx.connection_id(), &p)
+                    .map_err(MethodError::from)
+            }
         })
         .method(SYMBOLS, move |p: SymbolsParams, _ctx: RequestContext| {
-            let result: Vec<Symbol> = symbols.symbols(&p);
-            async move { Ok::<_, MethodError>(result) }
+            let service = symbols.clone();
+            async move { Ok::<Vec<Symbol>, MethodError>(service.symbols(&p)) }
         })
         .method(
             WORKSPACE_INDEX,
@@ -132,7 +151,7 @@ pub fn register(router: Router, service: Arc<LangService>) -> Router {
                     });
                     match task.await {
                         Ok(result) => result.map_err(MethodError::from),
-                        Err(e) => Err(LangError::Internal(e.to_string()).into()),
+                        Err(e) => Err(LangError::Internal(format!("indexing thread: {e}")).into()),
                     }
                 }
             },
