@@ -1,4 +1,4 @@
-//! Ranking: turns what [`Vocab::search`] found in the open document and in the workspace index
+//! Ranking: turns what [`Vocab::search`](crate::vocab::Vocab::search) found in the open document and in the workspace index
 //! into `complete` items, and what it found in the index into `symbols` results.
 //!
 //! Order: match tier (exact, prefix with case, prefix ignoring case, fuzzy), then the fuzzy
@@ -14,7 +14,8 @@ use rustc_hash::FxHashMap;
 
 use crate::api::{CompletionItem, Source, Symbol};
 use crate::index::Index;
-use crate::vocab::{Tier, Vocab};
+use crate::vocab::Tier;
+use crate::words::DocWords;
 
 /// Prefix matches scored per vocabulary for `complete` (the most frequent when more match).
 pub const COMPLETE_PREFIX_CAP: usize = 256;
@@ -26,7 +27,7 @@ struct Candidate<'a> {
     tier: Tier,
     score: u16,
     count: u64,
-    doc_count: u32,
+    doc_count: u64,
     /// First workspace location (file, line), when the index has it.
     workspace: Option<(u32, u32)>,
 }
@@ -51,7 +52,7 @@ fn best<T>(v: &mut Vec<T>, limit: usize, cmp: impl Fn(&T, &T) -> Ordering) {
 /// Completion items for `prefix` (typed before the cursor, which sits in `word`) from the
 /// document's identifiers and the workspace index; and whether more matched than returned.
 pub(crate) fn complete(
-    doc: &Vocab,
+    doc: &DocWords,
     index: &Index,
     prefix: &str,
     word: &str,
@@ -60,23 +61,49 @@ pub(crate) fn complete(
     if prefix.is_empty() {
         return (Vec::new(), false);
     }
-    let in_doc = doc.search(prefix, COMPLETE_PREFIX_CAP);
+    // The document's words: the scanned base with its counts corrected by the edits since,
+    // and the words the edits added.
+    let base = doc.base();
+    let in_base = base.search(prefix, COMPLETE_PREFIX_CAP);
+    let added = doc.added();
+    let in_added = added.search(prefix, COMPLETE_PREFIX_CAP);
     let ws = index.vocab();
     let in_ws = ws.search(prefix, COMPLETE_PREFIX_CAP);
     let mut by_label: FxHashMap<&str, Candidate<'_>> = FxHashMap::with_capacity_and_hasher(
-        in_doc.hits.len() + in_ws.hits.len(),
+        in_base.hits.len() + in_added.hits.len() + in_ws.hits.len(),
         Default::default(),
     );
-    for h in &in_doc.hits {
-        let e = &doc.entries()[h.entry as usize];
+    let doc_hits = in_base
+        .hits
+        .iter()
+        .map(|h| {
+            (
+                &base.entries()[h.entry as usize],
+                h,
+                doc.delta(&base.entries()[h.entry as usize].name),
+            )
+        })
+        .chain(
+            in_added
+                .hits
+                .iter()
+                .map(|h| (&added.entries()[h.entry as usize], h, 0)),
+        );
+    for (e, h, delta) in doc_hits {
+        let Ok(count) = u64::try_from(i64::from(e.count) + delta) else {
+            continue;
+        };
+        if count == 0 {
+            continue; // every occurrence was edited away
+        }
         by_label.insert(
             &e.name,
             Candidate {
                 label: &e.name,
                 tier: h.tier,
                 score: h.score,
-                count: u64::from(e.count),
-                doc_count: e.count,
+                count,
+                doc_count: count,
                 workspace: None,
             },
         );
@@ -105,7 +132,7 @@ pub(crate) fn complete(
     {
         by_label.remove(word);
     }
-    let matched = by_label.len() + in_doc.unscored + in_ws.unscored;
+    let matched = by_label.len() + in_base.unscored + in_added.unscored + in_ws.unscored;
     let mut cands: Vec<Candidate<'_>> = by_label.into_values().collect();
     best(&mut cands, limit, rank);
     let incomplete = matched > cands.len();

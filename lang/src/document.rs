@@ -1,5 +1,6 @@
-//! Open documents: [`Document`] (a rope, its version, and a cache of its identifiers valid for
-//! that version) and [`DocumentStore`], which keeps each connection's documents apart.
+//! Open documents: [`Document`] (a rope, its version, and its identifiers once asked for, kept
+//! up to date edit by edit — `words.rs`) and [`DocumentStore`], which keeps each connection's
+//! documents apart.
 //!
 //! Ownership: a document belongs to the connection that opened it. Two connections may open
 //! the same URI; each gets its own copy and sees only its own. `connection_closed` drops all
@@ -21,9 +22,8 @@ use rustc_hash::FxHashMap;
 
 use crate::api::{ChangeParams, OpenParams};
 use crate::error::LangError;
-use crate::ident;
 use crate::position::position_to_char;
-use crate::vocab::{Tally, Vocab};
+use crate::words::{self, Delta, DocWords};
 
 /// Number of mutexes connections are spread over.
 pub const SHARDS: usize = 16;
@@ -37,8 +37,9 @@ pub struct Document {
     /// Names this exact text: new at every open and every applied change (a reopen may reuse
     /// a version number with other text).
     generation: u64,
-    /// The identifiers of this generation, computed on first use.
-    idents: Option<Arc<Vocab>>,
+    /// The identifiers of this text, once something asked for them; then kept up to date
+    /// by edits (see `words.rs`).
+    words: Option<Arc<DocWords>>,
 }
 
 /// Source of [`Document::generation`]s.
@@ -56,7 +57,7 @@ impl Document {
             version,
             language,
             generation: next_generation(),
-            idents: None,
+            words: None,
         }
     }
 
@@ -88,9 +89,15 @@ impl Document {
         // A rope clone shares its tree: edits copy only the nodes they touch, and the
         // document changes only if every edit applies.
         let mut rope = self.rope.clone();
+        // What the edits did to the identifier counts, while the words are being tracked
+        // (until a whole-text change, after which they are rescanned on next use).
+        let mut pending = self.words.as_ref().map(|_| Delta::default());
         for (index, change) in params.changes.iter().enumerate() {
             match change.range {
-                None => rope = Rope::from_str(&change.text),
+                None => {
+                    rope = Rope::from_str(&change.text);
+                    pending = None;
+                }
                 Some(range) => {
                     if range.start > range.end {
                         return Err(LangError::InvalidRange {
@@ -102,15 +109,31 @@ impl Document {
                     // Clamping can only move `end` back to `start`'s line end, never before
                     // `start`: positions are ordered and clamping is monotonic.
                     let end = position_to_char(&rope, range.end).max(start);
+                    let Some(pending) = pending.as_mut() else {
+                        rope.remove(start..end);
+                        rope.insert(start, &change.text);
+                        continue;
+                    };
+                    let (wide_start, wide_end) = words::widen(&rope, start, end);
+                    words::tally(&rope, wide_start, wide_end, -1, pending);
                     rope.remove(start..end);
                     rope.insert(start, &change.text);
+                    let inserted = change.text.chars().count();
+                    let new_end = wide_end - (end - start) + inserted;
+                    words::tally(&rope, wide_start, new_end, 1, pending);
                 }
             }
         }
+        self.words = match (self.words.take(), pending) {
+            (Some(mut w), Some(pending)) => {
+                Arc::make_mut(&mut w).apply(pending);
+                Some(w)
+            }
+            _ => None,
+        };
         self.rope = rope;
         self.version = params.version;
         self.generation = next_generation();
-        self.idents = None;
         Ok(())
     }
 }
@@ -124,28 +147,8 @@ pub struct Snapshot {
     pub version: i64,
     /// Which text it is (see [`Document`]).
     generation: u64,
-    /// Its identifiers, if already computed for this version.
-    pub idents: Option<Arc<Vocab>>,
-}
-
-/// The identifiers of `rope`, counted, with the first line of each.
-pub fn document_idents(rope: &Rope) -> Vocab {
-    // Ropey keeps text in chunks that an identifier may straddle; one contiguous copy is
-    // simpler and costs a memcpy of the text, next to scanning it.
-    let text: std::borrow::Cow<'_, str> = rope.slice(..).into();
-    let mut tallies: FxHashMap<&str, Tally> =
-        FxHashMap::with_capacity_and_hasher(text.len() / 64, Default::default());
-    ident::scan(&text, |name, line| {
-        tallies
-            .entry(name)
-            .and_modify(|t| t.add(0, line))
-            .or_insert(Tally {
-                count: 1,
-                file: 0,
-                line,
-            });
-    });
-    Vocab::build(tallies.into_iter().map(|(name, t)| (Box::from(name), t)))
+    /// Its identifiers, if tracked.
+    pub words: Option<Arc<DocWords>>,
 }
 
 /// One connection's documents by URI.
@@ -239,25 +242,40 @@ impl DocumentStore {
             rope: doc.rope.clone(),
             version: doc.version,
             generation: doc.generation,
-            idents: doc.idents.clone(),
+            words: doc.words.clone(),
         })
     }
 
-    /// The identifiers of `snap`'s text: the cached ones, or computed now (without any lock
-    /// held) and cached if the document still has that text.
-    pub fn idents(&self, conn: u64, uri: &str, snap: &Snapshot) -> Arc<Vocab> {
-        if let Some(v) = &snap.idents {
-            return v.clone();
+    /// The identifiers of `snap`'s text: the tracked ones, or — the first time, or when the
+    /// tracked difference has grown large — a full scan made now (without any lock held),
+    /// kept if the document still has that text.
+    pub fn words(&self, conn: u64, uri: &str, snap: &Snapshot) -> Arc<DocWords> {
+        if let Some(w) = &snap.words
+            && !w.is_stale()
+        {
+            return w.clone();
         }
-        let vocab = Arc::new(document_idents(&snap.rope));
+        let words = Arc::new(DocWords::scan(&snap.rope));
         if let Some(docs) = self.conn(conn)
             && let Some(doc) = lock(&docs).get_mut(uri)
             && doc.generation == snap.generation
-            && doc.idents.is_none()
         {
-            doc.idents = Some(vocab.clone());
+            doc.words = Some(words.clone());
         }
-        vocab
+        words
+    }
+
+    /// The identifier counts tracked for one of `conn`'s documents, if they are tracked
+    /// (tests: they must equal a full scan's).
+    #[doc(hidden)]
+    pub fn tracked_counts(
+        &self,
+        conn: u64,
+        uri: &str,
+    ) -> Option<std::collections::BTreeMap<String, u64>> {
+        let docs = self.conn(conn)?;
+        let docs = lock(&docs);
+        docs.get(uri)?.words.as_ref().map(|w| w.counts())
     }
 
     /// The text of one of `conn`'s documents (for tests and tools).

@@ -41,6 +41,7 @@ pub mod position;
 pub mod rpc;
 mod service;
 pub mod vocab;
+pub mod words;
 
 pub use complete::{COMPLETE_PREFIX_CAP, SYMBOLS_PREFIX_CAP};
 pub use document::DocumentStore;

@@ -101,7 +101,7 @@ impl LangService {
                 .take(256)
                 .take_while(|&c| is_ident_continue(c)),
         );
-        let doc = self.docs.idents(conn, &params.uri, &snap);
+        let doc = self.docs.words(conn, &params.uri, &snap);
         let index = self.index.load();
         let (items, incomplete) =
             complete::complete(&doc, &index, &prefix, &word, limit(params.limit));
