@@ -187,6 +187,8 @@ impl Vocab {
                     ids.select_nth_unstable_by(BUCKET_CAP, |&a, &b| by_frequency(&entries, a, b));
                     ids.truncate(BUCKET_CAP);
                 }
+                // Most frequent first: a one-char query takes its prefix matches from here.
+                ids.sort_unstable_by(|&a, &b| by_frequency(&entries, a, b));
                 (
                     c,
                     Bucket {
@@ -256,15 +258,41 @@ impl Vocab {
             .iter()
             .take_while(|e| e.lower() == lower)
             .count();
-        let rest = range.start + exact..range.end;
-        ids.extend((range.start..rest.start).filter_map(|i| u32::try_from(i).ok()));
-        let mut rest_ids: Vec<u32> = rest.filter_map(|i| u32::try_from(i).ok()).collect();
-        if rest_ids.len() > prefix_cap {
-            found.unscored += rest_ids.len() - prefix_cap;
-            rest_ids.select_nth_unstable_by(prefix_cap, |&a, &b| by_frequency(&self.entries, a, b));
-            rest_ids.truncate(prefix_cap);
+        let exact_ids = range.start..range.start + exact;
+        let rest = exact_ids.end..range.end;
+        ids.extend(exact_ids.clone().filter_map(|i| u32::try_from(i).ok()));
+        if rest.len() <= prefix_cap {
+            ids.extend(rest.filter_map(|i| u32::try_from(i).ok()));
+        } else {
+            found.unscored += rest.len() - prefix_cap;
+            // A one-char query's prefix range is its whole first-char group, whose most
+            // frequent members the bucket already holds in order: no pass over the range
+            // (the largest ranges are exactly these).
+            let one_char = lower.chars().nth(1).is_none();
+            let sorted = self
+                .buckets
+                .get(&first)
+                .filter(|b| one_char && b.ids.len() >= prefix_cap + exact);
+            match sorted {
+                Some(bucket) => ids.extend(
+                    bucket
+                        .ids
+                        .iter()
+                        .copied()
+                        .filter(|&i| !exact_ids.contains(&(i as usize)))
+                        .take(prefix_cap),
+                ),
+                None => {
+                    let mut rest_ids: Vec<u32> =
+                        rest.filter_map(|i| u32::try_from(i).ok()).collect();
+                    rest_ids.select_nth_unstable_by(prefix_cap, |&a, &b| {
+                        by_frequency(&self.entries, a, b)
+                    });
+                    rest_ids.truncate(prefix_cap);
+                    ids.extend(rest_ids);
+                }
+            }
         }
-        ids.extend(rest_ids);
 
         MATCHER.with(|m| {
             let mut m = m.borrow_mut();
@@ -397,6 +425,37 @@ mod tests {
                 ("getValue", Tier::Prefix),
             ]
         );
+    }
+
+    #[test]
+    fn one_char_queries_take_the_same_names_from_the_bucket() {
+        // 600 names starting with "q" (more than the cap and than a bucket), counts varied.
+        let words: Vec<(String, u32)> = (0..600u32)
+            .map(|i| (format!("q{i:03}x"), (i * 7919) % 97))
+            .collect();
+        let borrowed: Vec<(&str, u32)> = words.iter().map(|(w, n)| (w.as_str(), *n)).collect();
+        let v = vocab(&borrowed);
+        let names = |f: &Found| {
+            let mut n: Vec<String> = f
+                .hits
+                .iter()
+                .map(|h| v.entries()[h.entry as usize].name.to_string())
+                .collect();
+            n.sort();
+            n
+        };
+        // "q" goes through the bucket; "Q" too; the reference picks by frequency directly.
+        let got = v.search("q", 100);
+        let mut want: Vec<u32> = (0..600).collect();
+        want.sort_by(|&a, &b| by_frequency(v.entries(), a, b));
+        let mut want: Vec<String> = want[..100]
+            .iter()
+            .map(|&i| v.entries()[i as usize].name.to_string())
+            .collect();
+        want.sort();
+        assert_eq!(names(&got), want);
+        assert_eq!(got.unscored, 500);
+        assert_eq!(names(&v.search("Q", 100)), want);
     }
 
     #[test]
