@@ -88,10 +88,55 @@ pub struct Vocab {
 /// The fuzzy candidates for one lowercase first char.
 #[derive(Debug, Default)]
 struct Bucket {
-    /// At most [`BUCKET_CAP`] entry indices, the most frequent.
+    /// At most [`BUCKET_CAP`] entry indices, the most frequent first.
     ids: Box<[u32]>,
+    /// Their names, then their lowercase names, back to back: the fuzzy pass reads these in
+    /// order instead of chasing each entry's strings around the heap (on a large index that
+    /// pass was bound by cache misses).
+    text: Box<str>,
+    /// Per id: (name start, name end, lowercase end) in `text`; the lowercase name starts where
+    /// the name ends.
+    spans: Box<[(u32, u32, u32)]>,
     /// Whether entries were left out.
     truncated: bool,
+}
+
+impl Bucket {
+    fn new(ids: Vec<u32>, entries: &[Entry], truncated: bool) -> Self {
+        let mut text = String::new();
+        let mut spans = Vec::with_capacity(ids.len());
+        for &id in &ids {
+            let e = &entries[id as usize];
+            let start = text.len();
+            text.push_str(&e.name);
+            let name_end = text.len();
+            text.push_str(e.lower());
+            // A bucket holds at most BUCKET_CAP names of at most a few hundred bytes each.
+            let pos = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+            spans.push((pos(start), pos(name_end), pos(text.len())));
+        }
+        Self {
+            ids: ids.into_boxed_slice(),
+            text: text.into_boxed_str(),
+            spans: spans.into_boxed_slice(),
+            truncated,
+        }
+    }
+
+    /// Entry index, name and lowercase name of each member, most frequent first.
+    fn members(&self) -> impl Iterator<Item = (u32, &str, &str)> {
+        self.ids
+            .iter()
+            .zip(self.spans.iter())
+            .map(|(&id, &(a, b, c))| {
+                let (a, b, c) = (a as usize, b as usize, c as usize);
+                (
+                    id,
+                    self.text.get(a..b).unwrap_or(""),
+                    self.text.get(b..c).unwrap_or(""),
+                )
+            })
+    }
 }
 
 /// How well an entry matched a query; lower tiers rank first.
@@ -189,13 +234,7 @@ impl Vocab {
                 }
                 // Most frequent first: a one-char query takes its prefix matches from here.
                 ids.sort_unstable_by(|&a, &b| by_frequency(&entries, a, b));
-                (
-                    c,
-                    Bucket {
-                        ids: ids.into_boxed_slice(),
-                        truncated,
-                    },
-                )
+                (c, Bucket::new(ids, &entries, truncated))
             })
             .collect();
         Self {
@@ -329,12 +368,11 @@ impl Vocab {
                 if bucket.truncated {
                     found.unscored += 1; // there may be fuzzy matches it did not keep
                 }
-                for &id in bucket.ids.iter() {
-                    let e = &self.entries[id as usize];
-                    if starts_with(e.lower(), &lower) {
+                for (id, name, name_lower) in bucket.members() {
+                    if starts_with(name_lower, &lower) {
                         continue; // a prefix match, handled above
                     }
-                    if let Some(score) = atom.score(Utf32Str::new(&e.name, buf), matcher) {
+                    if let Some(score) = atom.score(Utf32Str::new(name, buf), matcher) {
                         found.hits.push(Hit {
                             entry: id,
                             tier: Tier::Fuzzy,
