@@ -140,8 +140,12 @@ pub fn register(router: Router, service: Arc<LangService>) -> Router {
                     let conn = ctx.connection_id();
                     let task = tokio::task::spawn_blocking(move || {
                         service.index_workspace(&p.root, &cancel, |files_done, files_total| {
-                            // Streaming partial results is one line here once the server has
-                            // them (`ctx.partial(&progress)`); until then, a trace line.
+                            // Runs on the blocking thread. Once the server streams partial
+                            // results, this is where they go: capture
+                            // `tokio::runtime::Handle::current()` before `spawn_blocking` and
+                            // `handle.block_on(ctx.partial(&progress))` here (waiting is fine
+                            // on this thread and paces the walk to the client). Until then, a
+                            // trace line.
                             let progress = IndexProgress {
                                 files_done,
                                 files_total,
