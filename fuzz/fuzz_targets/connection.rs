@@ -377,7 +377,10 @@ fuzz_target!(|data: &[u8]| {
                     // answer can still come: one owed now was lost.
                     let running = service.handle().stats().in_flight;
                     assert!(
-                        running > 0 || outstanding.get() == 0 || asked_early.fatal || asked_early.shutdown,
+                        running > 0
+                            || outstanding.get() == 0
+                            || asked_early.fatal
+                            || asked_early.shutdown,
                         "idle with nothing running and {} answers owed",
                         outstanding.get()
                     );
@@ -418,7 +421,11 @@ fuzz_target!(|data: &[u8]| {
             msg,
             Message::Partial(_) | Message::Request(_) | Message::Cancel(_)
         ) {
-            assert_eq!(d.version, Version::V2, "a v2-only kind in a v1 envelope: {msg:?}");
+            assert_eq!(
+                d.version,
+                Version::V2,
+                "a v2-only kind in a v1 envelope: {msg:?}"
+            );
         }
         match msg {
             Message::Response(r) => {
@@ -447,13 +454,21 @@ fuzz_target!(|data: &[u8]| {
                     p.id
                 );
                 if let Some(&last) = last_seq.get(&p.id) {
-                    assert!(p.seq > last, "partial seq {} after {last} for id {}", p.seq, p.id);
+                    assert!(
+                        p.seq > last,
+                        "partial seq {} after {last} for id {}",
+                        p.seq,
+                        p.id
+                    );
                 }
                 last_seq.insert(p.id, p.seq);
             }
             Message::Request(r) => {
                 assert!(v2, "a daemon request on a version 1 connection: {r:?}");
-                assert!(r.options.is_default(), "a daemon request has no options: {r:?}");
+                assert!(
+                    r.options.is_default(),
+                    "a daemon request has no options: {r:?}"
+                );
                 assert!(
                     daemon_open.insert(r.id),
                     "the daemon reused its id {} while in flight",

@@ -23,7 +23,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(d) = &full
         && d.version == Version::V1
     {
-        assert_eq!(Message::decode(body.clone()).as_ref(), Ok(&d.message), "decode vs decode_any");
+        assert_eq!(
+            Message::decode(body.clone()).as_ref(),
+            Ok(&d.message),
+            "decode vs decode_any"
+        );
     }
 
     if let Ok(end) = value::skip(data, DEFAULT_MAX_DEPTH) {
@@ -46,5 +50,9 @@ fuzz_target!(|data: &[u8]| {
         .expect("a whole frame");
     assert!(wire.is_empty(), "exactly one frame");
     let again = Message::decode_any(frame, DEFAULT_MAX_DEPTH).expect("re-decodes");
-    assert_eq!((again.version, &again.message), (decoded.version, &msg), "re-decoded");
+    assert_eq!(
+        (again.version, &again.message),
+        (decoded.version, &msg),
+        "re-decoded"
+    );
 });
