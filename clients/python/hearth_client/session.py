@@ -120,6 +120,7 @@ class Client:
         self._listeners: dict[Optional[str], list] = {}
         self._keys: dict[str, int] = {}  # version 1 only: supersede emulated here
         self._slots = asyncio.Semaphore(1023)
+        self._idle: list[asyncio.Future] = []
         self._lost: Optional[ConnectionLost] = None
         self._closed = asyncio.get_running_loop().create_future()
         self._reader_task = asyncio.create_task(self._read_loop())
@@ -176,6 +177,20 @@ class Client:
     def in_flight(self) -> int:
         """Calls sent and not yet answered (abandoned ones included until their answer)."""
         return len(self._pending)
+
+    async def idle(self) -> None:
+        """Waits until no call is in flight, late answers to abandoned calls included."""
+        if self._pending:
+            fut = asyncio.get_running_loop().create_future()
+            self._idle.append(fut)
+            await fut
+
+    def _wake_idle(self) -> None:
+        if not self._pending:
+            waiters, self._idle = self._idle, []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
 
     @property
     def is_closed(self) -> bool:
@@ -323,6 +338,7 @@ class Client:
             if call.queue is not None:
                 call.queue.put_nowait(_END)
             call.slots.release()
+        self._wake_idle()
         for task in list(self._served.values()):
             task.cancel()
         if not self._closed.done():
@@ -347,6 +363,7 @@ class Client:
                     call.future.set_result(env.result)
                 if call.queue is not None:
                     call.queue.put_nowait(_END)
+            self._wake_idle()
         elif kind == PARTIAL:
             call = self._pending.get(env.id)
             if call is None or call.queue is None or call.future.done():
@@ -362,8 +379,9 @@ class Client:
         elif kind == REQUEST and self.version >= 2:
             self._serve_request(env)
         elif kind == CANCEL and self.version >= 2:
-            task = self._served.get(env.id)
-            if task is not None:
+            task = self._served.pop(env.id, None)
+            if task is not None:  # answered here, at once: the handler may not even have run
+                self._answer(env.id, error={"code": E.REQUEST_CANCELLED, "message": "cancelled"})
                 task.cancel()
 
     def _notify_listeners(self, method: str, params: Any) -> None:
@@ -389,23 +407,28 @@ class Client:
         self._served[env.id] = asyncio.create_task(self._serve_one(env.id, fn, env.params))
 
     async def _serve_one(self, id_: int, fn: Handler, params: Any) -> None:
+        # Answers only while this request is still in ``_served``: a daemon cancel answers
+        # -32800 and removes it first (even before this task ever ran), so each daemon
+        # request is answered exactly once.
         try:
             result = fn(params)
             if inspect.isawaitable(result):
                 result = await result
         except asyncio.CancelledError:
-            self._answer(id_, error={"code": E.REQUEST_CANCELLED, "message": "cancelled"})
+            if self._served.pop(id_, None) is not None:
+                self._answer(id_, error={"code": E.REQUEST_CANCELLED, "message": "cancelled"})
         except HearthError as e:
             err = {"code": e.code, "message": e.message}
             if e.data is not None:
                 err["data"] = e.data
-            self._answer(id_, error=err)
+            if self._served.pop(id_, None) is not None:
+                self._answer(id_, error=err)
         except Exception as e:  # noqa: BLE001 - answered -32603, as the daemon would
-            self._answer(id_, error={"code": E.INTERNAL_ERROR, "message": str(e) or repr(e)})
+            if self._served.pop(id_, None) is not None:
+                self._answer(id_, error={"code": E.INTERNAL_ERROR, "message": str(e) or repr(e)})
         else:
-            self._answer(id_, result=result)
-        finally:
-            self._served.pop(id_, None)
+            if self._served.pop(id_, None) is not None:
+                self._answer(id_, result=result)
 
     def _answer(self, id_: int, result: Any = None, error: Optional[dict] = None) -> None:
         if self._lost is None:
