@@ -271,7 +271,12 @@ class Client:
                     E.DeadlineExceeded(E.DEADLINE_EXCEEDED, "deadline exceeded"))
         self._pending[id_] = call
         self._w.write(encode_request(self.version, id_, method, params, opts or None))
-        await self._drain()
+        try:
+            await self._drain()
+        except asyncio.CancelledError:
+            self._abandon(call)
+            call.future.cancel()
+            raise
         return call
 
     def _give_up(self, call: _Call, err: HearthError) -> None:
