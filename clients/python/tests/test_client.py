@@ -156,3 +156,18 @@ def test_sync_wrapper():
     finally:
         loop.run_until_complete(d.kill())
         loop.close()
+
+
+@live()
+async def test_leaving_a_stream_early_cancels_it(d):
+    async with await hearth_client.connect(d.socket) as c:
+        assert c.version == 2, "needs a version 2 hearthd"
+        got = []
+        async with c.stream("count", {"n": 1000000, "interval_ms": 5}) as s:
+            async for chunk in s:
+                got.append(chunk)
+                if len(got) == 3:
+                    break
+        assert got == [0, 1, 2]
+        await c.idle()
+        assert (await c.call("$/stats"))["in_flight"] == 0

@@ -149,3 +149,23 @@ test("a handler's error goes back through ask unchanged; notify is never answere
     await c.close();
   }
 });
+
+test("leaving a stream early cancels the call; its answer is still consumed", async () => {
+  const c = await connect({ path: daemon.socket });
+  try {
+    assert.equal(c.version, 2, "needs a version 2 hearthd");
+    const s = c.stream("count", { n: 1000000, interval_ms: 5 });
+    const got: unknown[] = [];
+    for await (const chunk of s) {
+      got.push(chunk);
+      if (got.length === 3) break;
+    }
+    assert.deepEqual(got, [0, 1, 2]);
+    await assert.rejects(s.result, (e: unknown) => e instanceof HearthError && e.code === -32800);
+    await guard(c.idle(), 15000, "the daemon's -32800 consumed");
+    const stats = (await c.call("$/stats")) as { in_flight: number };
+    assert.equal(stats.in_flight, 0);
+  } finally {
+    await c.close();
+  }
+});
