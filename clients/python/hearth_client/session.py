@@ -33,6 +33,11 @@ log = logging.getLogger("hearth_client")
 _END = object()  # closes a stream's chunk queue
 
 
+def _retrieve(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 class _Call:
     __slots__ = ("id", "future", "queue", "slots", "key", "timer", "next_seq", "dropped")
 
@@ -290,6 +295,8 @@ class Client:
 
     def _abandon(self, call: _Call) -> None:
         """The caller no longer waits: send a cancel, keep the id pending (§7.2)."""
+        # Nobody will read the late answer: mark its exception retrieved when it comes.
+        call.future.add_done_callback(_retrieve)
         if call.id in self._pending and self._lost is None:
             try:
                 self._w.write(encode_cancel(self.version, call.id))
