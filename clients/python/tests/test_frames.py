@@ -96,3 +96,18 @@ def test_reader_compacts_one_buffer():
         n += len(reader.feed(many[i:i + 7]))
         assert reader.buffered() < 2 * len(one)
     assert n == 500 and reader.buffered() == 0
+
+
+def test_random_frames_in_random_pieces():
+    import random
+    rng = random.Random(0x9E3779B9)
+    for round_ in range(200):
+        values = [[2, 1, i + 1, None, "v" * rng.randrange(300)] for i in range(1 + rng.randrange(20))]
+        wire = b"".join(encode_response(2, v[2], v[4]) for v in values)
+        reader, got, p = FrameReader(), [], 0
+        while p < len(wire):
+            n = 1 + rng.randrange(min(700, len(wire) - p))
+            got += reader.feed(wire[p:p + n])
+            p += n
+        assert got == values, round_
+        assert reader.buffered() == 0
