@@ -75,9 +75,7 @@ class Stream:
     async def __anext__(self) -> Any:
         if self.done:
             raise StopAsyncIteration
-        if self._call is None:
-            self._call = await self._client._start(self._method, self._params, stream=True,
-                                                   **self._opts)
+        await self.start()
         try:
             item = await self._call.queue.get()
         except asyncio.CancelledError:
@@ -92,6 +90,12 @@ class Stream:
             raise StopAsyncIteration
         return item[1]
 
+    async def start(self) -> None:
+        """Sends the request now (the first iteration does it otherwise)."""
+        if self._call is None:
+            self._call = await self._client._start(self._method, self._params, stream=True,
+                                                   **self._opts)
+
     async def aclose(self) -> None:
         if self._call is not None and not self.done:
             self.done = True
@@ -102,6 +106,33 @@ class Stream:
 
     async def __aexit__(self, *exc) -> None:
         await self.aclose()
+
+
+class PendingCall:
+    """A call whose request is sent (:meth:`Client.send`); ``await`` it for the answer.
+
+    Cancelling the task that awaits it sends ``[v, 3, id]`` and keeps the id pending until the
+    daemon's answer arrives, exactly as for :meth:`Client.call`.
+    """
+
+    __slots__ = ("_client", "_call")
+
+    def __init__(self, client: "Client", call: _Call):
+        self._client, self._call = client, call
+
+    @property
+    def id(self) -> int:
+        return self._call.id
+
+    def __await__(self):
+        return self._wait().__await__()
+
+    async def _wait(self) -> Any:
+        try:
+            return await self._call.future
+        except asyncio.CancelledError:
+            self._client._abandon(self._call)
+            raise
 
 
 Handler = Callable[[Any], Union[Awaitable[Any], Any]]
@@ -140,12 +171,15 @@ class Client:
         ``deadline`` (seconds) and ``supersede`` (a latest-wins key) are sent as version 2
         options; on a version 1 connection the client enforces them itself, by cancelling.
         """
+        sent = await self.send(method, params, deadline=deadline, supersede=supersede)
+        return await sent
+
+    async def send(self, method: str, params: Any = None, *, deadline: Optional[float] = None,
+                   supersede: Optional[str] = None) -> "PendingCall":
+        """Sends the request and returns once it is written, without waiting for the answer:
+        ``await`` the returned :class:`PendingCall` for it (what :meth:`call` does)."""
         call = await self._start(method, params, deadline=deadline, supersede=supersede)
-        try:
-            return await call.future
-        except asyncio.CancelledError:
-            self._abandon(call)
-            raise
+        return PendingCall(self, call)
 
     def stream(self, method: str, params: Any = None, *, deadline: Optional[float] = None,
                supersede: Optional[str] = None) -> Stream:

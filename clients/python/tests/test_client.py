@@ -69,11 +69,9 @@ async def test_local_in_flight_limit(d):
 
         async def one():
             nonlocal peak
-            r = c.call("sleep", {"ms": 1})
-            task = asyncio.ensure_future(r)
-            await asyncio.sleep(0)
+            sent = await c.send("sleep", {"ms": 1})
             peak = max(peak, c.in_flight)
-            return await task
+            return await sent
         await asyncio.gather(*(one() for _ in range(20)))
         assert peak <= 3, peak
 
@@ -84,9 +82,8 @@ async def test_v1_emulates_deadline_and_supersede(d):
         assert c.version == 1
         with pytest.raises(DeadlineExceeded):
             await c.call("sleep", {"ms": 60000}, deadline=0.02)
-        old = asyncio.ensure_future(c.call("sleep", {"ms": 60000}, supersede="k"))
-        await asyncio.sleep(0)
-        new = asyncio.ensure_future(c.call("sleep", {"ms": 1}, supersede="k"))
+        old = await c.send("sleep", {"ms": 60000}, supersede="k")
+        new = await c.send("sleep", {"ms": 1}, supersede="k")
         with pytest.raises(Superseded):
             await old
         assert await new == {"slept_ms": 1}
