@@ -95,12 +95,24 @@ test("frame vectors: bad headers are refused from the header alone", () => {
   }
 });
 
+test("frame vectors: bad bodies are refused (and cost nothing but the message)", () => {
+  assert.ok(vectors.bad_bodies.length >= 10);
+  for (const v of vectors.bad_bodies) {
+    const bodies: Uint8Array[] = [];
+    new FrameReader().feed(hexBytes(v.hex), (b) => bodies.push(Uint8Array.from(b)));
+    assert.equal(bodies.length, 1, v.name);
+    assert.throws(() => decodeEnvelope(unpack(bodies[0])), v.name);
+  }
+});
+
 test("frame vectors: streams split at every byte and batched in one read", () => {
-  const byName = new Map(vectors.frames.map((f: any) => [f.name, f]));
+  const byName = new Map([...vectors.frames, ...vectors.bad_bodies].map((f: any) => [f.name, f]));
   let runs = 0;
   for (const s of vectors.streams) {
     const want = s.frames.map((n: string) => {
-      const e = { ...(byName.get(n) as any).expect };
+      const f = byName.get(n) as any;
+      if (!f.expect) return { rejected: true };
+      const e = { ...f.expect };
       delete e.fatal;
       delete e.hello;
       return e;
