@@ -183,7 +183,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             running: FuturesUnordered::new(),
             // Request tokens descend from the daemon's hard-stop token: a forced shutdown
             // reaches work a handler moved elsewhere, and so does dropping this connection.
-            table: InFlight::new(hard.clone(), limits.max_queued),
+            table: InFlight::new(hard.clone(), limits.queue_bound()),
             deadline_timer: Timer::default(),
             version: None,
             client: None,
@@ -330,7 +330,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             // `max_in_flight` (requests queue, or are answered -32001; answers from the
             // client must never wait behind the limit).
             let read_limit = match self.version {
-                Some(Version::V2) => max_in_flight.saturating_add(self.shared.limits.max_queued),
+                Some(Version::V2) => max_in_flight.saturating_add(self.shared.limits.queue_bound()),
                 _ => max_in_flight,
             };
             let mut taken = 0;
@@ -460,6 +460,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     fn dispatch(&mut self, frame: Bytes, cx: &mut Context<'_>) {
+        // For a body that fails to decode, the version its envelope starts with (if it is
+        // one we speak) still fixes or checks the connection's version, so the error goes
+        // out in the version the peer speaks.
+        let peeked = peek_version(&frame);
         let message = match Message::decode_any(frame, self.shared.limits.max_depth) {
             Ok(Decoded { version, message }) => {
                 match self.version {
@@ -475,7 +479,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
                 Ok(message)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                // Only a well-formed body has a version (PROTOCOL.md §8.1's order of checks).
+                let peeked = peeked.filter(|_| e.code() != ErrorCode::PARSE_ERROR);
+                match (self.version, peeked) {
+                    (None, Some(version)) => self.set_version(version),
+                    (Some(v), Some(version)) if v != version && !e.is_fatal() => {
+                        let msg = format!(
+                            "a version {version} message on a version {v} connection; supported: {:?}",
+                            hearth_protocol::SUPPORTED_VERSIONS
+                        );
+                        return self.fatal(ErrorCode::UNSUPPORTED_VERSION, msg);
+                    }
+                    _ => {}
+                }
+                Err(e)
+            }
         };
         match message {
             Ok(Message::Request(req)) => self.start_request(req, cx),
@@ -891,6 +910,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             ids.push(id);
         }
         ids
+    }
+}
+
+/// The version a frame body's envelope claims, read from its first two bytes when they are
+/// a short array header and a version we speak; `None` otherwise.
+fn peek_version(body: &[u8]) -> Option<Version> {
+    match body {
+        [0x90..=0x9f, v, ..] => Version::from_number(u64::from(*v)),
+        _ => None,
     }
 }
 
