@@ -46,6 +46,11 @@ test("typed errors carry code, message and data", () => {
   assert.ok(!isSuperseded(a) && !isDeadline(a) && !isCancelled(a));
 });
 
+test("no daemon at the path: a clear error with the errno code", async () => {
+  const path = "/nonexistent-hearth-dir/hearthd.sock";
+  await assert.rejects(connect({ path }), (e: NodeJS.ErrnoException) => e.code === "ENOENT" && e.message.includes(path));
+});
+
 let daemon: Daemon;
 before(async () => {
   daemon = await spawnDaemon(["--max-in-flight", "4"]);
