@@ -174,3 +174,17 @@ test("leaving a stream early cancels the call; its answer is still consumed", as
     await c.close();
   }
 });
+
+test("the load mode runs and reports calls/s and p50/p99", async () => {
+  const { execFile } = await import("node:child_process");
+  const path = await import("node:path");
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile(
+      process.execPath,
+      [path.join(__dirname, "..", "bench.js"), "--in-flight", "4", "--duration", "0.3", "--socket", daemon.socket],
+      { timeout: 15000 },
+      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
+    ),
+  );
+  assert.match(out, /in-flight 4, .* \d+ calls, \d+ calls\/s, p50 \d+ us, p99 \d+ us/);
+});
