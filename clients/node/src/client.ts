@@ -24,7 +24,6 @@ import {
   SupersededError,
 } from "./errors";
 import {
-  EnvelopeError,
   FrameReader,
   Hello,
   Id,

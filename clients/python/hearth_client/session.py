@@ -197,8 +197,11 @@ class Client:
         async function). Raise :class:`HearthError` to answer an error; any other exception is
         answered -32603. Returns a function that stops serving it."""
         self._handlers[method] = fn
-        return lambda: self._handlers.pop(method, None) if self._handlers.get(method) is fn \
-            else None
+
+        def stop() -> None:
+            if self._handlers.get(method) is fn:
+                del self._handlers[method]
+        return stop
 
     def on_notification(self, method: Optional[str], fn: Callable) -> Callable[[], None]:
         """Calls ``fn(params)`` for each notification ``method`` from the daemon, or

@@ -127,7 +127,7 @@ export function meaning(env: Envelope): Record<string, unknown> {
 }
 
 /** The frames of a stream fed in the given chunks, as meanings. */
-export function readStream(bytes: Buffer, chunks: Buffer[], maxFrame?: number): Record<string, unknown>[] {
+export function readStream(chunks: Buffer[], maxFrame?: number): Record<string, unknown>[] {
   const reader = new FrameReader(maxFrame);
   const out: Record<string, unknown>[] = [];
   for (const c of chunks) {
@@ -142,7 +142,6 @@ export function readStream(bytes: Buffer, chunks: Buffer[], maxFrame?: number): 
     });
   }
   if (reader.buffered !== 0) throw new Error(`${reader.buffered} bytes left over`);
-  void bytes;
   return out;
 }
 
