@@ -84,6 +84,8 @@ class Stream:
         if item is _END:
             self.done = True
             fut = self._call.future
+            if fut.cancelled():
+                raise asyncio.CancelledError()
             if fut.exception() is not None:
                 raise fut.exception()
             self.result = fut.result()
@@ -97,9 +99,12 @@ class Stream:
                                                    **self._opts)
 
     async def aclose(self) -> None:
-        if self._call is not None and not self.done:
-            self.done = True
+        """Stops the call if it still runs (sends ``[v, 3, id]``); a loop still iterating
+        gets ``CancelledError``."""
+        if self._call is not None and not self._call.future.done():
             self._client._abandon(self._call)
+            self._call.future.cancel()
+            self._call.queue.put_nowait(_END)
 
     async def __aenter__(self) -> "Stream":
         return self
@@ -126,6 +131,12 @@ class PendingCall:
 
     def __await__(self):
         return self._wait().__await__()
+
+    def cancel(self) -> None:
+        """Gives up on the call: sends ``[v, 3, id]`` and makes every ``await`` of it raise
+        ``CancelledError``; the daemon's late answer is still consumed."""
+        self._client._abandon(self._call)
+        self._call.future.cancel()
 
     async def _wait(self) -> Any:
         try:

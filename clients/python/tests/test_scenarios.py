@@ -73,11 +73,15 @@ async def run_steps(steps, socket, daemon, needs):
                     calls[step["as"]] = (None, done)
                     continue
                 task = asyncio.ensure_future(coro)
-                calls[step["as"]] = (task, asyncio.ensure_future(outcome(task)))
+                # "abort" cancels the call itself: its awaiting task may not have run yet.
+                aborter = s.aclose if step.get("stream") else started[1].cancel
+                calls[step["as"]] = (aborter, asyncio.ensure_future(outcome(task)))
             elif op == "abort":
-                task = calls[step["call"]][0]
-                if task is not None:
-                    task.cancel()
+                abort = calls[step["call"]][0]
+                if abort is not None:
+                    r = abort()
+                    if asyncio.iscoroutine(r):
+                        await r
             elif op == "await":
                 ok, v = await asyncio.wait_for(asyncio.shield(calls[step["call"]][1]), GUARD)
                 e = step["expect"]
