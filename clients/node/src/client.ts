@@ -150,8 +150,10 @@ export class Client {
   }
 
   /** Calls `method`; resolves with its result or rejects with a {@link HearthError}. */
-  call(method: string, params?: unknown, opts: CallOptions = {}): Promise<unknown> {
-    return new Promise((resolve, reject) => this.start(method, params, opts, resolve, reject, undefined));
+  call<T = unknown>(method: string, params?: unknown, opts: CallOptions = {}): Promise<T> {
+    return new Promise<T>((resolve, reject) =>
+      this.start(method, params, opts, resolve as (v: unknown) => void, reject, undefined),
+    );
   }
 
   /** A streamed call (`"stream": true`); see {@link CallStream}. */
