@@ -270,17 +270,42 @@ export class Client {
       // Stay below max_in_flight so the daemon keeps reading our cancels (§7.4).
       // A caller that aborts while queued is rejected when its turn comes (signal checked
       // above), without sending anything.
-      this.waiting.push(() => this.start(method, params, opts, resolve, reject, stream, started));
+      const signal = opts.signal;
+      let unlisten = () => {};
+      const go = () => {
+        unlisten();
+        this.start(method, params, opts, resolve, reject, stream, started);
+      };
+      this.waiting.push(go);
+      if (signal) {
+        // Aborted while queued: leave the queue and reject at once; nothing was sent.
+        const onAbort = () => {
+          const i = this.waiting.indexOf(go);
+          if (i >= 0) this.waiting.splice(i, 1);
+          reject(signal.reason);
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+        unlisten = () => signal.removeEventListener("abort", onAbort);
+      }
       return;
     }
-    const id = this.nextId++;
+    const id = this.nextId;
+    // Encode before anything is registered, so a value that cannot be sent fails only this
+    // call. A client MUST NOT send a frame above the daemon's max_frame (§4).
+    let frame: Buffer;
+    try {
+      frame = encodeRequest(this.version, id, method, params, this.wireOptions(opts, stream));
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    if (frame.length - 4 > this.reader.maxFrame) {
+      reject(new HearthError(Codes.FrameTooLarge, `request of ${frame.length - 4} bytes is above max_frame ${this.reader.maxFrame}`));
+      return;
+    }
+    this.nextId++;
     const call: Call = { id, resolve, reject, settled: false, stream };
-    const wire: Record<string, unknown> = {};
-    if (this.version >= 2) {
-      if (opts.deadline !== undefined) wire.deadline_ms = Math.max(0, Math.ceil(opts.deadline));
-      if (opts.supersede !== undefined) wire.supersede = opts.supersede;
-      if (stream) wire.stream = true;
-    } else {
+    if (this.version < 2) {
       if (opts.supersede !== undefined) {
         const older = this.pending.get(this.keys.get(opts.supersede) ?? -1);
         if (older) this.abandon(older, new SupersededError("superseded"));
@@ -298,8 +323,18 @@ export class Client {
       call.unlisten = () => signal.removeEventListener("abort", onAbort);
     }
     this.pending.set(id, call);
-    this.sock.write(encodeRequest(this.version, id, method, params, wire));
+    this.sock.write(frame);
     started?.(call);
+  }
+
+  /** The version 2 options map of a call (none in version 1, where the client emulates them). */
+  private wireOptions(opts: CallOptions, stream: StreamState | undefined): Record<string, unknown> {
+    const wire: Record<string, unknown> = {};
+    if (this.version < 2) return wire;
+    if (opts.deadline !== undefined) wire.deadline_ms = Math.max(0, Math.ceil(opts.deadline));
+    if (opts.supersede !== undefined) wire.supersede = opts.supersede;
+    if (stream) wire.stream = true;
+    return wire;
   }
 
   /** The caller stops waiting: reject now, send a cancel, keep the id pending (§7.2). */

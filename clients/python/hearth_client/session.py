@@ -297,12 +297,6 @@ class Client:
             slots.release()
             raise
         id_ = self._next_id
-        self._next_id += 1
-        call = _Call(id_, asyncio.get_running_loop().create_future(), slots)
-        if stream:
-            # Unbounded, but bounded in practice by the chunks the daemon produces for one
-            # call; a consumer that stops reading should aclose() the stream.
-            call.queue = asyncio.Queue()
         opts: dict = {}
         if self.version >= 2:
             if deadline is not None:
@@ -311,7 +305,24 @@ class Client:
                 opts["supersede"] = supersede
             if stream:
                 opts["stream"] = True
-        else:
+        # Encode before anything is registered, so a value that cannot be sent fails only this
+        # call. A client MUST NOT send a frame above the daemon's max_frame (§4).
+        try:
+            frame = encode_request(self.version, id_, method, params, opts or None)
+        except BaseException:
+            slots.release()
+            raise
+        if len(frame) - 4 > self._frames.max_frame:
+            slots.release()
+            raise HearthError(E.FRAME_TOO_LARGE, f"request of {len(frame) - 4} bytes is above "
+                                                 f"max_frame {self._frames.max_frame}")
+        self._next_id += 1
+        call = _Call(id_, asyncio.get_running_loop().create_future(), slots)
+        if stream:
+            # Unbounded, but bounded in practice by the chunks the daemon produces for one
+            # call; a consumer that stops reading should aclose() the stream.
+            call.queue = asyncio.Queue()
+        if self.version < 2:
             if supersede is not None:
                 older = self._pending.get(self._keys.get(supersede, -1))
                 if older is not None:
@@ -323,7 +334,7 @@ class Client:
                     max(0.0, deadline), self._give_up, call,
                     E.DeadlineExceeded(E.DEADLINE_EXCEEDED, "deadline exceeded"))
         self._pending[id_] = call
-        self._w.write(encode_request(self.version, id_, method, params, opts or None))
+        self._w.write(frame)
         try:
             await self._drain()
         except asyncio.CancelledError:

@@ -176,3 +176,16 @@ async def test_load_mode_reports_rate_and_percentiles(d):
     from hearth_client.bench import run
     line = await run(4, 0.3, d.socket, 16)
     assert re.search(r"in-flight 4, .* \d+ calls, \d+ calls/s, p50 \d+ us, p99 \d+ us", line), line
+
+
+@live("--max-frame", "1024")
+async def test_oversize_or_unencodable_request_fails_alone(d):
+    async with await hearth_client.connect(d.socket) as c:
+        assert c.hello.max_frame == 1024
+        with pytest.raises(HearthError) as info:
+            await c.call("echo", "x" * 2000)
+        assert info.value.code == -32005
+        with pytest.raises(TypeError):
+            await c.call("echo", object())
+        assert c.in_flight == 0
+        assert await c.call("echo", "still fine") == "still fine"

@@ -188,3 +188,34 @@ test("the load mode runs and reports calls/s and p50/p99", async () => {
   );
   assert.match(out, /in-flight 4, .* \d+ calls, \d+ calls\/s, p50 \d+ us, p99 \d+ us/);
 });
+
+test("a request above max_frame, or one that cannot be encoded, fails alone", async () => {
+  const small = await spawnDaemon(["--max-frame", "1024"]);
+  const c = await connect({ path: small.socket });
+  try {
+    assert.equal(c.hello.maxFrame, 1024);
+    await assert.rejects(c.call("echo", "x".repeat(2000)), (e: unknown) => e instanceof HearthError && e.code === -32005);
+    await assert.rejects(c.call("echo", { f: () => 1 } as unknown));
+    assert.equal(c.inFlight, 0);
+    assert.deepEqual(await c.call("echo", "still fine"), "still fine");
+  } finally {
+    await c.close();
+    await small.kill();
+  }
+});
+
+test("a call aborted while queued behind the in-flight limit leaves at once, unsent", async () => {
+  const c = await connect({ path: daemon.socket });
+  try {
+    const running = [1, 2, 3].map(() => c.call("sleep", { ms: 60000 }));
+    running.forEach((p) => p.catch(() => {}));
+    assert.equal(c.inFlight, 3);
+    const ac = new AbortController();
+    const queued = c.call("echo", "never sent", { signal: ac.signal });
+    assert.equal(c.inFlight, 3);
+    ac.abort();
+    await assert.rejects(queued, { name: "AbortError" });
+  } finally {
+    await c.close();
+  }
+});
