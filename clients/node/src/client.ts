@@ -467,7 +467,16 @@ export class Client {
   }
 
   private answer(id: Id, error: { code: number; message: string; data?: unknown } | null, result: unknown): void {
-    if (!this.lost) this.sock.write(encodeResponse(this.version, id, error, result));
+    if (this.lost) return;
+    let frame: Buffer;
+    try {
+      frame = encodeResponse(this.version, id, error, result);
+    } catch (e) {
+      // Still exactly one answer: the handler's value could not be sent, say so.
+      const message = `the answer could not be encoded: ${e instanceof Error ? e.message : String(e)}`;
+      frame = encodeResponse(this.version, id, { code: Codes.InternalError, message }, null);
+    }
+    this.sock.write(frame);
   }
 
   private release(): void {

@@ -502,8 +502,14 @@ class Client:
                 self._answer(id_, result=result)
 
     def _answer(self, id_: int, result: Any = None, error: Optional[dict] = None) -> None:
-        if self._lost is None:
-            self._w.write(encode_response(self.version, id_, result, error))
+        if self._lost is not None:
+            return
+        try:
+            frame = encode_response(self.version, id_, result, error)
+        except Exception as e:  # still exactly one answer: say the value could not be sent
+            frame = encode_response(self.version, id_, None, {
+                "code": E.INTERNAL_ERROR, "message": f"the answer could not be encoded: {e}"})
+        self._w.write(frame)
 
     async def _hello(self, name: str) -> Hello:
         self.hello = Hello.parse(await self.call("$/hello", {"client": name}))

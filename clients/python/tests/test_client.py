@@ -189,3 +189,12 @@ async def test_oversize_or_unencodable_request_fails_alone(d):
             await c.call("echo", object())
         assert c.in_flight == 0
         assert await c.call("echo", "still fine") == "still fine"
+
+
+@live()
+async def test_unencodable_handler_result_is_answered_internal_error(d):
+    async with await hearth_client.connect(d.socket) as c:
+        c.serve("editor/odd", lambda params: object())
+        with pytest.raises(HearthError) as info:
+            await c.call("ask", {"method": "editor/odd", "params": None})
+        assert info.value.code == -32603

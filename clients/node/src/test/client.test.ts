@@ -219,3 +219,13 @@ test("a call aborted while queued behind the in-flight limit leaves at once, uns
     await c.close();
   }
 });
+
+test("a handler whose result cannot be encoded is answered -32603, once", async () => {
+  const c = await connect({ path: daemon.socket });
+  try {
+    c.serve("editor/odd", () => ({ f: () => 1 }));
+    await assert.rejects(c.call("ask", { method: "editor/odd", params: null }), (e: unknown) => e instanceof HearthError && e.code === -32603);
+  } finally {
+    await c.close();
+  }
+});
