@@ -68,6 +68,8 @@ export interface ConnectOptions {
   client?: string;
   /** Version to speak first (default 2; falls back to 1 when the daemon refuses 2). */
   protocol?: 1 | 2;
+  /** Gives up connecting (and the `$/hello` wait) when aborted. */
+  signal?: AbortSignal;
 }
 
 interface Call {
@@ -507,8 +509,8 @@ export class Client {
   }
 
   /** @internal */
-  async sayHello(name: string): Promise<Hello> {
-    this.hello = parseHello(await this.call("$/hello", { client: name }));
+  async sayHello(name: string, signal?: AbortSignal): Promise<Hello> {
+    this.hello = parseHello(await this.call("$/hello", { client: name }, { signal }));
     this.reader.maxFrame = this.hello.maxFrame;
     this.limit = Math.max(1, this.hello.maxInFlight - 1);
     return this.hello;
@@ -524,17 +526,19 @@ export async function connect(opts: ConnectOptions = {}): Promise<Client> {
   const path = opts.path ?? socketPath();
   const name = opts.client ?? "hearth-client.js";
   const first = opts.protocol ?? 2;
+  opts.signal?.throwIfAborted();
   let c = await Client.open(path, first);
   try {
-    await c.sayHello(name);
+    await c.sayHello(name, opts.signal);
     return c;
   } catch (e) {
     await c.close();
     const fatal = e instanceof ConnectionLostError ? e.fatal : undefined;
     if (first >= 2 && fatal?.code === Codes.UnsupportedVersion && fatal.supported.includes(1)) {
+      opts.signal?.throwIfAborted();
       c = await Client.open(path, 1);
       try {
-        await c.sayHello(name);
+        await c.sayHello(name, opts.signal);
         return c;
       } catch (e2) {
         await c.close();

@@ -6,6 +6,8 @@
  */
 
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import { after, before, test } from "node:test";
 
@@ -21,7 +23,7 @@ import {
   isSuperseded,
 } from "../errors";
 import { socketPath } from "../wire";
-import { Daemon, guard, spawnDaemon } from "./support";
+import { Daemon, guard, spawnDaemon, tempDir } from "./support";
 
 test("socket path rule (§3.1)", () => {
   const uid = os.userInfo().uid;
@@ -49,6 +51,20 @@ test("typed errors carry code, message and data", () => {
 test("no daemon at the path: a clear error with the errno code", async () => {
   const path = "/nonexistent-hearth-dir/hearthd.sock";
   await assert.rejects(connect({ path }), (e: NodeJS.ErrnoException) => e.code === "ENOENT" && e.message.includes(path));
+});
+
+test("connect gives up when its signal aborts (a daemon that never answers hello)", async () => {
+  const dir = tempDir();
+  const path = `${dir}/hearthd.sock`;
+  const ac = new AbortController();
+  const server = net.createServer((s) => s.once("data", () => ac.abort())); // reads, never answers
+  await new Promise<void>((r) => server.listen(path, () => r()));
+  try {
+    await assert.rejects(guard(connect({ path, signal: ac.signal }), 15000, "connect"), { name: "AbortError" });
+  } finally {
+    await new Promise<void>((r) => server.close(() => r()));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 let daemon: Daemon;
