@@ -549,12 +549,15 @@ function Client:_dispatch(msg)
     end
     if method == "$/fatal" and type(params) == "table" then
       self.fatal = params
+      -- §15.2: a daemon that refuses our version 2 $/hello and speaks 1 gets a new
+      -- connection in version 1. (Refusal is what counts: a daemon built while version 2
+      -- was being added may list 2 in `supported` and still refuse it. We never retry
+      -- the refused version itself, as §12.1 asks.)
       if
         params.code == codes.UNSUPPORTED_VERSION
         and self.state == "hello"
         and self.version >= 2
-        and not has(params.supported, self.version)
-        and has(params.supported, 1)
+        and (params.supported == nil or has(params.supported, 1))
       then
         self.fallback = true
       end
