@@ -17,11 +17,7 @@ local function d()
   end
   return daemon
 end
-T.after_all = function()
-  if daemon then
-    daemon:stop()
-  end
-end
+T.after_all = S.cleanup
 
 local function connect(opts)
   opts = opts or {}

@@ -4,7 +4,7 @@
 
 local uv = vim.uv or vim.loop
 
-local S = {}
+local S = { spawned = {} }
 
 function S.hearthd_path()
   local p = os.getenv("HEARTHD")
@@ -30,6 +30,7 @@ function S.spawn_hearthd(T, args)
   end)
   T.ok(handle, "spawn hearthd: " .. tostring(pid))
   d.handle, d.pid = handle, pid
+  table.insert(S.spawned, d)
   for _, p in ipairs({ stdout, stderr }) do
     p:read_start(function(_, data)
       if data then
@@ -58,6 +59,13 @@ function S.spawn_hearthd(T, args)
     vim.fn.delete(dir, "rf")
   end
   return d
+end
+
+--- Stops every daemon this process started (for after_all, so failed tests leave none).
+function S.cleanup()
+  for _, d in ipairs(S.spawned) do
+    pcall(d.stop, d)
+  end
 end
 
 return S
