@@ -241,22 +241,42 @@ function Client:_new_call(method, params, opts, callback)
   }
 end
 
--- Writes one frame; a failed write ends the connection.
+-- Queues one frame for writing. Frames queued while the main loop works through one
+-- batch of events (for example the callbacks of one read full of answers, each sending
+-- its next call) leave in one write: the flush is scheduled behind them. A failed write
+-- ends the connection.
 function Client:_write(frame)
   local pipe = self.pipe
   if not pipe or pipe:is_closing() then
     return false
   end
-  local ok, err = pipe:write(frame, function(werr)
+  local wq = self.wq
+  if wq == nil then
+    wq = {}
+    self.wq = wq
+    vim.schedule(function()
+      self:_flush(pipe, wq)
+    end)
+  end
+  wq[#wq + 1] = frame
+  return true
+end
+
+function Client:_flush(pipe, wq)
+  if self.wq == wq then
+    self.wq = nil
+  end
+  if self.pipe ~= pipe or pipe:is_closing() then
+    return
+  end
+  local ok, err = pipe:write(wq, function(werr)
     if werr and self.pipe == pipe then
       self:_lost("write error: " .. tostring(werr))
     end
   end)
   if not ok and err then
     self:_lost("write error: " .. tostring(err))
-    return false
   end
-  return true
 end
 
 local function wire_opts(opts)
@@ -671,6 +691,7 @@ end
 function Client:_close_pipe()
   local pipe = self.pipe
   self.pipe = nil
+  self.wq = nil
   if pipe and not pipe:is_closing() then
     pipe:read_stop()
     pipe:close()
