@@ -20,6 +20,15 @@ pub struct Limits {
     pub max_connections: usize,
     /// Deepest nesting accepted in a message, counting the envelope (at most 64). Default 64.
     pub max_depth: usize,
+    /// Version 2 requests that may wait on one connection while `max_in_flight` run; one more
+    /// is answered -32001 at once and the connection keeps being read. Default 1024.
+    pub max_queued: usize,
+    /// Requests the daemon may have waiting for one client's answer at once (version 2);
+    /// a handler that wants another waits for a free slot. Default 64.
+    pub max_client_requests: usize,
+    /// How long the daemon waits for the client to answer one of its requests before it
+    /// gives up and cancels it. Default 30 s.
+    pub client_request_timeout: Duration,
     /// Encoded output a connection may have waiting for the socket, in bytes, before the
     /// daemon stops producing more for it (and so stops reading it). Default 4 MiB; one frame
     /// may overshoot it.
@@ -55,6 +64,9 @@ impl Default for Limits {
             max_in_flight: 1024,
             max_connections: 256,
             max_depth: DEFAULT_MAX_DEPTH,
+            max_queued: 1024,
+            max_client_requests: 64,
+            client_request_timeout: Duration::from_secs(30),
             max_outbound_bytes: 4 * 1024 * 1024,
             notification_queue: 256,
             frame_timeout: Duration::from_secs(10),
@@ -74,6 +86,7 @@ impl Limits {
         self.max_frame = self.max_frame.clamp(64, u32::MAX as usize);
         self.max_in_flight = self.max_in_flight.max(1);
         self.max_connections = self.max_connections.max(1);
+        self.max_client_requests = self.max_client_requests.max(1);
         self.max_depth = self.max_depth.clamp(2, DEFAULT_MAX_DEPTH);
         self.max_outbound_bytes = self.max_outbound_bytes.max(1);
         self.notification_queue = self.notification_queue.max(1);

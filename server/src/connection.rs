@@ -11,14 +11,24 @@
 //! - output waiting for the socket is capped near `max_outbound_bytes`; past it, finished
 //!   handlers wait and the socket is not read, so a client that never reads pins at most
 //!   `max_in_flight` requests and one buffer;
-//! - handler notifications queue in a channel of `notification_queue` frames.
+//! - handler notifications, partial results and requests to the client queue in a channel
+//!   of `notification_queue` frames;
+//! - version 2: up to `max_queued` more requests wait in the in-flight table's queue, and
+//!   one more is answered -32001 while the connection keeps being read (client
+//!   notifications still stop reading at `max_in_flight + max_queued` running).
 //!
-//! Exactly one response per request: a request's id is in `table` from the moment its handler
-//! starts until its response is encoded, and only the code that removes it encodes a response.
-//! Cancel fires the request's token; the guard around the handler future turns that into
-//! -32800. A disconnect drops every handler future and fires every token.
+//! The first message in a version the daemon speaks fixes the connection's version; every
+//! frame sent afterwards uses that version's encoder.
+//!
+//! Exactly one response per request: a request's id is in `table` (an
+//! [`InFlight`](crate::in_flight::InFlight)) from the moment its handler starts or it is
+//! queued until its response is encoded, and only the code that removes it encodes a
+//! response. Cancel, deadline and supersede are decided by the table: a queued request is
+//! answered at once; a running one has its token fired, the guard around the handler
+//! future turns that into `Cancelled`, and `complete` answers it with the code the table
+//! recorded. A disconnect drops every handler future and the table, which fires every
+//! token (children of the connection's token, itself a child of the daemon's).
 
-use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -31,7 +41,8 @@ use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 use hearth_protocol::reserved::{self, Fatal};
 use hearth_protocol::{
-    Encoder, ErrorCode, ErrorObject, FrameDecoder, Message, Notification, Request, RequestId,
+    Decoded, Encoder, ErrorCode, ErrorObject, FrameDecoder, Message, Notification, Request,
+    RequestId, Version,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -39,9 +50,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::budget::{Budget, Timer};
+use crate::client::ClientRequests;
 use crate::context::{NotificationContext, Notifier, RequestContext};
-use crate::router::{HandlerFuture, Reply};
+use crate::in_flight::{Admission, InFlight, Stopped};
+use crate::router::{HandlerFuture, MethodEntry, Reply};
 use crate::server::{ServerHandle, Shared};
+use crate::stream::Stream;
 
 /// Bytes reserved in the read buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -126,8 +140,14 @@ pub(crate) struct Connection<S> {
     frames: FrameDecoder,
     outbuf: BytesMut,
     running: FuturesUnordered<Running>,
-    /// Requests whose response has not been encoded yet, with their cancellation tokens.
-    table: HashMap<RequestId, CancellationToken>,
+    /// Requests whose response has not been encoded yet (running, or queued in version 2).
+    table: InFlight<Request, Option<Arc<Stream>>>,
+    /// Fires at the table's earliest deadline; never armed while no request has one.
+    deadline_timer: Timer,
+    /// Fixed by the first message in a version the daemon speaks.
+    version: Option<Version>,
+    /// Version 2: requests the daemon made of the client, and the ids it gave up on.
+    client: Option<(Arc<ClientRequests>, mpsc::UnboundedReceiver<RequestId>)>,
     notes: mpsc::Receiver<Bytes>,
     notifier: Notifier,
     /// Per-connection children of the daemon's shutdown tokens: waiting on them touches only
@@ -152,6 +172,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let limits = &shared.limits;
         let encoder = Encoder::new(limits.max_frame);
         let (tx, notes) = mpsc::channel(limits.notification_queue);
+        let hard = shared.hard.child_token();
         Self {
             stream,
             id,
@@ -160,11 +181,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             inbuf: BytesMut::with_capacity(READ_CHUNK),
             outbuf: BytesMut::with_capacity(READ_CHUNK),
             running: FuturesUnordered::new(),
-            table: HashMap::new(),
+            // Request tokens descend from the daemon's hard-stop token: a forced shutdown
+            // reaches work a handler moved elsewhere, and so does dropping this connection.
+            table: InFlight::new(hard.clone(), limits.max_queued),
+            deadline_timer: Timer::default(),
+            version: None,
+            client: None,
             notes,
             notifier: Notifier { tx, encoder },
             drain: shared.drain.child_token(),
-            hard: shared.hard.child_token(),
+            hard,
             draining: false,
             closing: None,
             requests: 0,
@@ -188,7 +214,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let end = loop {
             tokio::select! {
                 biased;
-                () = &mut drain_wait, if !self.draining => self.draining = true,
+                () = &mut drain_wait, if !self.draining => self.begin_drain(),
                 () = &mut hard_wait, if !hard_done => {
                     hard_done = true;
                     self.draining = true;
@@ -206,8 +232,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         let _ =
             tokio::time::timeout(self.shared.limits.flush_timeout, self.stream.shutdown()).await;
-        self.abandon_all_silently();
+        let _ = self.abandon_all_silently();
+        if let Some((client, _)) = &self.client {
+            client.close();
+        }
         (end, self.requests)
+    }
+
+    /// Shutdown has begun: nothing new starts, and queued requests are answered -32003.
+    fn begin_drain(&mut self) {
+        self.draining = true;
+        let error = ErrorObject::new(ErrorCode::SHUTTING_DOWN, "the daemon is shutting down");
+        for (id, _) in self.table.take_queued() {
+            self.send_error(id, &error);
+        }
     }
 
     /// Does every piece of work that is ready; returns when the connection must end.
@@ -227,6 +265,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     Poll::Ready(None) | Poll::Pending => break,
                 }
             }
+            // Version 2: queued requests start as running ones finish.
+            while self.table.queued() > 0
+                && self.running.len() < max_in_flight
+                && self.outbuf.len() < max_out
+                && self.closing.is_none()
+            {
+                self.start_queued(cx);
+                progress = true;
+            }
+            // Deadlines: one timer, for the earliest; never armed without one.
+            if let Some(at) = self.table.next_deadline()
+                && self.deadline_timer.poll_at(at, cx).is_ready()
+            {
+                self.expire();
+                progress = true;
+            }
             // Notifications from handlers, likewise — but nothing may follow `$/fatal`. The
             // channel never reports closed: we hold a sender ourselves.
             while self.closing.is_none() && self.outbuf.len() < max_out && self.notes_possible() {
@@ -237,6 +291,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     }
                     Poll::Ready(None) | Poll::Pending => break,
                 }
+            }
+            // Cancels of requests the daemon gave up on, after any request frame they follow
+            // (those came through the queue just drained).
+            if self.closing.is_none() && self.outbuf.len() < max_out && self.notes.is_empty() {
+                progress |= self.poll_client_cancels(cx);
             }
             // Everything gathered so far goes out in as few writes as the kernel allows.
             while !self.outbuf.is_empty() {
@@ -258,14 +317,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return Poll::Ready(end);
             }
             if self.draining && self.running.is_empty() {
+                // Whole frames already read but never decoded (the connection was at its
+                // limit) are requests too: each is owed its -32003.
+                if self.answer_buffered_frames(cx) {
+                    continue;
+                }
                 return Poll::Ready(End::Drained);
             }
 
             // New work, while there is room for it — and at most FRAMES_PER_ROUND frames
-            // before the answers made so far are written.
+            // before the answers made so far are written. Version 2 keeps reading past
+            // `max_in_flight` (requests queue, or are answered -32001; answers from the
+            // client must never wait behind the limit).
+            let read_limit = match self.version {
+                Some(Version::V2) => max_in_flight.saturating_add(self.shared.limits.max_queued),
+                _ => max_in_flight,
+            };
             let mut taken = 0;
+            // Whether we wanted bytes and the socket had none: only then is the peer the one
+            // keeping a partial frame partial.
+            let mut starved = false;
             while self.closing.is_none()
-                && self.running.len() < max_in_flight
+                && self.running.len() < read_limit
                 && self.outbuf.len() < max_out
                 && taken < FRAMES_PER_ROUND
             {
@@ -292,7 +365,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                             }
                             Poll::Ready(Ok(_)) => progress = true,
                             Poll::Ready(Err(e)) => return Poll::Ready(End::Io(e)),
-                            Poll::Pending => break,
+                            Poll::Pending => {
+                                starved = true;
+                                break;
+                            }
                         }
                     }
                     Err(e) => {
@@ -305,7 +381,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if !progress {
                 // Nothing to do until something arrives: make sure that wait is bounded.
                 let limits = &self.shared.limits;
-                if self.closing.is_none() && !self.frames.is_idle(&self.inbuf) {
+                if self.closing.is_none() && starved && !self.frames.is_idle(&self.inbuf) {
                     let since = *self.partial_since.get_or_insert_with(Instant::now);
                     let (timeout, timer) = (limits.frame_timeout, &mut self.frame_timer);
                     if timer.poll_at(since + timeout, cx).is_ready() {
@@ -314,6 +390,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         self.fatal(ErrorCode::FRAME_TIMEOUT, msg);
                         continue;
                     }
+                } else if !starved {
+                    // The daemon chose not to read (at its limit, or its output is full):
+                    // bytes waiting meanwhile do not count against the peer.
+                    self.partial_since = None;
                 }
                 if !self.outbuf.is_empty() {
                     let since = *self.stalled_since.get_or_insert_with(Instant::now);
@@ -330,12 +410,78 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Poll::Pending
     }
 
+    /// At shutdown with nothing running: decodes and answers the whole frames left in the
+    /// read buffer (requests get -32003). Returns whether it did anything.
+    fn answer_buffered_frames(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut any = false;
+        while self.closing.is_none() && self.running.is_empty() {
+            match self.frames.decode(&mut self.inbuf) {
+                Ok(Some(frame)) => {
+                    self.dispatch(frame, cx);
+                    any = true;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.fatal(e.code(), e.to_string());
+                    any = true;
+                }
+            }
+        }
+        any
+    }
+
+    /// Sends `[2, 3, id]` for each request the daemon gave up on.
+    fn poll_client_cancels(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some((_, cancels)) = &mut self.client else {
+            return false;
+        };
+        let mut any = false;
+        while let Poll::Ready(Some(id)) = cancels.poll_recv(cx) {
+            if self.encoder.cancel(&mut self.outbuf, id).is_err() {
+                tracing::warn!(conn = self.id, "cannot encode a cancel");
+            }
+            any = true;
+        }
+        any
+    }
+
+    /// Answers what the table stopped: queued requests now; running ones when their future
+    /// ends (`complete`).
+    fn expire(&mut self) {
+        for stopped in self.table.expire(Instant::now()) {
+            self.answer_stopped(stopped);
+        }
+    }
+
+    fn answer_stopped(&mut self, stopped: Stopped<Request>) {
+        if let Stopped::Queued(id, _, code) = stopped {
+            self.send_error(id, &error_for(code));
+        }
+    }
+
     fn dispatch(&mut self, frame: Bytes, cx: &mut Context<'_>) {
-        match Message::decode_with_depth(frame, self.shared.limits.max_depth) {
+        let message = match Message::decode_any(frame, self.shared.limits.max_depth) {
+            Ok(Decoded { version, message }) => {
+                match self.version {
+                    Some(v) if v == version => {}
+                    Some(v) => {
+                        let msg = format!(
+                            "a version {version} message on a version {v} connection; supported: {:?}",
+                            hearth_protocol::SUPPORTED_VERSIONS
+                        );
+                        return self.fatal(ErrorCode::UNSUPPORTED_VERSION, msg);
+                    }
+                    None => self.set_version(version),
+                }
+                Ok(message)
+            }
+            Err(e) => Err(e),
+        };
+        match message {
             Ok(Message::Request(req)) => self.start_request(req, cx),
             Ok(Message::Notification(n)) => self.start_notification(n),
-            Ok(Message::Cancel(c)) => match self.table.get(&c.id) {
-                Some(token) => token.cancel(),
+            Ok(Message::Cancel(c)) => match self.table.stop(c.id, ErrorCode::REQUEST_CANCELLED) {
+                Some(stopped) => self.answer_stopped(stopped),
                 // Unknown ids are ignored (the request may have just finished), up to a point.
                 None => {
                     if !self.unknown_cancels.spend() {
@@ -346,13 +492,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
             },
             Ok(Message::Response(r)) => {
-                tracing::debug!(
-                    conn = self.id,
-                    id = r.id.get(),
-                    "ignoring a response sent to the daemon"
-                );
+                let routed = match &self.client {
+                    Some((client, _)) => client.resolve(r.id, r.outcome),
+                    None => false,
+                };
+                if !routed {
+                    tracing::debug!(
+                        conn = self.id,
+                        id = r.id.get(),
+                        "ignoring a response to no request of the daemon's"
+                    );
+                }
             }
-            // The version-1 decode never yields a partial result.
+            // Partials travel from the daemon only; one from the client means nothing.
             Ok(Message::Partial(_)) => {}
             Err(e) if e.is_fatal() => self.fatal(e.code(), e.to_string()),
             Err(e) => {
@@ -377,21 +529,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// Fixes the connection's version: every frame from now on is encoded in it.
+    fn set_version(&mut self, version: Version) {
+        self.version = Some(version);
+        self.encoder = self.encoder.with_version(version);
+        self.notifier.encoder = self.encoder;
+        if version == Version::V2 {
+            let limits = &self.shared.limits;
+            let (client, cancels) =
+                ClientRequests::new(limits.max_client_requests, limits.client_request_timeout);
+            self.client = Some((Arc::new(client), cancels));
+        }
+    }
+
     fn start_request(&mut self, req: Request, cx: &mut Context<'_>) {
         self.requests += 1;
         let id = req.id;
-        let entry = self.shared.router.get(req.method());
+        let shared = self.shared.clone();
+        let entry = shared.router.get(req.method());
         self.shared.counters.request(entry.map(|e| e.index));
         // The flag is set from `run`, between polls; a shutdown that began during this poll
         // (the `shutdown` method finishing just now) shows only on the token.
         if self.draining || self.drain.is_cancelled() {
-            self.draining = true;
+            if !self.draining {
+                self.begin_drain();
+            }
             return self.send_error(
                 id,
                 &ErrorObject::new(ErrorCode::SHUTTING_DOWN, "the daemon is shutting down"),
             );
         }
-        if self.table.contains_key(&id) {
+        if self.table.contains(id) {
             if !self.spend_error() {
                 return;
             }
@@ -402,34 +570,127 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             let msg = format!("method not found: {}", req.method());
             return self.send_error(id, &ErrorObject::new(ErrorCode::METHOD_NOT_FOUND, msg));
         };
-        let token = CancellationToken::new();
+        // Version 2 options; a request without them skips all of this.
+        let mut admission = Admission::default();
+        if !req.options.is_default() {
+            if let Some(key) = &req.options.supersede
+                && let Some(stopped) = self.table.supersede(key)
+            {
+                self.answer_stopped(stopped);
+            }
+            match req.options.deadline_ms {
+                Some(0) => return self.send_error(id, &error_for(ErrorCode::DEADLINE_EXCEEDED)),
+                Some(ms) => {
+                    admission.deadline =
+                        Some(Instant::now() + std::time::Duration::from_millis(ms));
+                }
+                None => {}
+            }
+            admission.key = req.options.supersede.clone();
+        }
+        let limits = &self.shared.limits;
+        if self.running.len() >= limits.max_in_flight || self.table.queued() > 0 {
+            // Only version 2 reads this far past the limit.
+            if let Err(req) = self.table.enqueue(id, admission, req) {
+                let msg = format!(
+                    "{} requests running and {} waiting on this connection; try again later",
+                    limits.max_in_flight,
+                    self.table.queued()
+                );
+                self.send_error(req.id, &ErrorObject::new(ErrorCode::SERVER_BUSY, msg));
+            }
+            return;
+        }
+        let token = self.table.child_token();
+        let stream = req.options.stream.then(|| Arc::new(Stream::default()));
+        let deadline = admission.deadline;
+        // `insert_running` cannot fail: the id was checked above.
+        if let Some(fut) = self.launch(entry, req, token.clone(), deadline, stream.clone(), cx)
+            && self
+                .table
+                .insert_running(id, token.clone(), admission, stream)
+                .is_ok()
+        {
+            self.shared.counters.in_flight.fetch_add(1, Relaxed);
+            self.running.push(Box::pin(guard(id, token, fut)));
+        }
+    }
+
+    /// Starts the oldest queued request.
+    fn start_queued(&mut self, cx: &mut Context<'_>) {
+        let Some((id, token, req)) = self
+            .table
+            .start_next(|req| req.options.stream.then(|| Arc::new(Stream::default())))
+        else {
+            return;
+        };
+        let shared = self.shared.clone();
+        let Some(entry) = shared.router.get(req.method()) else {
+            // Looked up when it was read; the router never changes.
+            return self.finish_now(id, Outcome::Error(error_for(ErrorCode::METHOD_NOT_FOUND)));
+        };
+        let (deadline, stream) = self
+            .table
+            .running_entry(id)
+            .map(|(deadline, stream)| (deadline, stream.clone()))
+            .unwrap_or_default();
+        match self.launch(entry, req, token.clone(), deadline, stream, cx) {
+            Some(fut) => {
+                self.shared.counters.in_flight.fetch_add(1, Relaxed);
+                self.running.push(Box::pin(guard(id, token, fut)));
+            }
+            None => {
+                // `launch` answered it; drop the table's entry without a second answer.
+                let _ = self.table.finish(id);
+            }
+        }
+    }
+
+    /// A running request that ended before it ever reached the running set.
+    fn finish_now(&mut self, id: RequestId, outcome: Outcome) {
+        let stream = self.table.finish(id).and_then(|f| f.data);
+        self.answer(id, outcome, stream.as_deref());
+    }
+
+    /// Calls the handler and polls it once. Most handlers finish on that first poll (echo,
+    /// lookups, `$/hello`): those are answered at once, with no place in the table or the
+    /// running set, and `None` is returned; otherwise the pending future.
+    fn launch(
+        &mut self,
+        entry: &MethodEntry,
+        req: Request,
+        token: CancellationToken,
+        deadline: Option<Instant>,
+        stream: Option<Arc<Stream>>,
+        cx: &mut Context<'_>,
+    ) -> Option<HandlerFuture> {
+        let id = req.id;
         let ctx = RequestContext {
             id,
-            token: token.clone(),
+            token,
             notifier: self.notifier.clone(),
             server: ServerHandle::new(self.shared.clone()),
             connection: self.id,
+            deadline,
+            stream: stream.clone(),
+            client: self.client.as_ref().map(|(c, _)| c.clone()),
         };
-        match (entry.call)(req.params, ctx) {
-            Err(error) => self.send_error(id, &error),
+        let outcome = match (entry.call)(req.params, ctx) {
+            Err(error) => Outcome::Error(error),
             Ok(mut fut) => {
-                // Most handlers finish on their first poll (echo, lookups, `$/hello`): answer
-                // those at once, with no place in the table or the running set. Polling here
-                // registers this task's waker; if the handler is pending, the running set
-                // polls it again with its own, and the extra registration costs at most one
-                // spurious wake-up.
+                // Polling here registers this task's waker; if the handler is pending, the
+                // running set polls it again with its own, and the extra registration costs
+                // at most one spurious wake-up.
                 match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-                    Ok(Poll::Ready(Ok(reply))) => self.answer(id, Outcome::Reply(reply)),
-                    Ok(Poll::Ready(Err(error))) => self.answer(id, Outcome::Error(error)),
-                    Err(panic) => self.answer(id, Outcome::Panicked(panic_message(&*panic))),
-                    Ok(Poll::Pending) => {
-                        self.table.insert(id, token.clone());
-                        self.shared.counters.in_flight.fetch_add(1, Relaxed);
-                        self.running.push(Box::pin(guard(id, token, fut)));
-                    }
+                    Ok(Poll::Ready(Ok(reply))) => Outcome::Reply(reply),
+                    Ok(Poll::Ready(Err(error))) => Outcome::Error(error),
+                    Err(panic) => Outcome::Panicked(panic_message(&*panic)),
+                    Ok(Poll::Pending) => return Some(fut),
                 }
             }
-        }
+        };
+        self.answer(id, outcome, stream.as_deref());
+        None
     }
 
     fn start_notification(&mut self, n: Notification) {
@@ -474,11 +735,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Turns a finished handler into its one response.
     fn complete(&mut self, id: Option<RequestId>, outcome: Outcome) {
         let Some(id) = id else { return };
-        if self.table.remove(&id).is_none() {
+        let Some(finished) = self.table.finish(id) else {
             return; // already answered by `abandon_all`; cannot happen while both run here
-        }
+        };
         self.shared.counters.in_flight.fetch_sub(1, Relaxed);
-        self.answer(id, outcome);
+        // Stopped by the table (deadline, supersede): that is the answer, unless the handler
+        // finished in the same instant.
+        let outcome = match (outcome, finished.reason) {
+            (Outcome::Cancelled, Some(code)) => Outcome::Error(error_for(code)),
+            (outcome, _) => outcome,
+        };
+        self.answer(id, outcome, finished.data.as_deref());
     }
 
     /// Whether a handler notification may be queued or still come. Polling the channel
@@ -491,14 +758,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Encodes the one response to request `id`.
-    fn answer(&mut self, id: RequestId, outcome: Outcome) {
-        // Notifications the handler sent before it returned go out before its response.
-        // It ran on this task, so all of them are already in the queue.
+    fn answer(&mut self, id: RequestId, outcome: Outcome, stream: Option<&Stream>) {
+        // Notifications and partials the handler sent before it returned go out before its
+        // response. It ran on this task, so all of them are already in the queue; partials
+        // held back by a dropping policy follow them, and the stream closes so that none
+        // can come after the response.
         while !self.notes.is_empty() {
             let Ok(frame) = self.notes.try_recv() else {
                 break;
             };
             self.outbuf.extend_from_slice(&frame);
+        }
+        if let Some(stream) = stream {
+            stream.close_into(&mut self.outbuf);
         }
         let error = match outcome {
             Outcome::Reply(reply) => match reply.write(&self.encoder, &mut self.outbuf, id) {
@@ -582,29 +854,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         {
             tracing::warn!(conn = self.id, "cannot encode $/fatal");
         }
-        self.abandon_all_silently();
+        let _ = self.abandon_all_silently();
         self.closing = Some(End::Fatal(message));
     }
 
-    /// Stops every running request and answers each with `code`.
+    /// Stops every running and queued request and answers each with `code`.
     fn abandon_all(&mut self, code: ErrorCode, message: &str) {
         let error = ErrorObject::new(code, message);
-        let ids: Vec<RequestId> = self.table.keys().copied().collect();
-        self.abandon_all_silently();
+        let ids = self.abandon_all_silently();
         for id in ids {
             self.send_error(id, &error);
         }
     }
 
-    /// Stops every running request without answering (the peer is gone or being cut off).
-    fn abandon_all_silently(&mut self) {
-        let n = self.table.len() as u64;
-        for (_, token) in self.table.drain() {
-            token.cancel();
-        }
+    /// Stops every request without answering (the peer is gone or being cut off); returns
+    /// their ids.
+    fn abandon_all_silently(&mut self) -> Vec<RequestId> {
+        let n = self.table.running() as u64;
+        let ids = self.table.clear();
         self.shared.counters.in_flight.fetch_sub(n, Relaxed);
         self.running.clear();
+        ids
     }
+}
+
+/// The error object for a code the connection answers by itself.
+fn error_for(code: ErrorCode) -> ErrorObject {
+    let message = match code {
+        ErrorCode::SUPERSEDED => "superseded",
+        ErrorCode::DEADLINE_EXCEEDED => "deadline exceeded",
+        ErrorCode::REQUEST_CANCELLED => "request cancelled",
+        ErrorCode::SHUTTING_DOWN => "the daemon is shutting down",
+        _ => "request stopped",
+    };
+    ErrorObject::new(code, message)
 }
 
 /// Runs a handler future so that a cancel, a panic or an error each become an [`Outcome`].

@@ -1,17 +1,24 @@
 //! What a handler can see while it runs: [`RequestContext`] (the request id, a cancellation
-//! token that fires when the caller cancels or disconnects, a way to send notifications to the
-//! caller's connection, and the server handle) and [`NotificationContext`] for client
-//! notifications. Notifications go through the connection's bounded queue: sending waits when
+//! token that fires when the caller cancels or disconnects, the request's deadline and
+//! whether it streams, a way to send notifications and partial results to the caller's
+//! connection, requests to the client (version 2), and the server handle) and
+//! [`NotificationContext`] for client notifications. Notifications go through the connection's bounded queue: sending waits when
 //! it is full, so a handler cannot flood a client that does not read.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
-use hearth_protocol::{Encoder, RequestId};
+use hearth_protocol::{Encoder, RequestId, Version};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::NotifyError;
+use crate::client::ClientRequests;
+use crate::error::{ClientRequestError, NotifyError};
 use crate::server::ServerHandle;
+use crate::stream::{Overflow, Stream};
 
 /// Sends notifications to one connection.
 #[derive(Clone, Debug)]
@@ -49,9 +56,81 @@ pub struct RequestContext {
     pub(crate) notifier: Notifier,
     pub(crate) server: ServerHandle,
     pub(crate) connection: u64,
+    /// Version 2 only: when the caller stops waiting.
+    pub(crate) deadline: Option<Instant>,
+    /// Version 2 only: set when the caller asked for partial results.
+    pub(crate) stream: Option<Arc<Stream>>,
+    /// Version 2 only: requests to the client.
+    pub(crate) client: Option<Arc<ClientRequests>>,
 }
 
 impl RequestContext {
+    /// The protocol version the caller's connection speaks.
+    pub fn version(&self) -> Version {
+        self.notifier.encoder.version()
+    }
+
+    /// When the caller stops waiting for this request (its `deadline_ms`), if it set one.
+    /// The daemon stops the handler at that moment and answers -32002 itself.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Whether the caller asked for partial results (`"stream": true`).
+    pub fn is_streaming(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// Chooses what [`partial`](Self::partial) does when the connection's output is full:
+    /// wait (the default) or drop chunks, which the client sees as gaps in `seq`.
+    pub fn set_overflow(&self, overflow: Overflow) {
+        if let Some(stream) = &self.stream {
+            stream.set_overflow(overflow);
+        }
+    }
+
+    /// Sends one partial result `[2, 4, id, seq, chunk]` to the caller. `seq` counts every
+    /// chunk produced, from 0. Without a stream this does nothing and returns `Ok`. Under
+    /// the default [`Overflow::Wait`] it waits while the connection's output is full; under
+    /// a dropping policy it never waits. Every partial leaves before the request's
+    /// response; once the response is on its way this returns [`NotifyError::Closed`].
+    pub async fn partial<T: Serialize + ?Sized>(&self, chunk: &T) -> Result<(), NotifyError> {
+        let Some(stream) = &self.stream else {
+            return Ok(());
+        };
+        let seq = stream.next_seq();
+        let mut frame = BytesMut::new();
+        self.notifier
+            .encoder
+            .partial(&mut frame, self.id, seq, chunk)?;
+        stream.send(&self.notifier.tx, frame.freeze()).await
+    }
+
+    /// Sends a request to the client (version 2) and waits for its result, at most
+    /// `Limits::client_request_timeout`. Giving up (the timeout, or this future dropped
+    /// because the request was cancelled) sends the client a cancel.
+    pub async fn request<P: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> Result<R, ClientRequestError> {
+        let params = hearth_protocol::to_msgpack(params)?;
+        let raw = self.request_raw(method, &params).await?;
+        Ok(hearth_protocol::from_msgpack(&raw)?)
+    }
+
+    /// [`request`](Self::request) with params and result as raw MessagePack.
+    pub async fn request_raw(
+        &self,
+        method: &str,
+        params: &[u8],
+    ) -> Result<Bytes, ClientRequestError> {
+        match &self.client {
+            Some(client) => client.call(&self.notifier, method, params).await,
+            None => Err(ClientRequestError::Version1),
+        }
+    }
+
     /// The caller's id for this request.
     pub fn id(&self) -> RequestId {
         self.id

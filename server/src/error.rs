@@ -159,3 +159,31 @@ pub enum NotifyError {
     #[error("cannot encode notification: {0}")]
     Encode(#[from] hearth_protocol::EncodeError),
 }
+
+/// Why a request the daemon made of its client ([`RequestContext::request`]) has no result.
+///
+/// [`RequestContext::request`]: crate::RequestContext::request
+#[derive(Debug, thiserror::Error)]
+pub enum ClientRequestError {
+    /// The client answered with this error object.
+    #[error("the client answered with an error: {0}")]
+    Client(ErrorObject),
+    /// The client did not answer within the daemon's timeout; the daemon sent a cancel.
+    #[error("the client did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The connection closed before the client answered.
+    #[error("the connection is closed")]
+    Closed,
+    /// The connection speaks version 1, which has no requests from the daemon.
+    #[error("the connection speaks protocol version 1, which has no requests from the daemon")]
+    Version1,
+    /// The params could not be encoded (or were larger than a frame).
+    #[error("cannot encode the request: {0}")]
+    Encode(#[from] hearth_protocol::EncodeError),
+    /// The params could not be serialized.
+    #[error("cannot serialize the params: {0}")]
+    Params(#[from] rmp_serde::encode::Error),
+    /// The client's result did not deserialize into the type asked for.
+    #[error("cannot decode the client's result: {0}")]
+    Decode(#[from] rmp_serde::decode::Error),
+}

@@ -24,19 +24,25 @@
 
 mod budget;
 pub mod builtins;
+mod client;
 mod config;
 mod connection;
 mod context;
 mod error;
+mod in_flight;
 mod router;
 mod server;
 mod socket;
 mod stats;
+mod stream;
+#[cfg(test)]
+mod v2_tests;
 
 pub use config::{Limits, ServerInfo};
 pub use context::{NotificationContext, Notifier, RequestContext};
-pub use error::{MethodError, NotifyError, ServeError, StartError};
+pub use error::{ClientRequestError, MethodError, NotifyError, ServeError, StartError};
 pub use router::Router;
 pub use server::{Server, ServerBuilder, ServerHandle, Service, default_socket_path};
+pub use stream::Overflow;
 
 pub use hearth_protocol as protocol;

@@ -86,7 +86,10 @@ pub struct Router {
     // when the router is built — a peer only looks names up, so it cannot pile up collisions.
     methods: FxHashMap<String, MethodEntry>,
     notifications: FxHashMap<String, Box<NotificationFn>>,
+    on_disconnect: Vec<Box<DisconnectFn>>,
 }
+
+type DisconnectFn = dyn Fn(u64) + Send + Sync + 'static;
 
 impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -184,6 +187,24 @@ impl Router {
             }),
         );
         self
+    }
+
+    /// Registers a function called once when a connection ends, for any reason (the peer
+    /// left, `$/fatal`, shutdown, the serving future dropped), with the connection's id (as
+    /// [`RequestContext::connection_id`] reports it). It runs on the connection's task and
+    /// must not block.
+    pub fn on_disconnect<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(u64) + Send + Sync + 'static,
+    {
+        self.on_disconnect.push(Box::new(hook));
+        self
+    }
+
+    pub(crate) fn disconnected(&self, connection: u64) {
+        for hook in &self.on_disconnect {
+            hook(connection);
+        }
     }
 
     fn insert_method(mut self, name: &str, call: Box<RequestFn>) -> Self {

@@ -123,7 +123,12 @@ impl ServerBuilder {
                     if let Some(client) = params.and_then(|p| p.client) {
                         tracing::debug!(conn = ctx.connection_id(), client, "hello");
                     }
-                    Ok(ctx.server().hello())
+                    let mut hello = ctx.server().hello();
+                    if ctx.version() != hearth_protocol::Version::V1 {
+                        hello.protocol = ctx.version().number();
+                        hello.supported = hearth_protocol::SUPPORTED_VERSIONS.to_vec();
+                    }
+                    Ok(hello)
                 },
             )
             .method(
@@ -463,6 +468,9 @@ fn admit<S: Peer>(
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, id: u64, shared: &Arc<Shared>) {
     shared.counters.connections.fetch_add(1, Relaxed);
     shared.counters.connections_total.fetch_add(1, Relaxed);
+    // Runs the disconnect hooks once however the connection ends, this future dropped
+    // included.
+    let _hooks = DisconnectHooks { shared, id };
     let (end, requests) = Connection::new(stream, shared.clone(), id).run().await;
     match &end {
         End::Fatal(_) | End::Io(_) | End::Stalled(_) => {
@@ -471,6 +479,18 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, id: u64, shared: &A
         _ => tracing::info!(conn = id, requests, "connection {end}"),
     }
     shared.counters.connections.fetch_sub(1, Relaxed);
+}
+
+/// Calls the router's disconnect hooks when dropped.
+struct DisconnectHooks<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for DisconnectHooks<'_> {
+    fn drop(&mut self) {
+        self.shared.router.disconnected(self.id);
+    }
 }
 
 /// The request-serving part of a daemon without a socket of its own: it serves whatever
@@ -552,7 +572,7 @@ impl ServerHandle {
     pub fn hello(&self) -> HelloResult {
         let s = &self.shared;
         HelloResult {
-            // Version 1 until the connection core speaks version 2.
+            // The version 1 shape; `$/hello` on a version 2 connection adds `supported`.
             protocol: hearth_protocol::Version::V1.number(),
             server: format!("{} {}", s.info.name, s.info.version),
             build: format!(
