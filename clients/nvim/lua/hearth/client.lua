@@ -67,6 +67,8 @@ local function wire_error(e)
   return M.error(codes.INTERNAL_ERROR, tostring(e))
 end
 
+M.wire_error = wire_error
+
 --- True when an error only says the answer is no longer wanted (cancelled, superseded,
 --- deadline): callers should drop it rather than show it (§15.7 4).
 function M.is_stale(err)
@@ -89,6 +91,28 @@ function M.socket_path(env)
   end
   local uid = env and env.uid or uv.getuid()
   return string.format("/tmp/hearth-%d/hearthd.sock", uid)
+end
+
+--- What a $/hello result says, with the defaults of docs/PROTOCOL.md §9.1 for missing
+--- keys: {protocol, server, build, methods, max_frame, max_in_flight, max_connections,
+--- max_depth, supported} (0 for a limit not announced; supported {} in version 1).
+function M.parse_hello(res)
+  res = type(res) == "table" and res or {}
+  local limits = type(res.limits) == "table" and res.limits or {}
+  local function num(v)
+    return tonumber(v) or 0
+  end
+  return {
+    protocol = tonumber(res.protocol),
+    server = type(res.server) == "string" and res.server or "",
+    build = type(res.build) == "string" and res.build or "",
+    methods = type(res.methods) == "table" and res.methods or {},
+    max_frame = num(limits.max_frame),
+    max_in_flight = num(limits.max_in_flight),
+    max_connections = num(limits.max_connections),
+    max_depth = num(limits.max_depth),
+    supported = type(res.supported) == "table" and res.supported or {},
+  }
 end
 
 local Client = {}
@@ -209,14 +233,12 @@ function Client:_on_hello(err, res)
   end
   if err == nil and type(res) == "table" then
     self.hello = res
-    if tonumber(res.protocol) then
-      self.version = tonumber(res.protocol)
+    local h = M.parse_hello(res)
+    self.version = h.protocol or self.version
+    if h.max_frame > 0 then
+      self.send_max_frame = h.max_frame
     end
-    local limits = type(res.limits) == "table" and res.limits or {}
-    if tonumber(limits.max_frame) and limits.max_frame > 0 then
-      self.send_max_frame = limits.max_frame
-    end
-    local mif = tonumber(limits.max_in_flight) or 1024
+    local mif = h.max_in_flight > 0 and h.max_in_flight or 1024
     self.max_in_flight = self.user_max_in_flight or math.max(1, math.floor(mif * 0.9))
   else
     self.max_in_flight = self.user_max_in_flight or 64
