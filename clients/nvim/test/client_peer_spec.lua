@@ -170,10 +170,12 @@ T.test("scripted peer: daemon requests: served, unserved -32601, replied once, c
     reply(nil, { tab = params.n })
     reply(nil, "second reply ignored")
   end)
+  local on_cancel_ran = false
   c:serve("editor/slow", function(_, reply, ctx)
     ctx_seen = ctx
     ctx.on_cancel = function()
-      reply({ code = codes.CANCELLED, message = "stopped" })
+      on_cancel_ran = true
+      reply(nil, "too late: ignored")
     end
   end)
   peer:send({ 2, 0, 1, "editor/config", { n = 4 } })
@@ -191,7 +193,15 @@ T.test("scripted peer: daemon requests: served, unserved -32601, replied once, c
     return #peer:got(1) == 3
   end, "answer to the cancelled request")
   T.ok(ctx_seen.cancelled, "ctx.cancelled")
-  T.eq(codes.CANCELLED, peer:got(1)[3][4].code, "answered once after cancel")
+  T.eq(codes.CANCELLED, peer:got(1)[3][4].code, "answered -32800 by the client")
+  T.wait_for(function()
+    return on_cancel_ran
+  end, "on_cancel")
+  c:request("sync", nil, nil, function() end) -- anything sent after on_cancel's reply
+  T.wait_for(function()
+    return #peer:got(0) == 2
+  end, "a later request")
+  T.eq(3, #peer:got(1), "the handler's late reply was not sent")
   c:close()
 end)
 
@@ -258,7 +268,7 @@ T.test("scripted peer: calls beyond 90% of max_in_flight wait locally and go as 
   c:close()
 end)
 
-T.test("scripted peer: $/fatal then close fails every pending call with the fatal code", function()
+T.test("scripted peer: $/fatal then close fails every pending call, lost, with the fatal code in data", function()
   local peer, c = setup()
   local r = results()
   c:request("a", nil, nil, r.cb("a"))
@@ -271,12 +281,13 @@ T.test("scripted peer: $/fatal then close fails every pending call with the fata
   T.wait_for(function()
     return r.n == 2
   end, "both failed")
-  T.eq(-32007, r.a.err.code, "a")
-  T.eq(-32007, r.b.err.code, "b")
+  T.eq(codes.CONNECTION_LOST, r.a.err.code, "a")
+  T.eq(-32007, r.a.err.data.fatal.code, "a: the fatal code")
+  T.eq(codes.CONNECTION_LOST, r.b.err.code, "b")
   T.eq("closed", c.state, "closed")
 end)
 
-T.test("scripted peer: a header above max_frame ends the connection with -32005", function()
+T.test("scripted peer: a header above max_frame ends the connection (cause -32005)", function()
   local peer = P.start()
   table.insert(peers, peer)
   local c = hclient.connect({ socket = peer.path, max_frame = 1000 })
@@ -291,7 +302,8 @@ T.test("scripted peer: a header above max_frame ends the connection with -32005"
   T.wait_for(function()
     return hello_err
   end, "failure")
-  T.eq(codes.FRAME_TOO_LARGE, hello_err.code, "code")
+  T.eq(codes.CONNECTION_LOST, hello_err.code, "code")
+  T.eq(codes.FRAME_TOO_LARGE, hello_err.data.cause, "cause")
 end)
 
 T.test("scripted peer: a refused version 2 hello is retried once in version 1 on a new connection", function()

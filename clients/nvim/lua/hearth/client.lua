@@ -488,9 +488,10 @@ function Client:on_notification(method, fn)
 end
 
 --- Serves daemon requests named method (version 2, §15.3). fn(params, reply, ctx):
---- call reply(err, result) exactly once, now or later; or return a non-nil result (or
---- raise an error) without calling reply. ctx.cancelled turns true when the daemon cancels
---- its request; ctx.on_cancel, if set, is called then. fn = nil stops serving method.
+--- call reply(err, result) once, now or later; or return a non-nil result (or raise an
+--- error) without calling reply. When the daemon cancels its request the client answers
+--- it -32800 itself (later replies are ignored), sets ctx.cancelled and calls
+--- ctx.on_cancel if set. fn = nil stops serving method.
 function Client:serve(method, fn)
   self.handlers[method] = fn
 end
@@ -610,12 +611,16 @@ function Client:_dispatch(msg)
   elseif kind == 0 then
     self:_on_daemon_request(msg[3], msg[4], msg[5])
   elseif kind == 3 then
+    -- The daemon cancels its own request: answer it -32800 now, so it is answered exactly
+    -- once even when the handler never replies (or has not started: then it never runs).
+    -- A later reply from the handler is ignored.
     local ctx = self.serving[msg[3]]
     if ctx and not ctx.cancelled then
       ctx.cancelled = true
       if ctx.on_cancel then
         schedule_call(ctx.on_cancel)
       end
+      ctx.reply({ code = codes.CANCELLED, message = "cancelled by the daemon" })
     end
   end
 end
@@ -665,7 +670,11 @@ function Client:_on_daemon_request(id, method, params)
     end
     self:_write(frame)
   end
+  ctx.reply = reply
   vim.schedule(function()
+    if ctx.answered then
+      return -- cancelled by the daemon before it started
+    end
     local fn = type(method) == "string" and self.handlers[method] or nil
     if not fn then
       reply({ code = codes.METHOD_NOT_FOUND, message = "no such method: " .. tostring(method) })
@@ -697,17 +706,13 @@ function Client:_lost(why, code)
     self:_open()
     return
   end
-  local reason
+  -- Always CONNECTION_LOST, so callers test one code; data says why: the daemon's
+  -- $/fatal params (data.fatal.code) and/or the code of what we detected (data.cause).
+  local data = { fatal = self.fatal, cause = code }
   if self.fatal then
-    reason = M.error(
-      tonumber(self.fatal.code) or codes.CONNECTION_LOST,
-      "hearthd closed the connection: " .. tostring(self.fatal.message),
-      self.fatal
-    )
-  else
-    reason = M.error(code or codes.CONNECTION_LOST, why)
+    why = string.format("hearthd closed the connection after $/fatal %s: %s", tostring(self.fatal.code), tostring(self.fatal.message))
   end
-  self:_shutdown(reason)
+  self:_shutdown(M.error(codes.CONNECTION_LOST, why, data))
 end
 
 function Client:_close_pipe()
