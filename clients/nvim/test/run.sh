@@ -6,6 +6,7 @@
 #
 #   clients/nvim/test/run.sh            # every spec
 #   clients/nvim/test/run.sh framing    # specs whose name contains "framing"
+#   clients/nvim/test/run.sh --file clients/nvim/test/lang_live.lua   # one file
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -14,8 +15,14 @@ export HEARTH_NVIM_ROOT="$here"
 export HEARTH_REPO_ROOT="$repo"
 export HEARTHD="${HEARTHD:-$repo/target/debug/hearthd}"
 status=0
-for spec in "$here"/test/*_spec.lua; do
-  case "$(basename "$spec")" in *"${1:-}"*) ;; *) continue ;; esac
+specs="$here"/test/*_spec.lua
+filter="${1:-}"
+if [ "$filter" = "--file" ]; then
+  specs=$(cd "$repo" && realpath "$2")
+  filter=""
+fi
+for spec in $specs; do
+  case "$(basename "$spec")" in *"$filter"*) ;; *) continue ;; esac
   echo "# $(basename "$spec")"
   timeout 300 nvim --headless -u NONE -i NONE -n \
     --cmd "set rtp^=$here" \

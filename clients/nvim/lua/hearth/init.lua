@@ -42,6 +42,12 @@ function M.client()
   if c == nil or c.state == "closed" then
     c = hclient.connect({ socket = M.config.socket, client_name = M.config.client_name })
     state.client = c
+    -- Document notifications have no id: the service reports their errors as $/error
+    -- (docs/LANGUAGE.md §7). Kept for :HearthStatus.
+    c:on_notification("$/error", function(p)
+      state.errors = (state.errors or 0) + 1
+      state.last_error = p
+    end)
   end
   return c
 end
@@ -477,6 +483,12 @@ function M.status(show)
     n = n + 1
   end
   table.insert(lines, string.format("  %d buffers mirrored", n))
+  if state.last_error then
+    table.insert(
+      lines,
+      string.format("  %d $/error from the daemon, last: %s", state.errors, tostring(state.last_error.message))
+    )
+  end
   if show ~= false then
     api.nvim_echo({ { table.concat(lines, "\n") } }, false, {})
   end
