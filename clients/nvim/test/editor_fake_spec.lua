@@ -196,6 +196,43 @@ T.test("fake daemon: after the connection is lost, the next edit reconnects and 
   wait_mirror(buf, uri)
 end)
 
+T.test("fake daemon: :HearthIndex streams progress to the message area and reports the result", function()
+  vim.cmd("runtime plugin/hearth.lua")
+  local echoed, notified = {}, {}
+  local echo, notify = api.nvim_echo, vim.notify
+  api.nvim_echo = function(chunks, ...)
+    table.insert(echoed, chunks[1][1])
+    return echo(chunks, ...)
+  end
+  vim.notify = function(msg)
+    table.insert(notified, msg)
+  end
+  local ok, err = pcall(function()
+    local dir = vim.fn.tempname()
+    vim.fn.mkdir(dir, "p")
+    vim.cmd("HearthIndex " .. dir)
+    T.wait_for(function()
+      return #notified > 0
+    end, "the final message")
+    local req = fake.requests[#fake.requests]
+    T.eq("workspace/index", req.method, "method")
+    T.eq(dir, req.params.root, "root")
+    T.eq(true, req.opts.stream, "stream asked for")
+    T.ok(vim.tbl_contains(echoed, "hearth: indexing " .. dir .. ": 2/2 files"), "progress: " .. vim.inspect(echoed))
+    T.ok(notified[1]:find("2 files, 10 identifiers", 1, true), "result: " .. notified[1])
+  end)
+  api.nvim_echo, vim.notify = echo, notify
+  assert(ok, err)
+end)
+
+T.test("fake daemon: :HearthStatus shows hello and stats", function()
+  vim.cmd("runtime plugin/hearth.lua")
+  local lines = hearth.status(false)
+  T.ok(lines[2]:find("fake 0 (test), protocol 2", 1, true), vim.inspect(lines))
+  T.ok(lines[3]:find("requests", 1, true), vim.inspect(lines))
+  T.eq(2, vim.fn.exists(":HearthStatus"), "command defined (2: a full match)")
+end)
+
 T.test("fake daemon: a daemon that speaks only version 1 gets $/hello again in version 1", function()
   local old = Fake.start({ versions = { 1 } })
   local c = hclient.connect({ socket = old.path })

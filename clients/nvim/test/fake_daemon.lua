@@ -175,6 +175,14 @@ function F:_handle(c, msg, send)
       else
         send({ c.version, 1, id, { code = -32602, message = tostring(res) }, vim.NIL })
       end
+    elseif method == "workspace/index" then
+      if c.version >= 2 and type(opts) == "table" and opts.stream then
+        send({ 2, 4, id, 0, { files_done = 1, files_total = 2 } })
+        send({ 2, 4, id, 1, { files_done = 2, files_total = 2 } })
+      end
+      send({ c.version, 1, id, vim.NIL, { files = 2, identifiers = 10, bytes = 100, ms = 1 } })
+    elseif method == "$/stats" then
+      send({ c.version, 1, id, vim.NIL, { uptime_ms = 5, connections = 1, requests_total = #self.requests, in_flight = 0 } })
     elseif method == "echo" then
       send({ c.version, 1, id, vim.NIL, params })
     else
