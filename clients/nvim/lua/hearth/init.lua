@@ -39,7 +39,12 @@ M._state = state
 --- The shared client, connecting on first use (and again after the connection died).
 function M.client()
   local c = state.client
+  local now = (vim.uv or vim.loop).now()
+  if c and c.state == "closed" and c.close_reason and c.close_reason.code == hclient.codes.NOT_CONNECTED and now - (state.connected_at or 0) < 2000 then
+    return c -- no daemon when we tried, under 2 s ago: do not try on every keystroke
+  end
   if c == nil or c.state == "closed" then
+    state.connected_at = now
     c = hclient.connect({ socket = M.config.socket, client_name = M.config.client_name })
     state.client = c
     -- Document notifications have no id: the service reports their errors as $/error
