@@ -167,6 +167,18 @@ T.test("fake daemon: completion sees the edit typed just before it", function()
   T.ok(buf, "buffer")
 end)
 
+T.test("fake daemon: typing then <C-x><C-o> in insert mode inserts the completion", function()
+  local buf, uri = new_buffer({ "unique_counter größe", "x" })
+  api.nvim_win_set_cursor(0, { 2, 0 })
+  local keys = api.nvim_replace_termcodes("A uniq<C-x><C-o><Esc>", true, false, true)
+  api.nvim_feedkeys(keys, "xt", false)
+  T.eq({ "unique_counter größe", "x unique_counter" }, api.nvim_buf_get_lines(buf, 0, -1, false), "buffer")
+  wait_mirror(buf, uri)
+  local req = fake.requests[#fake.requests]
+  T.eq("complete", req.method, "method")
+  T.eq({ line = 1, character = 6 }, req.params.position, "asked after the typed text")
+end)
+
 T.test("fake daemon: doc/close when the buffer is wiped", function()
   local buf, uri = new_buffer({ "bye" })
   vim.cmd("bwipeout! " .. buf)
