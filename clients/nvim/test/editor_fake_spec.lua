@@ -179,6 +179,34 @@ T.test("fake daemon: typing then <C-x><C-o> in insert mode inserts the completio
   T.eq({ line = 1, character = 6 }, req.params.position, "asked after the typed text")
 end)
 
+T.test("fake daemon: the nvim-cmp source (with a stand-in cmp module) completes", function()
+  local registered = {}
+  package.loaded.cmp = {
+    register_source = function(name, src)
+      registered[name] = src
+    end,
+  }
+  local ok, err = pcall(function()
+    hearth.setup({ socket = fake.path })
+    local src = registered.hearth
+    T.ok(src, "source registered")
+    new_buffer({ "cmp_candidate", "cmp + 1" })
+    api.nvim_win_set_cursor(0, { 2, 3 })
+    T.ok(src:is_available(), "available in an attached buffer")
+    local got
+    src:complete({}, function(resp)
+      got = resp or false
+    end)
+    T.wait_for(function()
+      return got ~= nil
+    end, "cmp callback")
+    T.eq({ { label = "cmp_candidate", detail = "fake", kind = 1 } }, got.items, "items")
+    T.eq(false, got.isIncomplete, "isIncomplete")
+  end)
+  package.loaded.cmp = nil
+  assert(ok, err)
+end)
+
 T.test("fake daemon: doc/close when the buffer is wiped", function()
   local buf, uri = new_buffer({ "bye" })
   vim.cmd("bwipeout! " .. buf)
