@@ -183,7 +183,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             running: FuturesUnordered::new(),
             // Request tokens descend from the daemon's hard-stop token: a forced shutdown
             // reaches work a handler moved elsewhere, and so does dropping this connection.
-            table: InFlight::new(hard.clone(), limits.max_queued),
+            table: InFlight::new(hard.clone(), limits.queue_bound()),
             deadline_timer: Timer::default(),
             version: None,
             client: None,
@@ -232,7 +232,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         let _ =
             tokio::time::timeout(self.shared.limits.flush_timeout, self.stream.shutdown()).await;
-        let _ = self.abandon_all_silently();
+        let _ = self.abandon_all_silently(false);
         if let Some((client, _)) = &self.client {
             client.close();
         }
@@ -330,7 +330,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             // `max_in_flight` (requests queue, or are answered -32001; answers from the
             // client must never wait behind the limit).
             let read_limit = match self.version {
-                Some(Version::V2) => max_in_flight.saturating_add(self.shared.limits.max_queued),
+                Some(Version::V2) => max_in_flight.saturating_add(self.shared.limits.queue_bound()),
                 _ => max_in_flight,
             };
             let mut taken = 0;
@@ -460,6 +460,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     fn dispatch(&mut self, frame: Bytes, cx: &mut Context<'_>) {
+        // For a body that fails to decode, the version its envelope starts with (if it is
+        // one we speak) still fixes or checks the connection's version, so the error goes
+        // out in the version the peer speaks.
+        let peeked = peek_version(&frame);
         let message = match Message::decode_any(frame, self.shared.limits.max_depth) {
             Ok(Decoded { version, message }) => {
                 match self.version {
@@ -475,7 +479,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
                 Ok(message)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                // Only a well-formed body has a version (PROTOCOL.md §8.1's order of checks).
+                let peeked = peeked.filter(|_| e.code() != ErrorCode::PARSE_ERROR);
+                match (self.version, peeked) {
+                    (None, Some(version)) => self.set_version(version),
+                    (Some(v), Some(version)) if v != version && !e.is_fatal() => {
+                        let msg = format!(
+                            "a version {version} message on a version {v} connection; supported: {:?}",
+                            hearth_protocol::SUPPORTED_VERSIONS
+                        );
+                        return self.fatal(ErrorCode::UNSUPPORTED_VERSION, msg);
+                    }
+                    _ => {}
+                }
+                Err(e)
+            }
         };
         match message {
             Ok(Message::Request(req)) => self.start_request(req, cx),
@@ -854,27 +873,52 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         {
             tracing::warn!(conn = self.id, "cannot encode $/fatal");
         }
-        let _ = self.abandon_all_silently();
+        let _ = self.abandon_all_silently(false);
         self.closing = Some(End::Fatal(message));
     }
 
     /// Stops every running and queued request and answers each with `code`.
     fn abandon_all(&mut self, code: ErrorCode, message: &str) {
         let error = ErrorObject::new(code, message);
-        let ids = self.abandon_all_silently();
+        // Partials and notifications already queued go before these responses.
+        while let Ok(frame) = self.notes.try_recv() {
+            self.outbuf.extend_from_slice(&frame);
+        }
+        let ids = self.abandon_all_silently(true);
         for id in ids {
             self.send_error(id, &error);
         }
     }
 
     /// Stops every request without answering (the peer is gone or being cut off); returns
-    /// their ids.
-    fn abandon_all_silently(&mut self) -> Vec<RequestId> {
+    /// their ids. Their streams close (held chunks go out first), so that work a handler
+    /// moved elsewhere cannot send a partial after the answer.
+    fn abandon_all_silently(&mut self, flush_held: bool) -> Vec<RequestId> {
         let n = self.table.running() as u64;
-        let ids = self.table.clear();
+        let cleared = self.table.clear();
         self.shared.counters.in_flight.fetch_sub(n, Relaxed);
         self.running.clear();
+        let mut ids = Vec::with_capacity(cleared.len());
+        for (id, data) in cleared {
+            if let Some(Some(stream)) = data {
+                if flush_held {
+                    stream.close_into(&mut self.outbuf);
+                } else {
+                    stream.close_into(&mut BytesMut::new());
+                }
+            }
+            ids.push(id);
+        }
         ids
+    }
+}
+
+/// The version a frame body's envelope claims, read from its first two bytes when they are
+/// a short array header and a version we speak; `None` otherwise.
+fn peek_version(body: &[u8]) -> Option<Version> {
+    match body {
+        [0x90..=0x9f, v, ..] => Version::from_number(u64::from(*v)),
+        _ => None,
     }
 }
 

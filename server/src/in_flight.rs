@@ -306,16 +306,22 @@ impl<Q, R> InFlight<Q, R> {
         out
     }
 
-    /// Cancels and removes everything; returns the ids still owed an answer (those the table
-    /// had not already stopped with a reason that a finishing future would report).
-    pub(crate) fn clear(&mut self) -> Vec<RequestId> {
+    /// Cancels and removes everything; returns every id (each is owed an answer unless the
+    /// connection is being cut off) with the per-running data of those that ran.
+    pub(crate) fn clear(&mut self) -> Vec<(RequestId, Option<R>)> {
         self.queue.clear();
         self.keys.clear();
         self.deadlines.clear();
         let mut ids = Vec::with_capacity(self.entries.len());
         for (id, entry) in self.entries.drain() {
             entry.token.cancel();
-            ids.push(id);
+            ids.push((
+                id,
+                match entry.slot {
+                    Slot::Running(data) => Some(data),
+                    Slot::Queued(_) => None,
+                },
+            ));
         }
         ids
     }

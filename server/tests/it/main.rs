@@ -5,4 +5,5 @@ mod adversarial;
 mod daemon;
 mod limits;
 mod support;
+mod v2;
 mod wire;

@@ -8,42 +8,49 @@ use hearth_protocol::{ErrorCode, Message};
 use hearth_server::{Limits, MethodError, RequestContext, Router, builtins};
 use serde_json::json;
 
-use crate::support::{PATIENCE, TestServer, error_code, result_bytes};
+use crate::support::{Gate, PATIENCE, TestServer, error_code, result_bytes};
 
+/// A request that cannot finish until the test says so, pipelined in front of 200 echoes:
+/// every echo must be answered while it is still running (so answers are not held back in
+/// request order), and it is answered once the gate opens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_come_back_out_of_order() {
-    let server = TestServer::start().await;
+    let gate = Gate::new();
+    let server = TestServer::with(gate.add_to(builtins::router()), Limits::default()).await;
     let mut c = server.connect().await;
-    let mut batch = c.request_frame(1_000, "sleep", &json!({"ms": 300}));
+    let mut batch = c.request_frame(1_000, "gate", &());
     for id in 0..200u64 {
         batch.extend_from_slice(&c.request_frame(id, "echo", &json!({"n": id})));
     }
     c.send_bytes(&batch).await; // pipelined: one write
     let mut echoes = BTreeMap::new();
-    for _ in 0..201 {
+    for _ in 0..200 {
         let r = c.response().await;
-        if r.id == 1_000 {
-            assert_eq!(echoes.len(), 200, "the sleep finished before every echo");
-            let v: serde_json::Value =
-                hearth_protocol::from_msgpack(&result_bytes(r)).expect("json");
-            assert_eq!(v, json!({"slept_ms": 300}));
-        } else {
-            let v: serde_json::Value =
-                hearth_protocol::from_msgpack(&result_bytes(r.clone())).expect("json");
-            assert_eq!(
-                v,
-                json!({"n": r.id.get()}),
-                "echo {} got someone else's params",
-                r.id
-            );
-            assert!(
-                echoes.insert(r.id, ()).is_none(),
-                "two responses for id {}",
-                r.id
-            );
-        }
+        assert_ne!(
+            r.id, 1_000,
+            "the gated request answered before its gate opened"
+        );
+        let v: serde_json::Value =
+            hearth_protocol::from_msgpack(&result_bytes(r.clone())).expect("json");
+        assert_eq!(
+            v,
+            json!({"n": r.id.get()}),
+            "echo {} got someone else's params",
+            r.id
+        );
+        assert!(
+            echoes.insert(r.id, ()).is_none(),
+            "two responses for id {}",
+            r.id
+        );
     }
     assert_eq!(echoes.len(), 200);
+    assert_eq!(gate.entered(), 1, "the gated request is running");
+    gate.open();
+    let r = c.response().await;
+    assert_eq!(r.id, 1_000);
+    let v: String = hearth_protocol::from_msgpack(&result_bytes(r)).expect("str");
+    assert_eq!(v, "opened");
 }
 
 #[tokio::test]
@@ -227,21 +234,26 @@ async fn a_frame_delivered_one_byte_at_a_time() {
     assert_eq!(v, json!({"slow": [1, 2, 3]}));
 }
 
+/// The original request is held at a gate, so it is certainly still in flight when its id is
+/// reused, however slow the machine.
 #[tokio::test]
 async fn duplicate_in_flight_id_is_refused_and_the_original_completes() {
-    let server = TestServer::start().await;
+    let gate = Gate::new();
+    let server = TestServer::with(gate.add_to(builtins::router()), Limits::default()).await;
     let mut c = server.connect().await;
-    c.request(5, "sleep", &json!({"ms": 100})).await;
+    c.request(5, "gate", &()).await;
+    gate.wait_entered(1).await;
     c.request(5, "echo", &1).await;
     let first = c.response().await;
     assert_eq!(
         (first.id, error_code(&first)),
         (5.into(), ErrorCode::INVALID_REQUEST)
     );
+    gate.open();
     let second = c.response().await;
     assert_eq!(second.id, 5);
-    let v: serde_json::Value = hearth_protocol::from_msgpack(&result_bytes(second)).expect("json");
-    assert_eq!(v, json!({"slept_ms": 100}));
+    let v: String = hearth_protocol::from_msgpack(&result_bytes(second)).expect("str");
+    assert_eq!(v, "opened");
     // Once answered, the id may be used again.
     let back: u8 = c.call(5, "echo", &2u8).await;
     assert_eq!(back, 2);

@@ -1,0 +1,210 @@
+//! [`AnswerChecker`]: the protocol's exactly-one-answer rule (PROTOCOL.md 7.1, 15.5) as a
+//! test oracle. Feed it every request id the peer sends and every message the peer receives;
+//! it panics at the first message that breaks the rule (an answer for an id not owed one, a
+//! second answer, a partial for a call that did not ask for a stream, after its response, or
+//! out of order) and, at the end, on any request left unanswered.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use hearth_protocol::{ErrorCode, Message, RequestId, Response};
+
+/// What a request sent by the peer is still owed.
+#[derive(Debug, Default)]
+struct Owed {
+    /// Responses still to come (1, or 2 for a request that reused an id in flight).
+    responses: u32,
+    /// Whether it asked for a stream (so partials may come).
+    stream: bool,
+    /// The last partial's seq.
+    last_seq: Option<u64>,
+}
+
+/// Tracks one connection's requests and answers, in both directions.
+#[derive(Debug, Default)]
+pub struct AnswerChecker {
+    owed: BTreeMap<RequestId, Owed>,
+    answers: BTreeMap<RequestId, Vec<Response>>,
+    partials: BTreeMap<RequestId, Vec<(u64, Bytes)>>,
+    /// Requests the daemon made of the peer, not yet answered by the peer.
+    daemon_open: BTreeSet<RequestId>,
+    /// Requests the daemon made of the peer and cancelled (answers to them are optional).
+    daemon_cancelled: BTreeSet<RequestId>,
+    daemon_requests: u64,
+}
+
+impl AnswerChecker {
+    /// A checker with nothing sent yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The peer sent request `id`; `stream` if it asked for partial results.
+    pub fn sent(&mut self, id: u64, stream: bool) {
+        let id = RequestId::new(id);
+        assert!(
+            !self.owed.contains_key(&id),
+            "the test reused id {id} while it was in flight; use sent_duplicate"
+        );
+        self.answers.remove(&id);
+        self.partials.remove(&id);
+        self.owed.insert(
+            id,
+            Owed {
+                responses: 1,
+                stream,
+                last_seq: None,
+            },
+        );
+    }
+
+    /// The peer sent a second request with `id` while the first was in flight: PROTOCOL.md 7.1
+    /// allows (requires) two responses for that id.
+    pub fn sent_duplicate(&mut self, id: u64) {
+        let owed = self
+            .owed
+            .get_mut(&RequestId::new(id))
+            .unwrap_or_else(|| panic!("id {id} is not in flight"));
+        owed.responses += 1;
+    }
+
+    /// A message the peer received. Panics if it breaks the answer rules.
+    pub fn received(&mut self, msg: &Message) {
+        match msg {
+            Message::Response(r) => {
+                let owed = self.owed.get_mut(&r.id).unwrap_or_else(|| {
+                    panic!("a response for id {} that is owed none: {r:?}", r.id)
+                });
+                owed.responses -= 1;
+                if owed.responses == 0 {
+                    self.owed.remove(&r.id);
+                }
+                self.answers.entry(r.id).or_default().push(r.clone());
+            }
+            Message::Partial(p) => {
+                let owed = self.owed.get_mut(&p.id).unwrap_or_else(|| {
+                    panic!(
+                        "a partial for id {} which is not in flight (after its response?): {p:?}",
+                        p.id
+                    )
+                });
+                assert!(
+                    owed.stream,
+                    "a partial for id {}, which did not ask for a stream",
+                    p.id
+                );
+                if let Some(last) = owed.last_seq {
+                    assert!(
+                        p.seq > last,
+                        "partial seq {} after {last} for id {}",
+                        p.seq,
+                        p.id
+                    );
+                }
+                owed.last_seq = Some(p.seq);
+                self.partials
+                    .entry(p.id)
+                    .or_default()
+                    .push((p.seq, p.chunk.clone()));
+            }
+            Message::Request(r) => {
+                self.daemon_requests += 1;
+                assert!(
+                    self.daemon_open.insert(r.id),
+                    "the daemon reused its id {} while it was in flight",
+                    r.id
+                );
+                self.daemon_cancelled.remove(&r.id);
+                assert!(
+                    r.options.is_default(),
+                    "a daemon request carries no options: {r:?}"
+                );
+            }
+            Message::Cancel(c) => {
+                // A cancel from the daemon refers to a request the daemon made.
+                assert!(
+                    self.daemon_open.contains(&c.id) || self.daemon_cancelled.contains(&c.id),
+                    "the daemon cancelled id {}, which it never asked",
+                    c.id
+                );
+                if self.daemon_open.remove(&c.id) {
+                    self.daemon_cancelled.insert(c.id);
+                }
+            }
+            Message::Notification(_) => {}
+        }
+    }
+
+    /// The peer answered the daemon's request `id`. Answering one the daemon cancelled is
+    /// allowed (PROTOCOL.md 15.3); answering one never asked is the test's own choice and is
+    /// not recorded.
+    pub fn answered_daemon(&mut self, id: u64) {
+        self.daemon_open.remove(&RequestId::new(id));
+    }
+
+    /// Requests the peer sent that are still owed a response.
+    pub fn outstanding(&self) -> Vec<u64> {
+        self.owed.keys().map(|id| id.get()).collect()
+    }
+
+    /// The daemon's requests the peer has not answered (and the daemon has not cancelled).
+    pub fn daemon_outstanding(&self) -> Vec<u64> {
+        self.daemon_open.iter().map(|id| id.get()).collect()
+    }
+
+    /// How many requests the daemon has made of the peer.
+    pub fn daemon_requests(&self) -> u64 {
+        self.daemon_requests
+    }
+
+    /// Whether every request sent has been answered as often as it should be.
+    pub fn all_answered(&self) -> bool {
+        self.owed.is_empty()
+    }
+
+    /// Panics unless every request sent was answered.
+    pub fn assert_all_answered(&self) {
+        assert!(
+            self.owed.is_empty(),
+            "requests never answered: {:?}",
+            self.outstanding()
+        );
+    }
+
+    /// The response(s) to `id` received so far.
+    pub fn answers(&self, id: u64) -> &[Response] {
+        self.answers
+            .get(&RequestId::new(id))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The one response to `id`; panics if there is not exactly one.
+    pub fn answer(&self, id: u64) -> &Response {
+        match self.answers(id) {
+            [one] => one,
+            other => panic!("expected one answer for id {id}, got {other:?}"),
+        }
+    }
+
+    /// The error code `id` was answered with (panics on a result or no answer).
+    pub fn code(&self, id: u64) -> ErrorCode {
+        crate::error_code(self.answer(id))
+    }
+
+    /// The partials received for `id`, as (seq, chunk), in arrival order.
+    pub fn partials(&self, id: u64) -> &[(u64, Bytes)] {
+        self.partials
+            .get(&RequestId::new(id))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// How many responses of each error code (`None` for results) have been received.
+    pub fn codes(&self) -> BTreeMap<Option<i64>, usize> {
+        let mut out = BTreeMap::new();
+        for r in self.answers.values().flatten() {
+            let code = r.outcome.as_ref().err().map(|e| e.code.0);
+            *out.entry(code).or_default() += 1;
+        }
+        out
+    }
+}
