@@ -396,8 +396,39 @@ bad_headers = [
      "note": "valid: the reader needs more bytes, yields no frame and no error"},
 ]
 
+# ---------------------------------------------------------------- bad bodies
+# Well-framed bodies a client cannot use. The frame boundary is intact, so a client drops the
+# message (the call it belonged to, if any, gets no answer from it) and keeps reading.
+# expect_error: "parse" (not one well-formed MessagePack value), "invalid" (not a valid
+# envelope), "unsupported_version" (a version other than 1 and 2, and not a $/fatal).
+bad_bodies = [
+    {"name": "reserved marker c1", "body": b"\xc1", "expect_error": "parse"},
+    {"name": "truncated array", "body": b"\x92\x01", "expect_error": "parse"},
+    {"name": "trailing byte after the message",
+     "body": arr(b"\x01", b"\x01", b"\x07", b"\xc0", b"\x01") + b"\x00",
+     "expect_error": "invalid"},
+    {"name": "not an array", "body": s("abc"), "expect_error": "invalid"},
+    {"name": "unknown kind 9", "body": arr(b"\x02", b"\x09", b"\x01"), "expect_error": "invalid"},
+    {"name": "response with too few elements", "body": arr(b"\x02", b"\x01", b"\x07", b"\xc0"),
+     "expect_error": "invalid"},
+    {"name": "error neither nil nor a map",
+     "body": arr(b"\x02", b"\x01", b"\x07", s("x"), b"\xc0"), "expect_error": "invalid"},
+    {"name": "error map without a code",
+     "body": arr(b"\x02", b"\x01", b"\x07", fmap((s("message"), s("x"))), b"\xc0"),
+     "expect_error": "invalid"},
+    {"name": "negative id", "body": arr(b"\x02", b"\x01", b"\xff", b"\xc0", b"\xc0"),
+     "expect_error": "invalid"},
+    {"name": "partial in a version 1 envelope",
+     "body": arr(b"\x01", b"\x04", b"\x06", b"\x00", b"\x00"), "expect_error": "invalid"},
+    {"name": "version 3 notification that is not $/fatal",
+     "body": arr(b"\x03", b"\x02", s("m"), b"\xc0"), "expect_error": "unsupported_version"},
+]
+for b in bad_bodies:
+    b["hex"] = h(frame(b.pop("body")))
+
 # ---------------------------------------------------------------- streams
 by_name = {f["name"]: f for f in frames}
+by_name.update({b["name"]: b for b in bad_bodies})
 
 
 def cat(*names):
@@ -415,6 +446,10 @@ streams = [
      "frames": ["15.6 daemon request", "unknown notification method (v2)",
                 "response id as uint64 max", "$/fatal in a v7 envelope with an unknown key"],
      "feeds": ["whole", "bytewise", "every_single_split"]},
+    {"name": "bad bodies between good frames: the reader stays in step",
+     "frames": ["6.2 response, success", "reserved marker c1", "trailing byte after the message",
+                "15.6 partial 0", "not an array", "15.6 count response"],
+     "feeds": ["whole", "bytewise", "every_single_split"]},
 ]
 for st in streams:
     st["hex"] = cat(*st["frames"])
@@ -424,6 +459,7 @@ doc_text = {
     "about": "Frame vectors for hearth clients. See conformance/README.md for the format.",
     "frames": frames,
     "bad_headers": bad_headers,
+    "bad_bodies": bad_bodies,
     "streams": streams,
 }
 
@@ -431,4 +467,4 @@ with open(OUT, "w") as f:
     json.dump(doc_text, f, indent=1, ensure_ascii=False)
     f.write("\n")
 print(f"wrote {OUT}: {len(frames)} frames, {len(bad_headers)} bad headers, "
-      f"{len(streams)} streams")
+      f"{len(bad_bodies)} bad bodies, {len(streams)} streams")

@@ -148,9 +148,7 @@ export class Client {
 
   /** Calls `method`; resolves with its result or rejects with a {@link HearthError}. */
   call(method: string, params?: unknown, opts: CallOptions = {}): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      this.start(method, params, opts, resolve, reject, undefined);
-    });
+    return new Promise((resolve, reject) => this.start(method, params, opts, resolve, reject, undefined));
   }
 
   /** A streamed call (`"stream": true`); see {@link CallStream}. */
@@ -158,7 +156,7 @@ export class Client {
     const st: StreamState = { chunks: [], done: false, nextSeq: 0, dropped: 0 };
     let call: Call | undefined;
     const result = new Promise<unknown>((resolve, reject) => {
-      call = this.start(method, params, opts, resolve, reject, st);
+      this.start(method, params, opts, resolve, reject, st, (c) => (call = c));
     });
     result.catch(() => {}); // the iterator rethrows it; an unread result is not "unhandled"
     const finish = () => {
@@ -253,20 +251,22 @@ export class Client {
     resolve: (v: unknown) => void,
     reject: (e: unknown) => void,
     stream: StreamState | undefined,
-  ): Call | undefined {
+    started?: (call: Call) => void,
+  ): void {
     if (this.lost) {
       reject(new ConnectionLostError(this.lost.reason, this.lost.fatal));
-      return undefined;
+      return;
     }
     if (opts.signal?.aborted) {
       reject(opts.signal.reason);
-      return undefined;
+      return;
     }
     if (this.pending.size >= this.limit) {
       // Stay below max_in_flight so the daemon keeps reading our cancels (§7.4).
-      const go = () => this.start(method, params, opts, resolve, reject, stream);
-      this.waiting.push(go);
-      return undefined;
+      // A caller that aborts while queued is rejected when its turn comes (signal checked
+      // above), without sending anything.
+      this.waiting.push(() => this.start(method, params, opts, resolve, reject, stream, started));
+      return;
     }
     const id = this.nextId++;
     const call: Call = { id, resolve, reject, settled: false, stream };
@@ -294,7 +294,7 @@ export class Client {
     }
     this.pending.set(id, call);
     this.sock.write(encodeRequest(this.version, id, method, params, wire));
-    return call;
+    started?.(call);
   }
 
   /** The caller stops waiting: reject now, send a cancel, keep the id pending (§7.2). */
@@ -314,10 +314,9 @@ export class Client {
         let env: Envelope;
         try {
           env = decodeEnvelope(unpack(body));
-        } catch (e) {
+        } catch {
           // A malformed message from the daemon: the frame boundary is intact, so drop it.
-          if (e instanceof EnvelopeError || e instanceof RangeError || (e as Error).name === "DecodeError") return;
-          throw e;
+          return;
         }
         this.dispatch(env);
       });

@@ -75,17 +75,14 @@ export class FrameReader {
    * or oversize header as soon as its four bytes are present.
    */
   feed(chunk: Uint8Array, onBody: (body: Uint8Array) => void): void {
-    let src: Uint8Array = chunk;
-    let pos = 0;
     if (this.start === this.end) {
-      // Nothing buffered: frame straight out of the chunk.
-      pos = this.scan(chunk, 0, chunk.length, onBody);
-      if (pos === chunk.length) return;
+      // Nothing buffered: frame straight out of the chunk, keep only its incomplete tail.
+      const pos = this.scan(chunk, 0, chunk.length, onBody);
       this.start = this.end = 0;
-      this.append(chunk.subarray(pos));
+      if (pos < chunk.length) this.append(chunk.subarray(pos));
       return;
     }
-    this.append(src.subarray(pos));
+    this.append(chunk);
     this.start = this.scan(this.buf, this.start, this.end, onBody);
     if (this.start === this.end) this.start = this.end = 0;
   }

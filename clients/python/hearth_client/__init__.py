@@ -11,11 +11,11 @@ This package file only gathers the public names. The layers live in their own mo
 
 from .errors import (ConnectionLost, DeadlineExceeded, HearthError, RequestCancelled,
                      Superseded)
-from .session import Client, Stream, connect
+from .session import Client, PendingCall, Stream, connect
 from .sync import SyncClient, connect_sync
 from .wire import DEFAULT_MAX_FRAME, FrameReader, Hello, socket_path
 
 __all__ = ["Client", "ConnectionLost", "DeadlineExceeded", "DEFAULT_MAX_FRAME", "FrameReader",
-           "HearthError", "Hello", "RequestCancelled", "Stream", "Superseded", "SyncClient",
+           "HearthError", "Hello", "PendingCall", "RequestCancelled", "Stream", "Superseded", "SyncClient",
            "connect", "connect_sync", "socket_path"]
 __version__ = "0.1.0"

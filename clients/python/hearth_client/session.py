@@ -33,6 +33,11 @@ log = logging.getLogger("hearth_client")
 _END = object()  # closes a stream's chunk queue
 
 
+def _retrieve(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 class _Call:
     __slots__ = ("id", "future", "queue", "slots", "key", "timer", "next_seq", "dropped")
 
@@ -70,9 +75,7 @@ class Stream:
     async def __anext__(self) -> Any:
         if self.done:
             raise StopAsyncIteration
-        if self._call is None:
-            self._call = await self._client._start(self._method, self._params, stream=True,
-                                                   **self._opts)
+        await self.start()
         try:
             item = await self._call.queue.get()
         except asyncio.CancelledError:
@@ -87,6 +90,12 @@ class Stream:
             raise StopAsyncIteration
         return item[1]
 
+    async def start(self) -> None:
+        """Sends the request now (the first iteration does it otherwise)."""
+        if self._call is None:
+            self._call = await self._client._start(self._method, self._params, stream=True,
+                                                   **self._opts)
+
     async def aclose(self) -> None:
         if self._call is not None and not self.done:
             self.done = True
@@ -97,6 +106,33 @@ class Stream:
 
     async def __aexit__(self, *exc) -> None:
         await self.aclose()
+
+
+class PendingCall:
+    """A call whose request is sent (:meth:`Client.send`); ``await`` it for the answer.
+
+    Cancelling the task that awaits it sends ``[v, 3, id]`` and keeps the id pending until the
+    daemon's answer arrives, exactly as for :meth:`Client.call`.
+    """
+
+    __slots__ = ("_client", "_call")
+
+    def __init__(self, client: "Client", call: _Call):
+        self._client, self._call = client, call
+
+    @property
+    def id(self) -> int:
+        return self._call.id
+
+    def __await__(self):
+        return self._wait().__await__()
+
+    async def _wait(self) -> Any:
+        try:
+            return await self._call.future
+        except asyncio.CancelledError:
+            self._client._abandon(self._call)
+            raise
 
 
 Handler = Callable[[Any], Union[Awaitable[Any], Any]]
@@ -135,12 +171,15 @@ class Client:
         ``deadline`` (seconds) and ``supersede`` (a latest-wins key) are sent as version 2
         options; on a version 1 connection the client enforces them itself, by cancelling.
         """
+        sent = await self.send(method, params, deadline=deadline, supersede=supersede)
+        return await sent
+
+    async def send(self, method: str, params: Any = None, *, deadline: Optional[float] = None,
+                   supersede: Optional[str] = None) -> "PendingCall":
+        """Sends the request and returns once it is written, without waiting for the answer:
+        ``await`` the returned :class:`PendingCall` for it (what :meth:`call` does)."""
         call = await self._start(method, params, deadline=deadline, supersede=supersede)
-        try:
-            return await call.future
-        except asyncio.CancelledError:
-            self._abandon(call)
-            raise
+        return PendingCall(self, call)
 
     def stream(self, method: str, params: Any = None, *, deadline: Optional[float] = None,
                supersede: Optional[str] = None) -> Stream:
@@ -271,7 +310,12 @@ class Client:
                     E.DeadlineExceeded(E.DEADLINE_EXCEEDED, "deadline exceeded"))
         self._pending[id_] = call
         self._w.write(encode_request(self.version, id_, method, params, opts or None))
-        await self._drain()
+        try:
+            await self._drain()
+        except asyncio.CancelledError:
+            self._abandon(call)
+            call.future.cancel()
+            raise
         return call
 
     def _give_up(self, call: _Call, err: HearthError) -> None:
@@ -285,6 +329,8 @@ class Client:
 
     def _abandon(self, call: _Call) -> None:
         """The caller no longer waits: send a cancel, keep the id pending (§7.2)."""
+        # Nobody will read the late answer: mark its exception retrieved when it comes.
+        call.future.add_done_callback(_retrieve)
         if call.id in self._pending and self._lost is None:
             try:
                 self._w.write(encode_cancel(self.version, call.id))

@@ -5,14 +5,14 @@ every chunking the vector names; plus the reader's one-buffer discipline."""
 
 import pytest
 
-from hearth_client.wire import (EmptyFrame, FrameError, FrameReader, FrameTooLarge, Hello,
+from hearth_client.wire import (EmptyFrame, EnvelopeError, FrameError, FrameReader, FrameTooLarge, Hello,
                                 decode_envelope, encode_cancel, encode_notification,
                                 encode_request, encode_response)
 
 from support import feeds, hexbytes, load, meaning
 
 V = load("frames.json")
-BY_NAME = {f["name"]: f for f in V["frames"]}
+BY_NAME = {f["name"]: f for f in V["frames"] + V["bad_bodies"]}
 
 
 def plain(expect):
@@ -72,15 +72,35 @@ def test_bad_header_refused_from_header_alone(v):
     assert reader.buffered() <= len(hexbytes(v["hex"]))
 
 
+@pytest.mark.parametrize("v", V["bad_bodies"], ids=lambda v: v["name"])
+def test_bad_body_is_refused(v):
+    [value] = FrameReader().frames(hexbytes(v["hex"]))
+    with pytest.raises(EnvelopeError):
+        if isinstance(value, EnvelopeError):
+            raise value
+        decode_envelope(value)
+
+
+def decoded(value):
+    """What a client makes of one frame's value: its meaning, or a rejection."""
+    try:
+        if isinstance(value, EnvelopeError):
+            raise value
+        return meaning(decode_envelope(value))
+    except EnvelopeError:
+        return {"rejected": True}
+
+
 @pytest.mark.parametrize("s", V["streams"], ids=lambda s: s["name"])
 def test_stream_in_every_chunking(s):
-    want = [plain(BY_NAME[n]["expect"]) for n in s["frames"]]
+    want = [plain(BY_NAME[n]["expect"]) if "expect" in BY_NAME[n] else {"rejected": True}
+            for n in s["frames"]]
     data = hexbytes(s["hex"])
     runs = 0
     for spec in s["feeds"]:
         for chunks in feeds(data, spec):
             reader = FrameReader()
-            got = [meaning(decode_envelope(v)) for c in chunks for v in reader.feed(c)]
+            got = [decoded(v) for c in chunks for v in reader.frames(c)]
             assert got == want, f"fed {spec}: {[len(c) for c in chunks]}"
             assert reader.buffered() == 0
             runs += 1
@@ -96,3 +116,18 @@ def test_reader_compacts_one_buffer():
         n += len(reader.feed(many[i:i + 7]))
         assert reader.buffered() < 2 * len(one)
     assert n == 500 and reader.buffered() == 0
+
+
+def test_random_frames_in_random_pieces():
+    import random
+    rng = random.Random(0x9E3779B9)
+    for round_ in range(200):
+        values = [[2, 1, i + 1, None, "v" * rng.randrange(300)] for i in range(1 + rng.randrange(20))]
+        wire = b"".join(encode_response(2, v[2], v[4]) for v in values)
+        reader, got, p = FrameReader(), [], 0
+        while p < len(wire):
+            n = 1 + rng.randrange(min(700, len(wire) - p))
+            got += reader.feed(wire[p:p + n])
+            p += n
+        assert got == values, round_
+        assert reader.buffered() == 0

@@ -48,23 +48,36 @@ async def run_steps(steps, socket, daemon, needs):
                 for k in exp.get("hello_keys", []):
                     assert k in c.hello.raw, k
             elif op == "call":
+                # The request is on the wire when this step ends; the answer is awaited by a
+                # task, which "abort" cancels (the client then sends [v,3,id]).
                 dl = step.get("deadline_ms")
                 kw = dict(deadline=None if dl is None else dl / 1000, supersede=step.get("supersede"))
                 if step.get("stream"):
-                    async def streamed(method=step["method"], params=step.get("params"), kw=kw):
-                        s = c.stream(method, params, **kw)
+                    s = c.stream(step["method"], step.get("params"), **kw)
+                    started = await outcome(s.start())
+
+                    async def streamed(s=s):
                         chunks = [x async for x in s]
                         return {"chunks": chunks, "dropped": s.dropped, "result": s.result}
                     coro = streamed()
                 else:
-                    async def plain(method=step["method"], params=step.get("params"), kw=kw):
-                        return {"result": await c.call(method, params, **kw)}
+                    started = await outcome(c.send(step["method"], step.get("params"), **kw))
+
+                    async def plain(sent=started[1]):
+                        return {"result": await sent}
                     coro = plain()
+                if not started[0]:  # refused before sending (the connection is gone)
+                    coro.close()
+                    done = asyncio.get_running_loop().create_future()
+                    done.set_result(started)
+                    calls[step["as"]] = (None, done)
+                    continue
                 task = asyncio.ensure_future(coro)
                 calls[step["as"]] = (task, asyncio.ensure_future(outcome(task)))
-                await asyncio.sleep(0)  # let the task send its request, in step order
             elif op == "abort":
-                calls[step["call"]][0].cancel()
+                task = calls[step["call"]][0]
+                if task is not None:
+                    task.cancel()
             elif op == "await":
                 ok, v = await asyncio.wait_for(asyncio.shield(calls[step["call"]][1]), GUARD)
                 e = step["expect"]

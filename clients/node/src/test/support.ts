@@ -130,7 +130,17 @@ export function meaning(env: Envelope): Record<string, unknown> {
 export function readStream(bytes: Buffer, chunks: Buffer[], maxFrame?: number): Record<string, unknown>[] {
   const reader = new FrameReader(maxFrame);
   const out: Record<string, unknown>[] = [];
-  for (const c of chunks) reader.feed(c, (body) => out.push(meaning(decodeEnvelope(unpack(body)))));
+  for (const c of chunks) {
+    reader.feed(c, (body) => {
+      let m: Record<string, unknown>;
+      try {
+        m = meaning(decodeEnvelope(unpack(body)));
+      } catch {
+        m = { rejected: true }; // a bad body: dropped, and the reader stays in step
+      }
+      out.push(m);
+    });
+  }
   if (reader.buffered !== 0) throw new Error(`${reader.buffered} bytes left over`);
   void bytes;
   return out;
