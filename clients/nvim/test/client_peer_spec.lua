@@ -138,6 +138,33 @@ T.test("scripted peer: answers split at every byte and many per write are all re
   c:close()
 end)
 
+T.test("scripted peer: bad bodies between answers are refused and the connection goes on", function()
+  local peer, c = setup()
+  local r = results()
+  c:request("a", nil, nil, r.cb("a"))
+  c:request("b", nil, nil, r.cb("b"))
+  T.wait_for(function()
+    return #peer:got(0) == 3
+  end, "requests")
+  peer:send_raw(T.unhex("00 00 00 01 c1")) -- not MessagePack
+  peer:send({ 2, 1, 2, NIL, "a" })
+  peer:send({ 2, 1, 3, "not an error map", NIL }) -- invalid: b stays pending
+  peer:send({ 2, 9, 3 }) -- unknown kind
+  peer:send({ 3, 1, 3, NIL, "v3" }) -- a version we do not speak
+  T.wait_for(function()
+    return r.n == 1
+  end, "a")
+  T.eq("a", r.a.res, "a answered")
+  T.eq(1, c:in_flight(), "b still pending")
+  peer:send({ 2, 1, 3, NIL, "b" })
+  T.wait_for(function()
+    return r.n == 2
+  end, "b")
+  T.eq("b", r.b.res, "b answered by the valid answer")
+  T.eq(codes.UNSUPPORTED_VERSION, c.last_error.code, "last error kept")
+  c:close()
+end)
+
 T.test("scripted peer: cancel sends [2,3,id], answers -32800 at once, consumes the late answer", function()
   local peer, c = setup()
   local r = results()

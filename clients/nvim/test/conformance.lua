@@ -1,14 +1,15 @@
 -- test/conformance.lua owns running the shared wire vectors (conformance/frames.json, from
 -- branch `clients`) through this client's framing and envelope reading: every frame is
--- read whole and checked against its `expect`, error maps and $/hello results are read
--- the way hearth.client reads them, bad headers are refused (or waited on) as the vectors
--- say, and each stream is fed whole, byte by byte and split at every point the vectors
--- ask for. Loaded by framing_spec.lua when the file exists; returns fn(T, path).
+-- read whole, accepted by hearth.envelope and checked against its `expect`; error maps
+-- and $/hello results are read the way hearth.client reads them; bad headers are refused
+-- (or waited on) and bad bodies refused with the kind of error the vectors say; each
+-- stream is fed whole, byte by byte and split at every point the vectors ask for. Loaded by framing_spec.lua when the file exists; returns fn(T, path).
 --
 -- Lua 5.1 numbers are doubles: ids above 2^53 are compared after both sides are rounded
 -- to a double (this client's own ids, a counter from 1, never get there).
 
 local framing = require("hearth.framing")
+local envelope = require("hearth.envelope")
 local hclient = require("hearth.client")
 local NIL = vim.NIL
 
@@ -47,6 +48,8 @@ local function check_frame(T, f)
   local what = f.name
   local e = f.expect
   local v = read_frame(T, f.hex, what)
+  local msg, bad = envelope.read(v)
+  T.ok(msg ~= nil, what .. ": a valid message: " .. vim.inspect(bad))
   T.eq(e.version, v[1], what .. ": version")
   T.eq(KINDS[e.kind], v[2], what .. ": kind")
   if e.kind == "request" then
@@ -104,6 +107,7 @@ local function check_frame(T, f)
 end
 
 local ERRORS = { frame_too_large = framing.FRAME_TOO_LARGE, empty_frame = framing.EMPTY_FRAME }
+local BODY_ERRORS = { parse = framing.PARSE_ERROR, invalid = envelope.INVALID, unsupported_version = envelope.UNSUPPORTED_VERSION }
 
 local function feed_with_cuts(bytes, cuts)
   local d = framing.decoder()
@@ -132,6 +136,25 @@ return function(T, path)
     by_name[fr.name] = fr
     T.test("conformance frame: " .. fr.name, function()
       check_frame(T, fr)
+    end)
+  end
+  for _, bb in ipairs(data.bad_bodies or {}) do
+    by_name[bb.name] = bb
+    T.test("conformance bad body: " .. bb.name, function()
+      local d = framing.decoder()
+      local bodies, ferr = d:feed(unhex(bb.hex))
+      T.eq(nil, ferr, "framing is fine")
+      T.eq(1, #bodies, "one frame")
+      local value, derr = framing.decode_body(bodies[1])
+      local code
+      if value == nil then
+        code = derr.code
+      else
+        local msg, eerr = envelope.read(value)
+        T.eq(nil, msg, "refused as a message")
+        code = eerr.code
+      end
+      T.eq(BODY_ERRORS[bb.expect_error], code, "error kind " .. bb.expect_error)
     end)
   end
   for _, bh in ipairs(data.bad_headers or {}) do

@@ -14,6 +14,7 @@
 
 local uv = vim.uv or vim.loop
 local framing = require("hearth.framing")
+local envelope = require("hearth.envelope")
 
 local M = {}
 
@@ -551,23 +552,25 @@ function Client:_notify_listeners(method, params)
   end
 end
 
-function Client:_dispatch(msg)
-  if type(msg) ~= "table" then
+function Client:_dispatch(value)
+  local msg, bad = envelope.read(value)
+  if not msg then
+    -- Not a message we can use (the daemon's bug): remember it, keep reading (§8.1).
+    self.last_error = M.error(bad.code, bad.message)
     return
   end
-  local kind = msg[2]
-  if kind == 1 then
-    local id = msg[3]
-    local call = self.calls[id]
+  local kind = msg.kind
+  if kind == envelope.RESPONSE then
+    local call = self.calls[msg.id]
     if not call then
       return -- a late answer to something given up on, or garbage: drop
     end
-    self.calls[id] = nil
+    self.calls[msg.id] = nil
     self.inflight = self.inflight - 1
-    local err, res = msg[4], msg[5]
-    if err ~= nil and err ~= NIL then
-      self:_finish(call, wire_error(err))
+    if msg.error then
+      self:_finish(call, M.error(msg.error.code, msg.error.message, msg.error.data))
     else
+      local res = msg.result
       if res == NIL then
         res = nil
       end
@@ -576,17 +579,17 @@ function Client:_dispatch(msg)
     if self.qhead <= self.qtail then
       self:_pump()
     end
-  elseif kind == 4 then
-    local call = self.calls[msg[3]]
+  elseif kind == envelope.PARTIAL then
+    local call = self.calls[msg.id]
     if call and not call.done and call.on_partial then
-      local chunk = msg[5]
+      local chunk = msg.chunk
       if chunk == NIL then
         chunk = nil
       end
-      schedule_call(call.on_partial, msg[4], chunk)
+      schedule_call(call.on_partial, msg.seq, chunk)
     end
-  elseif kind == 2 then
-    local method, params = msg[3], msg[4]
+  elseif kind == envelope.NOTIFICATION then
+    local method, params = msg.method, msg.params
     if params == NIL then
       params = nil
     end
@@ -605,16 +608,14 @@ function Client:_dispatch(msg)
         self.fallback = true
       end
     end
-    if type(method) == "string" then
-      self:_notify_listeners(method, params)
-    end
-  elseif kind == 0 then
-    self:_on_daemon_request(msg[3], msg[4], msg[5])
-  elseif kind == 3 then
+    self:_notify_listeners(method, params)
+  elseif kind == envelope.REQUEST then
+    self:_on_daemon_request(msg.id, msg.method, msg.params)
+  elseif kind == envelope.CANCEL then
     -- The daemon cancels its own request: answer it -32800 now, so it is answered exactly
     -- once even when the handler never replies (or has not started: then it never runs).
     -- A later reply from the handler is ignored.
-    local ctx = self.serving[msg[3]]
+    local ctx = self.serving[msg.id]
     if ctx and not ctx.cancelled then
       ctx.cancelled = true
       if ctx.on_cancel then
