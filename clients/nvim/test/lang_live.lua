@@ -135,4 +135,25 @@ T.test("real language service: typing, line edits, join, undo, :%d keep the serv
   end
 end)
 
+T.test("real language service: :HearthIndex indexes a folder and completion offers its words", function()
+  local dir = vim.fn.tempname()
+  vim.fn.mkdir(dir, "p")
+  vim.fn.writefile({ "fn workspace_only_ident() {}" }, dir .. "/a.rs")
+  local done
+  hearth.index(dir, function(err, stats)
+    done = { err = err, stats = stats }
+  end)
+  T.wait_for(function()
+    return done
+  end, "index result")
+  T.eq(nil, done.err, "err")
+  T.eq(1, done.stats.files, "files")
+  new_buffer({ "x workspace_on + 1" })
+  api.nvim_win_set_cursor(0, { 1, #"x workspace_on" })
+  T.eq(2, hearth.omnifunc(1, ""), "start")
+  local items = hearth.omnifunc(0, "workspace_on")
+  T.eq("workspace_only_ident", items[1] and items[1].word, "first item")
+  T.eq("w", items[1].kind, "from the workspace")
+end)
+
 T.run("lang_live")
