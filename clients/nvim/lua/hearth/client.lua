@@ -1,6 +1,6 @@
 -- hearth.client owns one connection to hearthd (docs/PROTOCOL.md): finding the socket
--- (§3.1), saying `$/hello` first in version 2 and falling back to version 1 when the daemon
--- answers `$/fatal` -32004 without 2 in `supported` (§15.2), many calls in flight matched
+-- (§3.1), saying `$/hello` first in version 2 and reconnecting in version 1 when the daemon
+-- refuses it with `$/fatal` -32004 and speaks 1 (§15.2), many calls in flight matched
 -- by id, cancels that still consume the late answer (§7.2), the version 2 request options
 -- and partial results (§15.1), requests from the daemon served by `serve` and answered
 -- exactly once (§15.3), notifications, local flow control below `max_in_flight` (§7.4),
