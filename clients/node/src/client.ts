@@ -138,9 +138,13 @@ export class Client {
   static open(path: string, version: number): Promise<Client> {
     return new Promise((resolve, reject) => {
       const sock = net.createConnection(path);
-      sock.once("error", reject);
+      sock.once("error", (e: NodeJS.ErrnoException) => {
+        // ENOENT, ECONNREFUSED: no daemon there (§12.1). Keep the code; say where we looked.
+        e.message = `cannot connect to hearthd at ${path}: ${e.message}`;
+        reject(e);
+      });
       sock.once("connect", () => {
-        sock.off("error", reject);
+        sock.removeAllListeners("error");
         resolve(new Client(sock, version, path));
       });
     });

@@ -25,20 +25,28 @@ export const Codes = {
   EmptyFrame: -32006,
 } as const;
 
-/** An error answer from the daemon (or from the client's own version 1 emulation). */
+/**
+ * An error answer from the daemon (or from the client's own version 1 emulation): `code`,
+ * `message` exactly as the daemon sent it, and `data` if any.
+ */
 export class HearthError extends Error {
   constructor(
     readonly code: number,
     message: string,
     readonly data?: unknown,
   ) {
-    super(`${message} (${code})`);
+    super(message);
     this.name = "HearthError";
-    this.rawMessage = message;
   }
 
-  /** The message exactly as the daemon sent it. */
-  readonly rawMessage: string;
+  /** The message as the daemon sent it (the same as `message`). */
+  get rawMessage(): string {
+    return this.message;
+  }
+
+  override toString(): string {
+    return `${this.name} ${this.code}: ${this.message}`;
+  }
 
   get isSuperseded(): boolean {
     return this.code === Codes.Superseded;

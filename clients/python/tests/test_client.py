@@ -168,3 +168,11 @@ async def test_leaving_a_stream_early_cancels_it(d):
         assert got == [0, 1, 2]
         await c.idle()
         assert (await c.call("$/stats"))["in_flight"] == 0
+
+
+@live()
+async def test_load_mode_reports_rate_and_percentiles(d):
+    import re
+    from hearth_client.bench import run
+    line = await run(4, 0.3, d.socket, 16)
+    assert re.search(r"in-flight 4, .* \d+ calls, \d+ calls/s, p50 \d+ us, p99 \d+ us", line), line

@@ -131,3 +131,42 @@ def test_random_frames_in_random_pieces():
             p += n
         assert got == values, round_
         assert reader.buffered() == 0
+
+
+def test_every_hex_example_of_protocol_md_is_a_vector():
+    """docs/PROTOCOL.md is authoritative: each frame in its hex blocks must be in frames.json
+    byte for byte, so the vectors cannot drift from the document."""
+    import re
+    from support import REPO
+    blocks, cur, inside = [], [], False
+    for line in (REPO / "docs" / "PROTOCOL.md").read_text().splitlines():
+        if line.startswith("```"):
+            if inside:
+                blocks.append(cur)
+                cur = []
+            inside = not inside
+        elif inside:
+            cur.append(line)
+    vectors = {f["hex"] for f in V["frames"]}
+    frames = []
+    for block in blocks:
+        data = []
+        for line in block:
+            hexes = []
+            for tok in line.split():
+                if not re.fullmatch(r"[0-9a-f]{2}", tok):
+                    break
+                hexes.append(tok)
+            if line.split() and not hexes:
+                data = []  # not a hex block (a diagram, code)
+                break
+            data += hexes
+        wire = bytes.fromhex("".join(data))
+        p = 0
+        while p + 4 <= len(wire):
+            n = int.from_bytes(wire[p:p + 4], "big")
+            frames.append(wire[p:p + 4 + n].hex(" "))
+            p += 4 + n
+        assert p == len(wire), block
+    assert len(frames) >= 29
+    assert [f for f in frames if f not in vectors] == []

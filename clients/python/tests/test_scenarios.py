@@ -128,6 +128,8 @@ async def run_steps(steps, socket, daemon, needs):
             elif op == "expect_notified_any":
                 assert any(m == step["method"] and matches(p, step["params"])
                            for m, p, _ in notes), f"{where}: {notes}"
+            elif op == "await_closed":
+                await asyncio.wait_for(c.wait_closed(), GUARD)
             elif op == "kill_daemon":
                 await daemon.kill()
             elif op == "close":

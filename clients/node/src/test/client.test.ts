@@ -46,6 +46,11 @@ test("typed errors carry code, message and data", () => {
   assert.ok(!isSuperseded(a) && !isDeadline(a) && !isCancelled(a));
 });
 
+test("no daemon at the path: a clear error with the errno code", async () => {
+  const path = "/nonexistent-hearth-dir/hearthd.sock";
+  await assert.rejects(connect({ path }), (e: NodeJS.ErrnoException) => e.code === "ENOENT" && e.message.includes(path));
+});
+
 let daemon: Daemon;
 before(async () => {
   daemon = await spawnDaemon(["--max-in-flight", "4"]);
@@ -168,4 +173,18 @@ test("leaving a stream early cancels the call; its answer is still consumed", as
   } finally {
     await c.close();
   }
+});
+
+test("the load mode runs and reports calls/s and p50/p99", async () => {
+  const { execFile } = await import("node:child_process");
+  const path = await import("node:path");
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile(
+      process.execPath,
+      [path.join(__dirname, "..", "bench.js"), "--in-flight", "4", "--duration", "0.3", "--socket", daemon.socket],
+      { timeout: 15000 },
+      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
+    ),
+  );
+  assert.match(out, /in-flight 4, .* \d+ calls, \d+ calls\/s, p50 \d+ us, p99 \d+ us/);
 });

@@ -108,6 +108,9 @@ async function runSteps(steps: any[], socket: string, daemon: Daemon | undefined
         case "expect_notified_any":
           assert.ok(notes.some((n) => n.method === step.method && matches(norm(n.params), step.params)), where);
           break;
+        case "await_closed":
+          await guard(client!.closed, GUARD_MS, where);
+          break;
         case "kill_daemon":
           await daemon!.kill();
           break;
