@@ -279,6 +279,10 @@ local function run_steps(steps, socket, daemon, needs)
         T.wait_for(function()
           return c:in_flight() == 0
         end, where, GUARD)
+      elseif op == "await_closed" then
+        T.wait_for(function()
+          return c.state == "closed"
+        end, where, GUARD)
       elseif op == "serve" then
         c:serve(step.method, function(params, reply)
           table.insert(served, { step.method, params == nil and NIL or params })
