@@ -237,7 +237,10 @@ function Client:_on_hello(err, res)
     local h = M.parse_hello(res)
     self.version = h.protocol or self.version
     if h.max_frame > 0 then
+      -- The daemon never sends more than it announced: from now on a header above it is a
+      -- broken stream, refused before any of its body is buffered.
       self.send_max_frame = h.max_frame
+      self.decoder.max_frame = math.min(self.decoder.max_frame, h.max_frame)
     end
     local mif = h.max_in_flight > 0 and h.max_in_flight or 1024
     self.max_in_flight = self.user_max_in_flight or math.max(1, math.floor(mif * 0.9))
