@@ -27,10 +27,9 @@ fn build() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        // The test build already brought Cargo.lock up to date.
-        .args([
-            "build", "--quiet", "--locked", "-p", "hearthd", "--bin", "hearthd",
-        ])
+        // Not --locked: the test build itself already checked or updated Cargo.lock, and a
+        // manifest edited since then should rebuild, not fail.
+        .args(["build", "--quiet", "-p", "hearthd", "--bin", "hearthd"])
         .arg("--target-dir")
         .arg(target_dir);
     match profile_dir.file_name().and_then(|n| n.to_str()) {
