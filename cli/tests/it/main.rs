@@ -5,3 +5,4 @@ mod bench;
 mod cli;
 mod lang;
 mod support;
+mod typing;
