@@ -3,4 +3,6 @@
 
 mod bench;
 mod cli;
+mod lang;
 mod support;
+mod typing;
