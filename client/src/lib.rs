@@ -4,7 +4,8 @@
 //! client side of the connection — handshake and version check, request ids, the pending-call
 //! table, cancellation of dropped calls, timeouts, notifications and the failure of every
 //! waiting call when the connection dies. The wire format itself is `hearth-protocol`'s,
-//! re-exported here as [`protocol`]; the `hearth` command-line tool is this crate's binary.
+//! re-exported here as [`protocol`]; the `hearth` command-line tool is a crate of its own,
+//! `hearth-cli`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), hearth_client::Error> {

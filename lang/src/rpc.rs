@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use hearth_server::protocol::reserved;
-use hearth_server::{MethodError, NotificationContext, RequestContext, Router};
+use hearth_server::{MethodError, NotificationContext, Overflow, RequestContext, Router};
 use serde::Serialize;
+use tokio::sync::watch;
 
 use crate::api::{
     ChangeParams, CloseParams, CompleteParams, IndexParams, IndexProgress, OpenParams, Symbol,
@@ -77,8 +78,9 @@ fn guarded(method: &str, update: impl FnOnce() -> Result<(), LangError>) -> Resu
     })
 }
 
-/// Sets the flag when dropped: the request's future is dropped when the caller cancels or
-/// disconnects, and that stops the walk running on the blocking thread.
+/// Sets the flag when dropped: the request's future is dropped when the caller cancels,
+/// its deadline passes or it disconnects (the server's guard drops it when the request's
+/// token fires), and that stops the walk running on the blocking thread.
 struct CancelOnDrop(Arc<AtomicBool>);
 
 impl Drop for CancelOnDrop {
@@ -137,19 +139,47 @@ pub fn register(router: Router, service: Arc<LangService>) -> Router {
                 async move {
                     let cancel = Arc::new(AtomicBool::new(false));
                     let _stop_on_drop = CancelOnDrop(cancel.clone());
-                    let conn = ctx.connection_id();
-                    let task = tokio::task::spawn_blocking(move || {
+                    // Progress crosses from the indexing thread in a watch channel: the thread
+                    // only replaces the latest value, never waits; partials leave from here,
+                    // and with KeepLatest a slow reader only skips some (gaps in `seq`).
+                    let (progress_tx, mut progress_rx) = watch::channel(None);
+                    ctx.set_overflow(Overflow::KeepLatest);
+                    let mut task = tokio::task::spawn_blocking(move || {
                         service.index_workspace(&p.root, &cancel, |files_done, files_total| {
-                            // Streaming partial results is one line here once the server has
-                            // them (`ctx.partial(&progress)`); until then, a trace line.
-                            let progress = IndexProgress {
+                            progress_tx.send_replace(Some(IndexProgress {
                                 files_done,
                                 files_total,
-                            };
-                            tracing::trace!(conn, ?progress, "indexing");
+                            }));
                         })
                     });
-                    match task.await {
+                    let mut streaming = ctx.is_streaming();
+                    let mut sent = None;
+                    let joined = loop {
+                        tokio::select! {
+                            joined = &mut task => break joined,
+                            changed = progress_rx.changed(), if streaming => {
+                                let progress = *progress_rx.borrow_and_update();
+                                if changed.is_err() {
+                                    streaming = false; // the thread is done: its result is next
+                                } else if progress != sent
+                                    && let Some(chunk) = progress
+                                {
+                                    // Err only once the response is on its way.
+                                    let _ = ctx.partial(&chunk).await;
+                                    sent = progress;
+                                }
+                            }
+                        }
+                    };
+                    // The last progress (all files done) even when the result won the race.
+                    let last = *progress_rx.borrow();
+                    if ctx.is_streaming()
+                        && last != sent
+                        && let Some(chunk) = last
+                    {
+                        let _ = ctx.partial(&chunk).await;
+                    }
+                    match joined {
                         Ok(result) => result.map_err(MethodError::from),
                         Err(e) => Err(LangError::Internal(format!("indexing thread: {e}")).into()),
                     }

@@ -1,11 +1,9 @@
-//! Integration tests of `hearth-client` and the `hearth` binary against a real
-//! `hearth-server` daemon (and, for what a real one never sends, scripted fakes). One test
-//! binary; helpers in `support`.
+//! Integration tests of `hearth-client` against a real `hearth-server` daemon (and, for what a
+//! real one never sends, scripted fakes). One test binary; helpers in `support`. The `hearth`
+//! binary's tests live with it, in `cli/tests/it/`.
 
-mod bench;
 mod calls;
 mod cancel;
-mod cli;
 mod handshake;
 mod lifecycle;
 mod notifications;

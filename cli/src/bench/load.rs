@@ -1,7 +1,8 @@
 //! The load itself: in-flight slots that make calls through `hearth-client` and tally what
 //! happened. Each slot is a loop — take the next call, send it, wait, check and record the
 //! answer — that allocates nothing of its own: the params are encoded once and every call
-//! borrows them.
+//! borrows them. With protocol v2 options (`--deadline`, `--supersede`) calls go through the
+//! client's request builder instead, which encodes the params and copies the key per call.
 //!
 //! - Closed loop: every slot sends its next call as soon as the last one is answered, so each
 //!   connection keeps exactly its in-flight count outstanding. Latency runs from sending.
@@ -24,13 +25,22 @@ use hdrhistogram::Histogram;
 use hearth_client::{Client, Error};
 use tokio::task::JoinSet;
 
+use crate::bench::Supersede;
 use crate::bench::schedule::{LATE_AFTER, Schedule};
+use crate::json::Params;
 
 /// What every call sends, and how long the run lasts.
 pub(crate) struct Plan {
     pub(crate) method: String,
     /// One MessagePack value, encoded once.
     pub(crate) params: Vec<u8>,
+    /// The same params as a value, for calls with protocol v2 options: the request builder
+    /// encodes its params itself.
+    pub(crate) body: Params,
+    /// Protocol v2: the deadline every call carries.
+    pub(crate) deadline: Option<Duration>,
+    /// Protocol v2: how every call is given a supersede key.
+    pub(crate) supersede: Option<Supersede>,
     /// Whether each result must equal the params (for `echo`).
     pub(crate) check_echo: bool,
     pub(crate) warmup: Duration,
@@ -129,10 +139,15 @@ pub(crate) struct Tally {
     /// Open loop: how long after its scheduled time each measured call was sent, in
     /// microseconds — the client's own share of the latency.
     pub(crate) lag: Histogram<u64>,
-    /// Measured calls answered (successes and errors).
+    /// Measured calls answered (successes, errors, superseded and deadline-exceeded).
     pub(crate) calls: u64,
-    /// Failed measured calls by kind: an error code, `mismatch`, `timeout`, ...
+    /// Failed measured calls by kind: an error code, `mismatch`, `timeout`, ... Superseded and
+    /// deadline-exceeded calls are not here: they are what the options asked for.
     pub(crate) errors: BTreeMap<String, u64>,
+    /// Measured calls answered -32801: a newer call with the same supersede key replaced them.
+    pub(crate) superseded: u64,
+    /// Measured calls answered -32002: the daemon stopped them at their deadline.
+    pub(crate) deadline_exceeded: u64,
     /// Measured calls sent more than [`LATE_AFTER`] after their scheduled time.
     pub(crate) late: u64,
     /// When the last measured call was answered.
@@ -149,6 +164,8 @@ impl Tally {
             lag: Histogram::new(3).expect("3 significant figures are allowed"),
             calls: 0,
             errors: BTreeMap::new(),
+            superseded: 0,
+            deadline_exceeded: 0,
             late: 0,
             last_done: None,
             lost: None,
@@ -164,6 +181,8 @@ impl Tally {
         for (kind, n) in other.errors {
             *self.errors.entry(kind).or_default() += n;
         }
+        self.superseded += other.superseded;
+        self.deadline_exceeded += other.deadline_exceeded;
         self.late += other.late;
         self.last_done = self.last_done.max(other.last_done);
         self.lost = self.lost.take().or(other.lost);
@@ -191,12 +210,14 @@ impl Conn {
 
     /// Records one answered call; `Break` when the connection is gone.
     fn record(&self, run: &Run, outcome: Result<Bytes, Error>, call: Timing) -> ControlFlow<()> {
-        let failure = match &outcome {
+        let answer = match &outcome {
             Ok(result) if run.plan.check_echo && result[..] != run.plan.params[..] => {
-                Some("mismatch".to_owned())
+                Answer::Failed("mismatch".to_owned())
             }
-            Ok(_) => None,
-            Err(e) => Some(error_kind(e)),
+            Ok(_) => Answer::Ok,
+            Err(e) if e.is_superseded() => Answer::Superseded,
+            Err(e) if e.is_deadline_exceeded() => Answer::DeadlineExceeded,
+            Err(e) => Answer::Failed(error_kind(e)),
         };
         let mut tally = self.tally();
         if call.measured {
@@ -206,12 +227,14 @@ impl Conn {
                 record(&mut tally.lag, micros(lag));
             }
             tally.last_done = tally.last_done.max(Some(call.done));
-            match failure {
-                None => {
+            match answer {
+                Answer::Ok => {
                     let latency = call.done.saturating_duration_since(call.from);
                     record(&mut tally.latency, micros(latency));
                 }
-                Some(kind) => *tally.errors.entry(kind).or_default() += 1,
+                Answer::Superseded => tally.superseded += 1,
+                Answer::DeadlineExceeded => tally.deadline_exceeded += 1,
+                Answer::Failed(kind) => *tally.errors.entry(kind).or_default() += 1,
             }
         }
         match outcome {
@@ -235,6 +258,15 @@ fn record(histogram: &mut Histogram<u64>, micros: u64) {
 
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// How one call ended, as the tally counts it.
+enum Answer {
+    Ok,
+    Superseded,
+    DeadlineExceeded,
+    /// Counted under this kind.
+    Failed(String),
 }
 
 /// When one call was due, sent and answered.
@@ -269,30 +301,62 @@ fn error_kind(e: &Error) -> String {
 pub(crate) async fn drive(run: Arc<Run>, conns: &[Arc<Conn>], in_flight: usize) {
     let mut slots = JoinSet::new();
     for conn in conns {
-        for _ in 0..in_flight {
+        for index in 0..in_flight {
             let (run, conn) = (run.clone(), conn.clone());
-            slots.spawn(async move { slot(&run, &conn).await });
+            let key = run.plan.supersede.map(|mode| mode.key(index));
+            slots.spawn(async move {
+                let slot = Slot {
+                    run: &run,
+                    conn: &conn,
+                    key: key.as_deref(),
+                };
+                match &run.schedule {
+                    None => closed_slot(slot).await,
+                    Some(schedule) => open_slot(slot, schedule).await,
+                }
+            });
         }
     }
     while slots.join_next().await.is_some() {}
 }
 
-async fn slot(run: &Run, conn: &Conn) {
-    match &run.schedule {
-        None => closed_slot(run, conn).await,
-        Some(schedule) => open_slot(run, schedule, conn).await,
+/// What one in-flight slot works with.
+#[derive(Clone, Copy)]
+struct Slot<'a> {
+    run: &'a Run,
+    conn: &'a Conn,
+    /// Its supersede key, with `--supersede`.
+    key: Option<&'a str>,
+}
+
+impl Slot<'_> {
+    /// Makes one call: the raw fast path without options, else through the protocol v2
+    /// request builder with the plan's deadline and this slot's supersede key.
+    async fn call(self) -> Result<Bytes, Error> {
+        let plan = &self.run.plan;
+        if plan.deadline.is_none() && self.key.is_none() {
+            return self.conn.client.call_raw(&plan.method, &plan.params).await;
+        }
+        let mut request = self.conn.client.request(&plan.method, &plan.body);
+        if let Some(deadline) = plan.deadline {
+            request = request.deadline(deadline);
+        }
+        if let Some(key) = self.key {
+            request = request.supersede(key);
+        }
+        request.send_raw().await
     }
 }
 
-async fn closed_slot(run: &Run, conn: &Conn) {
-    let plan = &run.plan;
+async fn closed_slot(slot: Slot<'_>) {
+    let Slot { run, conn, .. } = slot;
     while !run.stopped() {
         let sent = Instant::now();
         let measured = sent >= run.measure_from;
         if measured && !run.take_measured(sent) {
             return;
         }
-        let outcome = conn.client.call_raw(&plan.method, &plan.params).await;
+        let outcome = slot.call().await;
         let timing = Timing {
             from: sent,
             lag: None,
@@ -305,14 +369,14 @@ async fn closed_slot(run: &Run, conn: &Conn) {
     }
 }
 
-async fn open_slot(run: &Run, schedule: &Schedule, conn: &Conn) {
-    let plan = &run.plan;
+async fn open_slot(slot: Slot<'_>, schedule: &Schedule) {
+    let Slot { run, conn, .. } = slot;
     while let Some(call) = schedule.take().await {
         if run.stopped() {
             return;
         }
         let sent = Instant::now();
-        let outcome = conn.client.call_raw(&plan.method, &plan.params).await;
+        let outcome = slot.call().await;
         let timing = Timing {
             from: call.due,
             lag: Some(sent.saturating_duration_since(call.due)),
@@ -333,6 +397,9 @@ mod tests {
         Plan {
             method: "echo".into(),
             params: vec![0xc0],
+            body: Params::Json(serde_json::Value::Null),
+            deadline: None,
+            supersede: None,
             check_echo: true,
             warmup,
             length,
@@ -388,7 +455,12 @@ mod tests {
         record(&mut b.latency, 1_000_000);
         b.errors.insert("-32601".into(), 2);
         b.errors.insert("mismatch".into(), 1);
+        b.superseded = 4;
+        b.deadline_exceeded = 5;
+        a.deadline_exceeded = 1;
         a.merge(b);
+        assert_eq!(a.superseded, 4);
+        assert_eq!(a.deadline_exceeded, 6);
         assert_eq!(a.calls, 5);
         assert_eq!(a.late, 1);
         assert_eq!(a.latency.len(), 2);

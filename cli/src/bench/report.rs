@@ -11,6 +11,7 @@ use std::time::Duration;
 use hearth_client::ErrorCode;
 use serde_json::{Value, json};
 
+use crate::bench::Supersede;
 use crate::bench::load::Tally;
 use crate::bench::schedule::LATE_AFTER;
 
@@ -54,6 +55,17 @@ pub(crate) struct Setup {
     pub(crate) rate: Option<f64>,
     pub(crate) warmup: Duration,
     pub(crate) spawned: bool,
+    /// Protocol v2: the deadline every call carried.
+    pub(crate) deadline: Option<Duration>,
+    /// Protocol v2: how the calls were given supersede keys.
+    pub(crate) supersede: Option<Supersede>,
+}
+
+impl Setup {
+    /// Whether the calls carried protocol v2 options.
+    fn v2_options(&self) -> bool {
+        self.deadline.is_some() || self.supersede.is_some()
+    }
 }
 
 /// The spawned daemon's figures over the measured part of the run.
@@ -138,6 +150,14 @@ impl Report {
             "rate": round1(self.rate()),
             "errors": self.errors(),
             "errors_by_code": self.tally.errors,
+            "deadline_ms": s.deadline.map(|d| round3(d.as_secs_f64() * 1e3)),
+            "supersede": s.supersede.map(Supersede::name),
+            "superseded": self.tally.superseded,
+            "deadline_exceeded": self.tally.deadline_exceeded,
+            // The percentiles cover successful calls only.
+            "latency_includes_errors": false,
+            "latency_includes_superseded": false,
+            "latency_includes_deadline_exceeded": false,
             "late_calls": s.rate.map(|_| self.tally.late),
             "late_after_us": s.rate.map(|_| LATE_AFTER.as_micros() as u64),
             "lag_p50_us": self.lag().map(|(p50, _, _)| p50),
@@ -215,11 +235,36 @@ impl Report {
                     let _ = write!(text, "{label} {}   ", micros(value));
                 }
                 let _ = write!(text, "max {}", micros(max));
+                if s.v2_options() {
+                    text.push_str("  (successful calls only)");
+                }
                 line(&mut out, "latency", text);
             }
             None => line(&mut out, "latency", "no successful calls".into()),
         }
         line(&mut out, "errors", self.error_text());
+        if let Some(mode) = s.supersede {
+            line(
+                &mut out,
+                "superseded",
+                format!(
+                    "{} (replaced by a newer call with the same key; keys {})",
+                    self.tally.superseded,
+                    mode.name()
+                ),
+            );
+        }
+        if let Some(deadline) = s.deadline {
+            line(
+                &mut out,
+                "deadline",
+                format!(
+                    "{} exceeded (stopped by the daemon {} after it read them)",
+                    self.tally.deadline_exceeded,
+                    micros(micros_of(deadline))
+                ),
+            );
+        }
         if s.rate.is_some() {
             let late = self.tally.late;
             let text = if late == 0 {
@@ -316,6 +361,10 @@ fn micros(us: u64) -> String {
     }
 }
 
+fn micros_of(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 fn secs(d: Duration) -> String {
     format!("{} s", trim_float(round3(d.as_secs_f64())))
 }
@@ -365,6 +414,8 @@ mod tests {
                 rate,
                 warmup: Duration::from_secs(1),
                 spawned: true,
+                deadline: None,
+                supersede: None,
             },
             tally,
             elapsed: Duration::from_secs(2),
@@ -404,6 +455,41 @@ mod tests {
         assert_eq!(open["late_calls"], 3);
         assert_eq!(open["lag_p50_us"], 5);
         assert_eq!(open["lag_max_us"], 2_000, "exact below 2048 µs");
+    }
+
+    #[test]
+    fn superseded_and_deadline_exceeded_are_counted_apart_from_errors() {
+        let mut r = report(None);
+        r.setup.deadline = Some(Duration::from_millis(5));
+        r.setup.supersede = Some(Supersede::PerConnection);
+        r.tally.superseded = 7;
+        r.tally.deadline_exceeded = 3;
+        let json = r.to_json();
+        assert_eq!(json["superseded"], 7);
+        assert_eq!(json["deadline_exceeded"], 3);
+        assert_eq!(json["errors"], 2, "neither is an error");
+        assert_eq!(json["deadline_ms"], 5.0);
+        assert_eq!(json["supersede"], "per-connection");
+        assert_eq!(json["latency_includes_superseded"], false);
+        assert_eq!(json["latency_includes_deadline_exceeded"], false);
+        let text = r.to_text();
+        for expected in [
+            "max 1.00 ms  (successful calls only)",
+            "errors      2: 1 -32601 (method not found), 1 mismatch",
+            "superseded  7 (replaced by a newer call with the same key; keys per-connection)",
+            "deadline    3 exceeded (stopped by the daemon 5.00 ms after it read them)",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+
+        let plain = report(None);
+        let json = plain.to_json();
+        assert_eq!(json["superseded"], 0);
+        assert_eq!(json["deadline_ms"], Value::Null);
+        assert_eq!(json["supersede"], Value::Null);
+        let text = plain.to_text();
+        assert!(!text.contains("superseded"), "no options, no line:\n{text}");
+        assert!(!text.contains("successful calls only"), "{text}");
     }
 
     #[test]

@@ -60,6 +60,8 @@ enum Command {
         /// Print the result on one line instead of pretty-printed
         #[arg(long)]
         compact: bool,
+        #[command(flatten)]
+        options: commands::CallOptions,
     },
     /// Measure round trips to the daemon ($/hello on one connection)
     Ping {
@@ -115,9 +117,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             method,
             params,
             compact,
+            options,
         } => {
             let params = commands::read_params(params.as_deref())?;
-            commands::call(&target, &method, &params, compact).await
+            commands::call(&target, &method, &params, compact, &options).await
         }
         Command::Ping { count, json } => commands::ping(&target, count, json).await,
         Command::Status { json } => status::status(&target, json).await,
@@ -143,5 +146,36 @@ mod tests {
         assert_eq!(cli.socket, Some(PathBuf::from("/s")));
         assert_eq!(cli.timeout, Duration::from_millis(500));
         assert!(Cli::try_parse_from(["hearth", "ping", "--count", "0"]).is_err());
+    }
+
+    #[test]
+    fn call_takes_the_protocol_v2_options() {
+        let cli = Cli::try_parse_from([
+            "hearth",
+            "call",
+            "count",
+            r#"{"n": 3}"#,
+            "--deadline",
+            "100ms",
+            "--supersede",
+            "k",
+            "--stream",
+        ])
+        .expect("valid flags");
+        let Command::Call { options, .. } = cli.command else {
+            panic!("not a call: {:?}", cli.command);
+        };
+        assert_eq!(options.deadline, Some(Duration::from_millis(100)));
+        assert_eq!(options.supersede.as_deref(), Some("k"));
+        assert!(options.stream);
+        assert!(options.is_v2());
+
+        let cli = Cli::try_parse_from(["hearth", "call", "echo"]).expect("valid flags");
+        let Command::Call { options, .. } = cli.command else {
+            panic!("not a call: {:?}", cli.command);
+        };
+        assert!(!options.is_v2(), "no option, no v2 requirement");
+        assert!(Cli::try_parse_from(["hearth", "call", "echo", "--deadline", "5"]).is_err());
+        assert!(Cli::try_parse_from(["hearth", "call", "echo", "--supersede"]).is_err());
     }
 }

@@ -1,19 +1,48 @@
-//! JSON at the command line, MessagePack on the wire: [`params_to_msgpack`] for what the user
+//! JSON at the command line, MessagePack on the wire: [`parse_params`] for what the user
 //! types and [`msgpack_to_json`] for what the daemon answers. The second is total — every
 //! MessagePack value has a JSON rendering, spelled out on [`to_json`] — so printing a result
 //! never fails on its shape. Reading and printing are left to the commands.
 
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Number, Value as Json, json};
 
 /// The nesting the daemon allows (counting the envelope) bounds what we ever have to render.
 const MAX_DEPTH: usize = hearth_client::protocol::DEFAULT_MAX_DEPTH;
 
-/// Parses `text` as JSON and encodes it as MessagePack.
-pub(crate) fn params_to_msgpack(text: &str) -> Result<Vec<u8>, String> {
+/// Params as a value the client encodes (the protocol v2 request builder takes anything
+/// `Serialize`), each kind encoding exactly as [`Params::to_msgpack`] does.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Params {
+    /// What the user typed.
+    Json(Json),
+    /// A MessagePack binary (`hearth bench`'s generated payload).
+    Binary(Vec<u8>),
+}
+
+impl Serialize for Params {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Json(value) => value.serialize(serializer),
+            Self::Binary(bytes) => serializer.serialize_bytes(bytes),
+        }
+    }
+}
+
+impl Params {
+    /// The params as one MessagePack value, as the client sends them.
+    pub(crate) fn to_msgpack(&self) -> Result<Vec<u8>, String> {
+        hearth_client::protocol::to_msgpack(self)
+            .map_err(|e| format!("cannot encode the params as MessagePack: {e}"))
+    }
+}
+
+/// Parses `text` as JSON params, checking that they can be encoded.
+pub(crate) fn parse_params(text: &str) -> Result<Params, String> {
     let value: Json =
         serde_json::from_str(text).map_err(|e| format!("PARAMS_JSON is not valid JSON: {e}"))?;
-    hearth_client::protocol::to_msgpack(&value)
-        .map_err(|e| format!("cannot encode the params as MessagePack: {e}"))
+    let params = Params::Json(value);
+    params.to_msgpack()?;
+    Ok(params)
 }
 
 /// Decodes one MessagePack value and renders it as JSON.
@@ -95,12 +124,28 @@ mod tests {
 
     #[test]
     fn json_params_round_trip() {
-        let wire = params_to_msgpack(r#"{"hi": [1, -2, 2.5, null, true, "x"]}"#).expect("json");
+        let wire = parse_params(r#"{"hi": [1, -2, 2.5, null, true, "x"]}"#)
+            .and_then(|p| p.to_msgpack())
+            .expect("json");
         assert_eq!(
             msgpack_to_json(&wire),
             Ok(json!({"hi": [1, -2, 2.5, null, true, "x"]}))
         );
-        assert!(params_to_msgpack("{nope").is_err());
+        assert!(parse_params("{nope").is_err());
+    }
+
+    #[test]
+    fn params_encode_as_the_values_they_hold() {
+        let json = parse_params(r#"{"n": 3}"#).expect("json");
+        assert_eq!(json, Params::Json(json!({"n": 3})));
+        assert_eq!(
+            json.to_msgpack(),
+            Ok(encode(&Mp::Map(vec![(Mp::from("n"), Mp::from(3))])))
+        );
+        assert_eq!(
+            Params::Binary(vec![7, 8]).to_msgpack(),
+            Ok(encode(&Mp::Binary(vec![7, 8])))
+        );
     }
 
     #[test]

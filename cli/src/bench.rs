@@ -21,9 +21,10 @@ use hearth_client::{Client, ClientConfig};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::commands::Target;
+use crate::commands::{self, Target};
+use crate::duration;
 use crate::exit::{BadInput, print};
-use crate::{duration, json};
+use crate::json::{self, Params};
 use daemon::Daemon;
 use load::{Conn, Length, Plan, Run, Tally};
 use report::{DaemonFigures, Report, Setup, Transport};
@@ -89,9 +90,49 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     spawn: bool,
 
+    /// Send every call with this deadline (e.g. 5ms): the daemon stops a call not finished
+    /// that long after reading it and answers -32002, counted as deadline-exceeded. Needs
+    /// protocol v2
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    deadline: Option<Duration>,
+
+    /// Send every call with a supersede key: per-connection (one key for all the calls on a
+    /// connection, so each call replaces the one still in flight before it) or per-slot (one
+    /// key per in-flight slot; a slot has one call out at a time, so nothing is replaced: this
+    /// measures what the option costs). Replaced calls are counted as superseded. Needs protocol v2
+    #[arg(long, value_name = "MODE")]
+    supersede: Option<Supersede>,
+
     /// Print one JSON object instead of text
     #[arg(long)]
     json: bool,
+}
+
+/// How `--supersede` keys the calls. Keys are scoped to a connection by the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Supersede {
+    /// The same key on every call of a connection.
+    PerConnection,
+    /// A key of its own for each in-flight slot.
+    PerSlot,
+}
+
+impl Supersede {
+    /// The flag's value, as the report shows it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::PerConnection => "per-connection",
+            Self::PerSlot => "per-slot",
+        }
+    }
+
+    /// The key slot `slot` of a connection sends.
+    pub(crate) fn key(self, slot: usize) -> String {
+        match self {
+            Self::PerConnection => "bench".to_owned(),
+            Self::PerSlot => format!("bench-slot-{slot}"),
+        }
+    }
 }
 
 const BENCH_HELP: &str = "\
@@ -102,6 +143,11 @@ latency (corrected for coordinated omission); calls sent over 1 ms late are repo
 
 Every answer is checked (echo must return the params). --timeout bounds each call. Ctrl-C
 ends the run early and still reports. With --spawn, --socket is not used.
+
+Protocol v2 options: --deadline and --supersede are sent on every call (the daemon must
+speak protocol 2). Calls answered -32801 (superseded) or -32002 (deadline exceeded) are
+counted apart from errors (JSON: \"superseded\", \"deadline_exceeded\"), do not make the
+run fail, and are not in the latency percentiles, which cover successful calls only.
 
 Examples:
   hearth bench --spawn --in-flight 16 --duration 5s
@@ -142,10 +188,11 @@ enum Endpoint {
 /// `hearth bench`.
 pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> {
     // Checked before anything starts, so that bad flags exit 2 without side effects.
-    let params = match &args.params {
-        Some(text) => json::params_to_msgpack(text).map_err(BadInput)?,
-        None => payload(args.payload as usize),
+    let body = match &args.params {
+        Some(text) => json::parse_params(text).map_err(BadInput)?,
+        None => Params::Binary(payload_data(args.payload as usize)),
     };
+    let params = body.to_msgpack().map_err(BadInput)?;
     if args.tcp == Some(None) && !args.spawn {
         return Err(BadInput("--tcp needs ADDR:PORT unless --spawn is given".into()).into());
     }
@@ -200,6 +247,14 @@ pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> 
         _ = interrupts.recv() => anyhow::bail!("interrupted before the run started"),
     };
 
+    if args.deadline.is_some() || args.supersede.is_some() {
+        let given = [
+            (args.deadline.is_some(), "--deadline"),
+            (args.supersede.is_some(), "--supersede"),
+        ];
+        let flags: Vec<&str> = given.iter().filter(|g| g.0).map(|g| g.1).collect();
+        commands::require_v2(&clients[0], &flags)?;
+    }
     let hello = clients[0].hello().clone();
     let allowed = usize::try_from(hello.limits.max_in_flight)
         .unwrap_or(usize::MAX)
@@ -235,11 +290,16 @@ pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> 
         rate: args.rate,
         warmup: args.warmup,
         spawned: daemon.is_some(),
+        deadline: args.deadline,
+        supersede: args.supersede,
     };
     let plan = Plan {
         check_echo: args.method == "echo",
         method: args.method,
         params,
+        body,
+        deadline: args.deadline,
+        supersede: args.supersede,
         warmup: args.warmup,
         length,
         rate: args.rate,
@@ -295,13 +355,9 @@ pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// `bytes` bytes of binary as one MessagePack value.
-fn payload(bytes: usize) -> Vec<u8> {
-    let data: Vec<u8> = (0..bytes).map(|i| i as u8).collect();
-    let mut out = Vec::with_capacity(bytes + 5);
-    // Writing to a Vec cannot fail.
-    let _ = rmpv::encode::write_value(&mut out, &rmpv::Value::Binary(data));
-    out
+/// The generated payload: `bytes` bytes counting up, sent as one MessagePack binary.
+fn payload_data(bytes: usize) -> Vec<u8> {
+    (0..bytes).map(|i| i as u8).collect()
 }
 
 /// One connection, with `timeout` for the connect and handshake and for every call.
@@ -454,10 +510,14 @@ impl Progress {
             bar.tick();
             return;
         }
-        let (calls, errors) = conns.iter().fold((0, 0), |(calls, errors), c| {
-            let t = c.tally();
-            (calls + t.calls, errors + t.errors.values().sum::<u64>())
-        });
+        let (mut calls, mut errors, mut superseded, mut past_deadline) = (0, 0, 0, 0);
+        for conn in conns {
+            let t = conn.tally();
+            calls += t.calls;
+            errors += t.errors.values().sum::<u64>();
+            superseded += t.superseded;
+            past_deadline += t.deadline_exceeded;
+        }
         let elapsed = now - measure_from;
         bar.set_prefix("bench");
         bar.set_position(if self.by_calls {
@@ -466,7 +526,14 @@ impl Progress {
             u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
         });
         let rate = calls as f64 / elapsed.as_secs_f64().max(1e-3);
-        bar.set_message(format!("{calls} calls, {rate:.0}/s, {errors} errors"));
+        let mut message = format!("{calls} calls, {rate:.0}/s, {errors} errors");
+        if superseded > 0 {
+            message.push_str(&format!(", {superseded} superseded"));
+        }
+        if past_deadline > 0 {
+            message.push_str(&format!(", {past_deadline} past deadline"));
+        }
+        bar.set_message(message);
     }
 
     fn finish(&self) {
@@ -482,11 +549,29 @@ mod tests {
 
     #[test]
     fn the_payload_is_one_binary_value_of_that_size() {
+        let payload = |n| {
+            Params::Binary(payload_data(n))
+                .to_msgpack()
+                .expect("a binary encodes")
+        };
         let p = payload(32);
         assert_eq!(&p[..2], &[0xc4, 32], "bin 8 header");
         assert_eq!(p.len(), 34);
         assert_eq!(payload(0), vec![0xc4, 0]);
         assert_eq!(payload(70_000).len(), 70_005, "bin 32 header");
+    }
+
+    #[test]
+    fn supersede_modes_key_by_connection_or_by_slot() {
+        let keys = |mode: Supersede| (0..3).map(|slot| mode.key(slot)).collect::<Vec<_>>();
+        let per_conn = keys(Supersede::PerConnection);
+        assert!(per_conn.iter().all(|k| *k == per_conn[0]), "{per_conn:?}");
+        let per_slot = keys(Supersede::PerSlot);
+        assert!(
+            per_slot[0] != per_slot[1] && per_slot[1] != per_slot[2],
+            "{per_slot:?}"
+        );
+        assert_eq!(Supersede::PerSlot.name(), "per-slot");
     }
 
     #[test]

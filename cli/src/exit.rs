@@ -10,8 +10,10 @@ use std::process::ExitCode;
 pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit status:
   0  success
-  1  the daemon answered with an error (bench: a call failed), or output could not be written
-  2  bad usage or input: unknown flag, malformed JSON params, bad duration
+  1  the daemon answered with an error (bench: a call failed, not counting superseded or
+     deadline-exceeded calls), or output could not be written
+  2  bad usage or input: unknown flag, malformed JSON params, bad duration, or protocol v2
+     flags (--deadline, --supersede, --stream) for a daemon that speaks only protocol 1
   3  cannot connect (or start a daemon for bench --spawn), connection lost, or timed out";
 
 /// The daemon answered with an error.
@@ -54,7 +56,7 @@ pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
     }
     let (line, code) = match error.downcast_ref::<hearth_client::Error>() {
         // The client's messages are complete sentences that already include their causes.
-        Some(e) => (e.to_string(), client_code(e)),
+        Some(e) => (format!("{e}{}", v2_hint(e)), client_code(e)),
         None if error.is::<BadInput>() => (error.to_string(), USAGE),
         None if error.is::<Unreachable>() => (error.to_string(), CONNECTION),
         None => (format!("{error:#}"), REMOTE),
@@ -66,6 +68,17 @@ pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
         eprintln!("hearth: error data: {data}");
     }
     ExitCode::from(code)
+}
+
+/// What -32002 and -32801 mean for the caller, which the daemon's message may not say.
+fn v2_hint(e: &hearth_client::Error) -> &'static str {
+    if e.is_deadline_exceeded() {
+        " — the daemon stopped the call when its --deadline passed"
+    } else if e.is_superseded() {
+        " — a newer call with the same --supersede key replaced it"
+    } else {
+        ""
+    }
 }
 
 fn client_code(e: &hearth_client::Error) -> u8 {

@@ -1,0 +1,6 @@
+//! Integration tests of the `hearth` binary against a real `hearth-server` daemon: the
+//! commands (`cli`) and the load tester (`bench`). One test binary; helpers in `support`.
+
+mod bench;
+mod cli;
+mod support;
