@@ -434,7 +434,9 @@ impl Gateway {
                 self.start_index();
                 Ok(())
             }
-            "textDocument/didOpen" => match parse::<lsp::DidOpenTextDocumentParams>(method, params)
+            "textDocument/didOpen" => match self
+                .parse::<lsp::DidOpenTextDocumentParams>(method, params)
+                .await
             {
                 Some(p) => {
                     let doc = DocOpen::from_lsp(&p);
@@ -443,7 +445,10 @@ impl Gateway {
                 None => Ok(()),
             },
             "textDocument/didChange" => {
-                match parse::<lsp::DidChangeTextDocumentParams>(method, params) {
+                match self
+                    .parse::<lsp::DidChangeTextDocumentParams>(method, params)
+                    .await
+                {
                     Some(p) => {
                         let doc = DocChange::from_lsp(&p);
                         self.client.notify(methods::DOC_CHANGE, &doc).await
@@ -452,7 +457,10 @@ impl Gateway {
                 }
             }
             "textDocument/didClose" => {
-                match parse::<lsp::DidCloseTextDocumentParams>(method, params) {
+                match self
+                    .parse::<lsp::DidCloseTextDocumentParams>(method, params)
+                    .await
+                {
                     Some(p) => {
                         let doc = DocClose {
                             uri: p.text_document.uri.as_str(),
@@ -463,7 +471,7 @@ impl Gateway {
                 }
             }
             "$/cancelRequest" => {
-                if let Some(p) = parse::<CancelParams>(method, params) {
+                if let Some(p) = self.parse::<CancelParams>(method, params).await {
                     self.cancel(&p.id).await;
                 }
                 Ok(())
@@ -475,10 +483,38 @@ impl Gateway {
             Ok(()) => Ok(None),
             Err(e) if e.is_connection_lost() => Err(self.daemon_lost().await),
             Err(e) => {
-                tracing::warn!("{method} not forwarded: {e}");
+                self.log(format!("hearth lsp: {method} not forwarded: {e}"))
+                    .await;
                 Ok(None)
             }
         }
+    }
+
+    /// A notification's params, or `None` (said in the editor's log) when they do not fit.
+    async fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Option<T> {
+        match serde_json::from_value(params) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.log(format!(
+                    "hearth lsp: ignoring {method} with invalid params: {e}"
+                ))
+                .await;
+                None
+            }
+        }
+    }
+
+    /// A warning in the editor's log (LSP's stderr is not where editors look).
+    async fn log(&self, message: String) {
+        let params = lsp::LogMessageParams {
+            typ: lsp::MessageType::WARNING,
+            message,
+        };
+        self.out.notify("window/logMessage", &params).await;
     }
 
     async fn cancel(&self, id: &Id) {
@@ -606,17 +642,6 @@ fn hearth_error(id: &Id, method: &str, e: &ClientError) -> Vec<u8> {
         None => (codes::INTERNAL_ERROR, format!("hearth lsp: {e}")),
     };
     message::error_body(Some(id), code, &text)
-}
-
-/// A notification's params, or `None` (logged) when they do not fit.
-fn parse<T: serde::de::DeserializeOwned>(method: &str, params: Value) -> Option<T> {
-    match serde_json::from_value(params) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            tracing::warn!("ignoring {method} with invalid params: {e}");
-            None
-        }
-    }
 }
 
 /// The folder to index: the first workspace folder, else `rootUri`, else `rootPath`. The

@@ -1,6 +1,6 @@
 //! What broken input gets: a malformed header or an oversized message ends the gateway with
 //! an error (LSP cannot answer them); invalid JSON is -32700 with id null, an unknown method
-//! -32601, an unknown notification nothing — and the session goes on after each of those.
+//! -32601, an unknown notification nothing (a known one with bad params, a log line) — and the session goes on after each of those.
 //! The daemon's death ends the gateway with an error and tells the editor.
 
 use hearth_lsp::{FrameError, LspError, Options, codes};
@@ -98,10 +98,15 @@ async fn unknown_methods_get_method_not_found_and_unknown_notifications_nothing(
             .unwrap_or_default()
             .contains("textDocument/hover")
     );
+    // Unknown notifications get nothing; a known one with bad params a line in the log.
+    assert_eq!(editor.seen.len(), 1, "{:?}", editor.seen);
+    assert_eq!(editor.seen[0]["method"], "window/logMessage");
+    let logged = editor.seen[0]["params"]["message"]
+        .as_str()
+        .unwrap_or_default();
     assert!(
-        editor.seen.is_empty(),
-        "the notifications got nothing: {:?}",
-        editor.seen
+        logged.contains("ignoring textDocument/didChange with invalid params"),
+        "{logged}"
     );
     let bad = editor
         .call(6, "textDocument/completion", json!({"position": "nowhere"}))

@@ -2,9 +2,8 @@
 //! against an in-process hearth-server with the language service — the session rules
 //! (initialize, shutdown, exit), the JSON-RPC errors LSP prescribes, documents and completion
 //! (UTF-16 positions), indexing with progress and workspace symbols across two gateways,
-//! cancel and supersede, the daemon's death — and the `hearth-lsp` binary as a process.
+//! cancel and supersede, the daemon's death. (The `hearth lsp` process is tested with the CLI.)
 
-mod binary;
 mod documents;
 mod errors;
 mod requests;
