@@ -3,5 +3,7 @@
 
 mod bench;
 mod cli;
+mod lang;
 mod lsp;
 mod support;
+mod typing;
