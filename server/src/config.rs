@@ -21,8 +21,9 @@ pub struct Limits {
     /// Deepest nesting accepted in a message, counting the envelope (at most 64). Default 64.
     pub max_depth: usize,
     /// Version 2 requests that may wait on one connection while `max_in_flight` run; one more
-    /// is answered -32001 at once and the connection keeps being read. Default 1024.
-    pub max_queued: usize,
+    /// is answered -32001 at once and the connection keeps being read. `None` (the default)
+    /// means as many as `max_in_flight`, as PROTOCOL.md §15.4 describes.
+    pub max_queued: Option<usize>,
     /// Requests the daemon may have waiting for one client's answer at once (version 2);
     /// a handler that wants another waits for a free slot. Default 64.
     pub max_client_requests: usize,
@@ -64,7 +65,7 @@ impl Default for Limits {
             max_in_flight: 1024,
             max_connections: 256,
             max_depth: DEFAULT_MAX_DEPTH,
-            max_queued: 1024,
+            max_queued: None,
             max_client_requests: 64,
             client_request_timeout: Duration::from_secs(30),
             max_outbound_bytes: 4 * 1024 * 1024,
@@ -80,6 +81,11 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The version 2 wait queue's bound: `max_queued`, or `max_in_flight` when unset.
+    pub fn queue_bound(&self) -> usize {
+        self.max_queued.unwrap_or(self.max_in_flight)
+    }
+
     /// The same limits with every value clamped to something workable (at least 1, depth at
     /// most the protocol's maximum).
     pub(crate) fn sanitized(mut self) -> Self {

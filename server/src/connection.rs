@@ -183,7 +183,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             running: FuturesUnordered::new(),
             // Request tokens descend from the daemon's hard-stop token: a forced shutdown
             // reaches work a handler moved elsewhere, and so does dropping this connection.
-            table: InFlight::new(hard.clone(), limits.max_queued),
+            table: InFlight::new(hard.clone(), limits.queue_bound()),
             deadline_timer: Timer::default(),
             version: None,
             client: None,
@@ -330,7 +330,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             // `max_in_flight` (requests queue, or are answered -32001; answers from the
             // client must never wait behind the limit).
             let read_limit = match self.version {
-                Some(Version::V2) => max_in_flight.saturating_add(self.shared.limits.max_queued),
+                Some(Version::V2) => max_in_flight.saturating_add(self.shared.limits.queue_bound()),
                 _ => max_in_flight,
             };
             let mut taken = 0;

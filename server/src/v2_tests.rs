@@ -279,7 +279,7 @@ async fn deadline_and_supersede_each_get_their_one_answer() {
 async fn past_max_in_flight_v2_requests_queue_and_past_the_queue_are_busy() {
     let limits = Limits {
         max_in_flight: 1,
-        max_queued: 2,
+        max_queued: Some(2),
         ..Limits::default()
     };
     let (mut c, _, _) = start(builtins::router(), limits);
@@ -319,6 +319,7 @@ async fn past_max_in_flight_v2_requests_queue_and_past_the_queue_are_busy() {
 async fn a_cancel_reaches_a_queued_request_and_shutdown_answers_the_queue() {
     let limits = Limits {
         max_in_flight: 1,
+        max_queued: Some(2),
         ..Limits::default()
     };
     let (mut c, handle, _) = start(builtins::router(), limits);
@@ -466,7 +467,7 @@ async fn a_dropping_stream_with_full_output_still_ends_with_its_response() {
 async fn handlers_waiting_on_the_client_never_block_its_answers() {
     let limits = Limits {
         max_in_flight: 2,
-        max_queued: 2,
+        max_queued: Some(2),
         ..Limits::default()
     };
     let (mut c, _, _) = start(builtins::router(), limits);

@@ -110,8 +110,6 @@ fn run(args: Args) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let limits = Limits {
             max_in_flight: args.max_in_flight,
-            // The v2 wait queue holds as many as may run (PROTOCOL.md §15.4).
-            max_queued: args.max_in_flight,
             max_connections: args.max_connections,
             max_frame: args.max_frame,
             grace: Duration::from_millis(args.grace_ms),
