@@ -250,6 +250,9 @@ impl Client {
     ///   handler that panics with -32603.
     /// - A cancel from the daemon aborts the handler (the future is dropped at its next
     ///   await), and the request is then not answered: the daemon has stopped waiting.
+    /// - Register a method before making the calls that lead the daemon to ask for it (hearthd
+    ///   asks while working on one of our requests): a request for a method not registered yet
+    ///   is answered -32601.
     /// - Registering a method again replaces its handler. On a version 1 connection the daemon
     ///   never asks, and handlers are never called.
     pub fn serve<F, Fut>(&self, method: &str, handler: F)

@@ -132,9 +132,11 @@ impl Outbound {
         Some(Ok(Ok(())))
     }
 
-    /// Queues a frame now, past the bound: for cancels, which are sent from `Drop` and are a
-    /// few bytes each. What bounds them in practice is that each one answers a call that held
-    /// an in-flight permit.
+    /// Queues a frame now, past the bound: for cancels only, which are sent from `Drop` and
+    /// are a few bytes each. What bounds them in practice is that each one answers a call that
+    /// held an in-flight permit. (Answers to the daemon's requests do not come through here:
+    /// their tasks wait for room with [`push_with`](Self::push_with), so the queue stays
+    /// bounded however many the daemon asks.)
     pub(crate) fn push_now(&self, encode: impl FnOnce(&mut BytesMut)) -> Result<(), QueueClosed> {
         let mut state = self.lock();
         if state.closed {

@@ -53,6 +53,11 @@ impl TestDaemon {
         Self::start_on(builtins::router(), Limits::default(), true)
     }
 
+    /// Serves `router` under `limits`, also listening on a loopback TCP port.
+    pub(crate) fn start_tcp_with(router: Router, limits: Limits) -> Self {
+        Self::start_on(router, limits, true)
+    }
+
     /// Serves `router` under `limits`.
     pub(crate) fn start_with(router: Router, limits: Limits) -> Self {
         Self::start_on(router, limits, false)

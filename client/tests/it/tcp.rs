@@ -9,7 +9,9 @@ use serde::de::IgnoredAny;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::support::{TestDaemon, eventually, within};
+use hearth_server::{Limits, builtins};
+
+use crate::support::{Gate, TestDaemon, eventually, within};
 
 #[tokio::test]
 async fn calls_over_tcp_get_their_answers() {
@@ -37,18 +39,17 @@ async fn calls_over_tcp_get_their_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_calls_share_one_tcp_connection() {
-    let daemon = TestDaemon::start_tcp();
+    let gate = Gate::new();
+    let daemon = TestDaemon::start_tcp_with(gate.add_to(builtins::router()), Limits::default());
     let client = Client::connect_tcp(daemon.tcp_addr())
         .await
         .expect("connecting over TCP");
-    let slow = {
+    // A call that stays unanswered until the gate opens, sent before all the others.
+    let held = {
         let client = client.clone();
-        tokio::spawn(async move {
-            client
-                .call::<_, IgnoredAny>("sleep", &json!({"ms": 200}))
-                .await
-        })
+        tokio::spawn(async move { client.call::<_, String>("gate", &()).await })
     };
+    eventually("the gated call runs", || daemon.stats().in_flight == 1).await;
     let mut calls = JoinSet::new();
     for i in 0..2_000u64 {
         let client = client.clone();
@@ -63,10 +64,17 @@ async fn many_concurrent_calls_share_one_tcp_connection() {
         }
     })
     .await;
-    within("the sleep", slow)
+    // Out of order: every later echo was answered while the first call still waits.
+    assert!(
+        !held.is_finished(),
+        "the gated call was answered before the gate opened"
+    );
+    gate.open();
+    let opened = within("the gated call", held)
         .await
-        .expect("the sleep task")
-        .expect("sleep");
+        .expect("the gated call's task")
+        .expect("gate");
+    assert_eq!(opened, "opened");
     assert_eq!(daemon.stats().methods.get("echo").copied(), Some(2_000));
 }
 
