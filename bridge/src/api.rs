@@ -89,11 +89,24 @@ pub(crate) async fn call(
     if declared.is_some_and(|n| n > limit as u64) {
         return too_large(limit);
     }
-    let read = tokio::time::timeout(shared.limits.body_timeout, Limited::new(body, limit).collect());
+    let read = tokio::time::timeout(
+        shared.limits.body_timeout,
+        Limited::new(body, limit).collect(),
+    );
     let bytes = match read.await {
-        Err(_) => return bridge_error(StatusCode::REQUEST_TIMEOUT, "the body did not arrive in time"),
+        Err(_) => {
+            return bridge_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "the body did not arrive in time",
+            );
+        }
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(limit),
-        Ok(Err(e)) => return bridge_error(StatusCode::BAD_REQUEST, &format!("cannot read the body: {e}")),
+        Ok(Err(e)) => {
+            return bridge_error(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the body: {e}"),
+            );
+        }
         Ok(Ok(collected)) => collected.to_bytes(),
     };
     let params: Json = if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -101,7 +114,12 @@ pub(crate) async fn call(
     } else {
         match serde_json::from_slice(&bytes) {
             Ok(value) => value,
-            Err(e) => return bridge_error(StatusCode::BAD_REQUEST, &format!("the body is not JSON: {e}")),
+            Err(e) => {
+                return bridge_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("the body is not JSON: {e}"),
+                );
+            }
         }
     };
     let stream = match query.stream.as_deref() {
@@ -149,14 +167,18 @@ pub(crate) async fn call(
             Ok(Bytes::from(line))
         });
     let mut response = Response::new(Body::from_stream(lines));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
     response
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     let essence = value.split(';').next().unwrap_or_default().trim();
@@ -190,7 +212,9 @@ fn error_json(e: &hearth_client::Error) -> Json {
 
 fn client_error(e: &hearth_client::Error) -> Response {
     let status = match e {
-        _ if e.as_remote().is_some() => e.code().map_or(StatusCode::INTERNAL_SERVER_ERROR, status_for),
+        _ if e.as_remote().is_some() => e
+            .code()
+            .map_or(StatusCode::INTERNAL_SERVER_ERROR, status_for),
         hearth_client::Error::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
         hearth_client::Error::Encode(_) => StatusCode::BAD_REQUEST,
         _ => StatusCode::BAD_GATEWAY,
@@ -215,16 +239,18 @@ pub(crate) fn bridge_error(status: StatusCode, message: &str) -> Response {
 
 fn json_response(status: StatusCode, value: &Json) -> Response {
     let mut response = (status, value.to_string()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
 fn static_json(text: &'static str) -> Response {
     let mut response = text.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }

@@ -27,36 +27,50 @@ pub(crate) fn cookie_name(port: u16) -> String {
 pub(crate) async fn guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let headers = req.headers();
     let Some(host) = allowed_host(headers, shared.port) else {
-        return refuse(StatusCode::FORBIDDEN, "403 forbidden: the Host header does not name this bridge\n");
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "403 forbidden: the Host header does not name this bridge\n",
+        );
     };
     let origin = match one_header(headers, header::ORIGIN) {
-        Err(()) => return refuse(StatusCode::FORBIDDEN, "403 forbidden: more than one Origin\n"),
+        Err(()) => {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "403 forbidden: more than one Origin\n",
+            );
+        }
         Ok(None) => None,
         Ok(Some(origin)) => {
             let own = origin.eq_ignore_ascii_case(&format!("http://{host}"));
-            let extra = shared.origins.iter().any(|o| o.as_bytes() == origin.as_bytes());
+            let extra = shared
+                .origins
+                .iter()
+                .any(|o| o.as_bytes() == origin.as_bytes());
             if !own && !extra {
-                return refuse(StatusCode::FORBIDDEN, "403 forbidden: this Origin may not call the bridge\n");
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    "403 forbidden: this Origin may not call the bridge\n",
+                );
             }
             // Only extra origins get CORS headers; the bridge's own pages do not need them.
             extra.then(|| origin.to_owned())
         }
     };
-    if req.method() == Method::OPTIONS {
-        if let Some(origin) = origin.as_deref() {
-            if headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
-                return preflight(origin);
-            }
-        }
+    if req.method() == Method::OPTIONS
+        && let Some(origin) = origin.as_deref()
+        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        return preflight(origin);
     }
     let authorized = bearer_ok(&shared, headers) || cookie_ok(&shared, headers);
-    if req.method() == Method::GET && req.uri().path() == "/" {
-        if let Some(given) = query_token(req.uri().query()) {
-            if shared.token.matches(given.as_bytes()) {
-                return login(&shared);
-            }
-            return unauthorized();
+    if req.method() == Method::GET
+        && req.uri().path() == "/"
+        && let Some(given) = query_token(req.uri().query())
+    {
+        if shared.token.matches(given.as_bytes()) {
+            return login(&shared);
         }
+        return unauthorized();
     }
     if !authorized {
         return unauthorized();
@@ -70,7 +84,9 @@ pub(crate) async fn guard(State(shared): State<Arc<Shared>>, req: Request, next:
 
 /// The `Host` value, lowercased, when it is one of the bridge's own names with its port.
 fn allowed_host(headers: &HeaderMap, port: u16) -> Option<String> {
-    let host = one_header(headers, header::HOST).ok()??.to_ascii_lowercase();
+    let host = one_header(headers, header::HOST)
+        .ok()??
+        .to_ascii_lowercase();
     let (name, host_port) = match host.rsplit_once(':') {
         Some((name, p)) if !host.ends_with(']') => (name, p.parse::<u16>().ok()?),
         _ => (host.as_str(), 80),
@@ -109,7 +125,9 @@ fn cookie_ok(shared: &Shared, headers: &HeaderMap) -> bool {
 
 /// `token=` from a query string.
 fn query_token(query: Option<&str>) -> Option<&str> {
-    query?.split('&').find_map(|pair| pair.strip_prefix("token="))
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
 }
 
 /// The answer to `GET /?token=TOKEN`: the cookie, and a redirect that drops the token.
@@ -124,7 +142,10 @@ fn login(shared: &Shared) -> Response {
     let h = response.headers_mut();
     h.insert(header::LOCATION, HeaderValue::from_static("/"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         h.insert(header::SET_COOKIE, value);
     }
@@ -135,12 +156,18 @@ fn preflight(origin: &str) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     let h = response.headers_mut();
     allow_origin(h, origin);
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST"),
+    );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("authorization, content-type"),
     );
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
     response
 }
 
@@ -182,7 +209,12 @@ mod tests {
 
     #[test]
     fn only_the_bridges_own_names_and_port_pass() {
-        for ok in ["localhost:7727", "127.0.0.1:7727", "[::1]:7727", "LOCALHOST:7727"] {
+        for ok in [
+            "localhost:7727",
+            "127.0.0.1:7727",
+            "[::1]:7727",
+            "LOCALHOST:7727",
+        ] {
             assert!(allowed_host(&host(ok), 7727).is_some(), "{ok}");
         }
         for no in [
@@ -199,7 +231,10 @@ mod tests {
             assert!(allowed_host(&host(no), 7727).is_none(), "{no:?}");
         }
         assert!(allowed_host(&HeaderMap::new(), 7727).is_none(), "missing");
-        assert!(allowed_host(&host("localhost"), 80).is_some(), "port 80 may be left out");
+        assert!(
+            allowed_host(&host("localhost"), 80).is_some(),
+            "port 80 may be left out"
+        );
     }
 
     #[test]

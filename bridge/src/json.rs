@@ -14,7 +14,10 @@ pub(crate) fn msgpack_to_json(mut bytes: &[u8]) -> Result<Json, String> {
     let value = rmpv::decode::read_value_with_max_depth(&mut bytes, MAX_DEPTH)
         .map_err(|e| format!("the daemon's answer is not readable MessagePack: {e}"))?;
     if !bytes.is_empty() {
-        return Err(format!("the daemon's answer has {} bytes after its value", bytes.len()));
+        return Err(format!(
+            "the daemon's answer has {} bytes after its value",
+            bytes.len()
+        ));
     }
     Ok(to_json(value))
 }

@@ -11,7 +11,9 @@ use crate::Error;
 pub fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 
@@ -42,16 +44,18 @@ fn check(given: &str, addrs: Vec<SocketAddr>, allow: bool) -> Result<SocketAddr,
     let first = *addrs.first().ok_or_else(|| Error::BadListen {
         given: given.to_owned(),
     })?;
-    if !allow {
-        if let Some(outside) = addrs.iter().find(|a| !is_loopback(a.ip())) {
-            return Err(Error::NotLoopback {
-                given: given.to_owned(),
-                addr: outside.ip(),
-            });
-        }
+    if !allow && let Some(outside) = addrs.iter().find(|a| !is_loopback(a.ip())) {
+        return Err(Error::NotLoopback {
+            given: given.to_owned(),
+            addr: outside.ip(),
+        });
     }
     // Prefer IPv4 loopback for a name like localhost: it is what the printed URL names.
-    Ok(addrs.iter().copied().find(SocketAddr::is_ipv4).unwrap_or(first))
+    Ok(addrs
+        .iter()
+        .copied()
+        .find(SocketAddr::is_ipv4)
+        .unwrap_or(first))
 }
 
 #[cfg(test)]
@@ -61,21 +65,32 @@ mod tests {
     #[tokio::test]
     async fn loopback_literals_and_localhost_pass() {
         for ok in ["127.0.0.1:0", "127.1.2.3:7727", "[::1]:0", "localhost:0"] {
-            let addr = resolve(ok, false).await.unwrap_or_else(|e| panic!("{ok}: {e}"));
+            let addr = resolve(ok, false)
+                .await
+                .unwrap_or_else(|e| panic!("{ok}: {e}"));
             assert!(is_loopback(addr.ip()), "{ok}");
         }
     }
 
     #[tokio::test]
     async fn everything_else_is_refused_unless_allowed() {
-        for no in ["0.0.0.0:7727", "[::]:7727", "192.168.1.10:7727", "10.0.0.1:80", "[::ffff:10.0.0.1]:1"] {
+        for no in [
+            "0.0.0.0:7727",
+            "[::]:7727",
+            "192.168.1.10:7727",
+            "10.0.0.1:80",
+            "[::ffff:10.0.0.1]:1",
+        ] {
             let err = resolve(no, false).await.expect_err(no);
             assert!(matches!(err, Error::NotLoopback { .. }), "{no}: {err}");
             assert!(err.to_string().contains("not a loopback address"), "{err}");
             assert!(resolve(no, true).await.is_ok(), "{no} with --unsafe-listen");
         }
         for bad in ["7727", "127.0.0.1", ":80", "localhost:http", "[::1:80"] {
-            assert!(matches!(resolve(bad, false).await, Err(Error::BadListen { .. })), "{bad}");
+            assert!(
+                matches!(resolve(bad, false).await, Err(Error::BadListen { .. })),
+                "{bad}"
+            );
         }
     }
 }

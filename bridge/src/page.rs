@@ -12,12 +12,18 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; conn
 
 /// `GET /`.
 pub(crate) async fn index() -> Response {
-    asset(include_str!("../static/index.html"), "text/html; charset=utf-8")
+    asset(
+        include_str!("../static/index.html"),
+        "text/html; charset=utf-8",
+    )
 }
 
 /// `GET /app.js`.
 pub(crate) async fn script() -> Response {
-    asset(include_str!("../static/app.js"), "text/javascript; charset=utf-8")
+    asset(
+        include_str!("../static/app.js"),
+        "text/javascript; charset=utf-8",
+    )
 }
 
 /// `GET /app.css`.
@@ -29,10 +35,19 @@ fn asset(text: &'static str, content_type: &'static str) -> Response {
     let mut response = text.into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

@@ -155,7 +155,9 @@ impl Bridge {
             };
             let _ = stream.set_nodelay(true);
             let service = TowerToHyperService::new(app.clone());
-            let conn = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+            let conn = http
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
             let stop = stop.clone();
             tokio::spawn(async move {
                 let _permit = permit;
@@ -179,15 +181,22 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v2/openapi.json", get(api::openapi))
         .route("/v2/call/{*method}", post(api::call))
         .route("/v2/ws", get(ws::upgrade))
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), guard::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            guard::guard,
+        ))
         .with_state(shared)
 }
 
 /// How the printed URL names the bound address.
 fn url_host(local: SocketAddr) -> String {
     match local.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => format!("{}:{}", Ipv4Addr::LOCALHOST, local.port()),
-        IpAddr::V6(ip) if ip.is_unspecified() => format!("[{}]:{}", Ipv6Addr::LOCALHOST, local.port()),
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            format!("{}:{}", Ipv4Addr::LOCALHOST, local.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            format!("[{}]:{}", Ipv6Addr::LOCALHOST, local.port())
+        }
         _ => local.to_string(),
     }
 }
@@ -198,15 +207,19 @@ fn is_origin(text: &str) -> bool {
         return false;
     };
     !scheme.is_empty()
-        && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
         && !rest.is_empty()
         && !rest.contains(['/', '?', '#', '@', ' '])
 }
 
 fn is_transient(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted | WouldBlock)
-        || matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12)) // ENFILE, EMFILE, ENOBUFS, ENOMEM
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    ) || matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12)) // ENFILE, EMFILE, ENOBUFS, ENOMEM
 }
 
 /// `hearth bridge`: binds, prints the URL (one line on stdout), serves until Ctrl-C or SIGTERM.

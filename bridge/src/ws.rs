@@ -37,7 +37,12 @@ pub(crate) async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgr
     };
     let socket = match UnixStream::connect(shared.link.socket()).await {
         Ok(socket) => socket,
-        Err(e) => return bridge_error(StatusCode::BAD_GATEWAY, &format!("cannot reach the daemon: {e}")),
+        Err(e) => {
+            return bridge_error(
+                StatusCode::BAD_GATEWAY,
+                &format!("cannot reach the daemon: {e}"),
+            );
+        }
     };
     let max_frame = shared.max_frame;
     let idle = shared.limits.ws_idle_timeout;
@@ -55,7 +60,13 @@ enum End {
     Close(u16, String),
 }
 
-async fn relay(ws: WebSocket, socket: UnixStream, max_frame: usize, idle: Duration, _permit: OwnedSemaphorePermit) {
+async fn relay(
+    ws: WebSocket,
+    socket: UnixStream,
+    max_frame: usize,
+    idle: Duration,
+    _permit: OwnedSemaphorePermit,
+) {
     let (read, mut write) = socket.into_split();
     let (mut to_browser, mut from_browser) = ws.split();
     let mut frames = FramedRead::new(
@@ -108,13 +119,19 @@ async fn up(
         let body = match message {
             Message::Binary(body) => body,
             Message::Text(_) => {
-                return End::Close(1003, "binary messages only: one MessagePack envelope each".into());
+                return End::Close(
+                    1003,
+                    "binary messages only: one MessagePack envelope each".into(),
+                );
             }
             Message::Ping(_) | Message::Pong(_) => continue,
             Message::Close(_) => return End::Browser,
         };
         if body.len() > max_frame {
-            return End::Close(1009, format!("message larger than max_frame ({max_frame} bytes)"));
+            return End::Close(
+                1009,
+                format!("message larger than max_frame ({max_frame} bytes)"),
+            );
         }
         if !is_v2_envelope(&body) {
             return End::Close(
@@ -148,7 +165,11 @@ async fn down(
             Some(Err(e)) => return End::Close(1011, format!("bad frame from the daemon: {e}")),
             Some(Ok(body)) => {
                 touch(start, last);
-                if to_browser.send(Message::Binary(body.freeze())).await.is_err() {
+                if to_browser
+                    .send(Message::Binary(body.freeze()))
+                    .await
+                    .is_err()
+                {
                     return End::Browser;
                 }
             }
@@ -180,12 +201,10 @@ fn browser_error(e: axum::Error) -> End {
 /// Whether `body` starts as a version 2 envelope: a MessagePack array whose first element is
 /// the positive fixint 2. Everything after that the daemon checks.
 pub(crate) fn is_v2_envelope(body: &[u8]) -> bool {
-    match body {
-        [0x91..=0x9f, 0x02, ..] => true,
-        [0xdc, _, _, 0x02, ..] => true,
-        [0xdd, _, _, _, _, 0x02, ..] => true,
-        _ => false,
-    }
+    matches!(
+        body,
+        [0x91..=0x9f, 0x02, ..] | [0xdc, _, _, 0x02, ..] | [0xdd, _, _, _, _, 0x02, ..]
+    )
 }
 
 #[cfg(test)]
@@ -196,7 +215,10 @@ mod tests {
     fn only_version_2_envelopes_pass() {
         assert!(is_v2_envelope(&[0x95, 0x02, 0x00, 0x01, 0xa0, 0xc0]));
         assert!(is_v2_envelope(&[0xdc, 0x00, 0x05, 0x02]));
-        assert!(!is_v2_envelope(&[0x94, 0x01, 0x00, 0x01, 0xa0]), "version 1");
+        assert!(
+            !is_v2_envelope(&[0x94, 0x01, 0x00, 0x01, 0xa0]),
+            "version 1"
+        );
         assert!(!is_v2_envelope(&[0x95, 0x03]), "version 3");
         assert!(!is_v2_envelope(&[0x82, 0x02]), "a map");
         assert!(!is_v2_envelope(&[]));
