@@ -42,6 +42,7 @@ pub struct Bridge {
     shared: Arc<Shared>,
     url: String,
     url_file: PathBuf,
+    local_addr: SocketAddr,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -62,12 +63,6 @@ impl Bridge {
             }
         }
         let addr = listen::resolve(&config.listen, config.unsafe_listen).await?;
-        if !listen::is_loopback(addr.ip()) {
-            warn!(
-                "--unsafe-listen: listening on {addr}, which is not loopback: other machines can \
-                 reach the bridge, and only the token stands in their way"
-            );
-        }
         let client = crate::daemon::connect(&config.socket).await?;
         let max_frame = usize::try_from(client.hello().limits.max_frame)
             .unwrap_or(usize::MAX)
@@ -96,12 +91,18 @@ impl Bridge {
             shared,
             url,
             url_file,
+            local_addr: local,
         })
     }
 
     /// The URL to open: `http://127.0.0.1:PORT/?token=TOKEN`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The address listened on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
     }
 
     /// The token.
@@ -233,6 +234,13 @@ pub async fn run(socket: Option<PathBuf>, args: Args) -> Result<(), Error> {
         limits: Limits::default(),
     };
     let bridge = Bridge::bind(config).await?;
+    if !listen::is_loopback(bridge.local_addr.ip()) {
+        eprintln!(
+            "hearth bridge: WARNING: --unsafe-listen: listening on {}, which is not a loopback \
+             address: other machines can reach the bridge, and only the token keeps them out",
+            bridge.local_addr
+        );
+    }
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
