@@ -348,3 +348,15 @@ async fn preflights_are_answered_only_for_origins_given_with_origin() {
         .expect("req");
     assert_eq!(plain.send(req).await.status, 403);
 }
+
+#[tokio::test]
+async fn an_oversize_request_head_is_431() {
+    let s = Setup::start().await;
+    let req = s
+        .req("GET", "/v2/hello")
+        .header("authorization", s.bearer())
+        .header("x-pad", "x".repeat(32 * 1024))
+        .body(Full::default())
+        .expect("req");
+    assert_eq!(s.send(req).await.status, 431);
+}
