@@ -9,13 +9,50 @@ use std::path::Path;
 
 use bytes::BytesMut;
 use hearth_fuzz::Plan;
-use hearth_protocol::{Encoder, ErrorCode, ErrorObject};
+use hearth_protocol::{Encoder, ErrorCode, ErrorObject, RequestOptions, Text, Version};
 
 /// One frame body built with the real encoder (header stripped).
 fn body(f: impl FnOnce(&Encoder, &mut BytesMut)) -> Vec<u8> {
     let mut b = BytesMut::new();
     f(&Encoder::default(), &mut b);
     b[4..].to_vec()
+}
+
+/// One version 2 frame body built with the real encoder (header stripped).
+fn body2(f: impl FnOnce(&Encoder, &mut BytesMut)) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    f(&Encoder::default().with_version(Version::V2), &mut b);
+    b[4..].to_vec()
+}
+
+/// Request options.
+fn opts(deadline_ms: Option<u64>, supersede: Option<&str>, stream: bool) -> RequestOptions {
+    RequestOptions {
+        deadline_ms,
+        supersede: supersede.map(|k| Text::from(k.to_owned())),
+        stream,
+    }
+}
+
+/// `{"method": method, "params": 7}`: the params of `ask`. The connection target answers
+/// by the method name's length mod 4: params back, an error, never, twice.
+fn ask_params(method: &str) -> Vec<u8> {
+    let mut out = vec![0x82, 0xa6];
+    out.extend_from_slice(b"method");
+    out.push(0xa0 | method.len() as u8);
+    out.extend_from_slice(method.as_bytes());
+    out.push(0xa6);
+    out.extend_from_slice(b"params");
+    out.push(0x07);
+    out
+}
+
+/// `{"n": n, "interval_ms": ms}`: the params of `count`.
+fn count_params(n: u8, ms: u8) -> Vec<u8> {
+    let mut out = vec![0x82, 0xa1, b'n', n, 0xab];
+    out.extend_from_slice(b"interval_ms");
+    out.push(ms);
+    out
 }
 
 fn frame(body: &[u8]) -> Vec<u8> {
@@ -35,6 +72,9 @@ fn map1(key: &str, value: u8) -> Vec<u8> {
 /// Named frame bodies, each a case worth starting from.
 fn bodies() -> Vec<(&'static str, Vec<u8>)> {
     let req = |id, m: &'static str, p: Vec<u8>| body(|e, b| e.request_raw(b, id, m, &p).unwrap());
+    let req2 = |id, m: &'static str, p: Vec<u8>, o: RequestOptions| {
+        body2(|e, b| e.request_raw_with(b, id, m, &p, &o).unwrap())
+    };
     let nested = |levels: usize| {
         let mut p = vec![0x91; levels];
         p.push(0xc0);
@@ -80,7 +120,7 @@ fn bodies() -> Vec<(&'static str, Vec<u8>)> {
         ("cancel", body(|e, b| e.cancel(b, 2).unwrap())),
         (
             "wrong-version",
-            vec![0x95, 0x02, 0x00, 0x07, 0xa1, b'm', 0xc0],
+            vec![0x95, 0x03, 0x00, 0x07, 0xa1, b'm', 0xc0],
         ),
         (
             "damaged-request",
@@ -98,6 +138,68 @@ fn bodies() -> Vec<(&'static str, Vec<u8>)> {
         (
             "bad-utf8-method",
             vec![0x95, 0x01, 0x00, 0x01, 0xa1, 0xff, 0xc0],
+        ),
+        // Version 2.
+        ("v2-hello", req2(20, "$/hello", vec![0xc0], opts(None, None, false))),
+        ("v2-echo", req2(21, "echo", map1("a", 1), opts(None, None, false))),
+        (
+            "v2-sleep-deadline",
+            req2(22, "sleep", map1("ms", 100), opts(Some(20), None, false)),
+        ),
+        (
+            "v2-deadline-0",
+            req2(23, "sleep", map1("ms", 1), opts(Some(0), None, false)),
+        ),
+        (
+            "v2-supersede-a",
+            req2(24, "sleep", map1("ms", 50), opts(None, Some("k"), false)),
+        ),
+        (
+            "v2-supersede-b",
+            req2(25, "sleep", map1("ms", 50), opts(None, Some("k"), false)),
+        ),
+        (
+            "v2-count-stream",
+            req2(26, "count", count_params(5, 0), opts(None, None, true)),
+        ),
+        (
+            "v2-count-plain",
+            req2(27, "count", count_params(3, 1), opts(None, None, false)),
+        ),
+        (
+            "v2-count-all",
+            req2(28, "count", count_params(4, 2), opts(Some(5), Some("c"), true)),
+        ),
+        ("v2-ask-back", req2(29, "ask", ask_params("m/ok"), opts(None, None, false))),
+        ("v2-ask-error", req2(30, "ask", ask_params("m/err"), opts(None, None, false))),
+        ("v2-ask-never", req2(31, "ask", ask_params("m/wait"), opts(None, None, false))),
+        ("v2-ask-twice", req2(32, "ask", ask_params("m/dup"), opts(None, None, false))),
+        (
+            "v2-ask-deadline",
+            req2(33, "ask", ask_params("m/wait"), opts(Some(10), None, false)),
+        ),
+        ("v2-cancel-ask", body2(|e, b| e.cancel(b, 31).unwrap())),
+        ("v2-cancel-sleep", body2(|e, b| e.cancel(b, 24).unwrap())),
+        (
+            "v2-response",
+            body2(|e, b| e.response_raw(b, 1, &[0x81, 0xa3, b't', b'a', b'b', 0x04]).unwrap()),
+        ),
+        (
+            "v2-client-partial",
+            body2(|e, b| e.partial_raw(b, 21, 0, &[0x01]).unwrap()),
+        ),
+        (
+            "v2-bad-opts",
+            // [2, 0, 34, "echo", nil, {"deadline_ms": "soon"}]
+            vec![
+                0x96, 0x02, 0x00, 0x22, 0xa4, b'e', b'c', b'h', b'o', 0xc0, 0x81, 0xab, b'd',
+                b'e', b'a', b'd', b'l', b'i', b'n', b'e', b'_', b'm', b's', 0xa4, b's', b'o',
+                b'o', b'n',
+            ],
+        ),
+        (
+            "v2-opts-nil",
+            vec![0x96, 0x02, 0x00, 0x23, 0xa4, b'e', b'c', b'h', b'o', 0xc0, 0xc0],
         ),
     ]
 }
@@ -158,6 +260,57 @@ fn main() {
             .concat(),
         ),
         ("mid-frame-eof", get("req-echo")[..9].to_vec()),
+        // Version 2 sessions.
+        (
+            "v2-options",
+            [
+                get("v2-hello"),
+                get("v2-sleep-deadline"),
+                get("v2-deadline-0"),
+                get("v2-supersede-a"),
+                get("v2-supersede-b"),
+                get("v2-cancel-sleep"),
+                get("v2-bad-opts"),
+                get("v2-opts-nil"),
+            ]
+            .concat(),
+        ),
+        (
+            "v2-stream",
+            [get("v2-count-stream"), get("v2-count-plain"), get("v2-count-all")].concat(),
+        ),
+        (
+            "v2-ask",
+            [
+                get("v2-ask-back"),
+                get("v2-echo"),
+                get("v2-ask-error"),
+                get("v2-ask-never"),
+                get("v2-ask-twice"),
+                get("v2-ask-deadline"),
+                get("v2-echo"),
+                get("v2-cancel-ask"),
+                get("v2-response"),
+            ]
+            .concat(),
+        ),
+        (
+            "v2-client-partial",
+            [get("v2-echo"), get("v2-client-partial"), get("v2-hello")].concat(),
+        ),
+        ("v2-then-v1", [get("v2-echo"), get("req-echo")].concat()),
+        ("v1-then-v2", [get("req-echo"), get("v2-echo")].concat()),
+        (
+            "v2-queue-full",
+            (1..=20u64)
+                .flat_map(|id| {
+                    frame(&body2(|e, b| {
+                        e.request_raw(b, id, "sleep", &map1("ms", 50)).unwrap()
+                    }))
+                })
+                .chain(get("v2-cancel-sleep"))
+                .collect(),
+        ),
     ];
     // Chunk plans: whole, byte by byte, and a mix (see `hearth_fuzz::chunk_len`).
     let plans: [&[u8]; 3] = [&[], &[0x00], &[0x02, 0x45, 0x00, 0x83]];

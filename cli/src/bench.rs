@@ -248,12 +248,12 @@ pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> 
     };
 
     if args.deadline.is_some() || args.supersede.is_some() {
-        let flags = match (args.deadline, args.supersede) {
-            (Some(_), Some(_)) => "--deadline and --supersede",
-            (Some(_), None) => "--deadline",
-            _ => "--supersede",
-        };
-        commands::require_v2(&clients[0], flags)?;
+        let given = [
+            (args.deadline.is_some(), "--deadline"),
+            (args.supersede.is_some(), "--supersede"),
+        ];
+        let flags: Vec<&str> = given.iter().filter(|g| g.0).map(|g| g.1).collect();
+        commands::require_v2(&clients[0], &flags)?;
     }
     let hello = clients[0].hello().clone();
     let allowed = usize::try_from(hello.limits.max_in_flight)
@@ -510,10 +510,14 @@ impl Progress {
             bar.tick();
             return;
         }
-        let (calls, errors) = conns.iter().fold((0, 0), |(calls, errors), c| {
-            let t = c.tally();
-            (calls + t.calls, errors + t.errors.values().sum::<u64>())
-        });
+        let (mut calls, mut errors, mut superseded, mut past_deadline) = (0, 0, 0, 0);
+        for conn in conns {
+            let t = conn.tally();
+            calls += t.calls;
+            errors += t.errors.values().sum::<u64>();
+            superseded += t.superseded;
+            past_deadline += t.deadline_exceeded;
+        }
         let elapsed = now - measure_from;
         bar.set_prefix("bench");
         bar.set_position(if self.by_calls {
@@ -522,7 +526,14 @@ impl Progress {
             u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
         });
         let rate = calls as f64 / elapsed.as_secs_f64().max(1e-3);
-        bar.set_message(format!("{calls} calls, {rate:.0}/s, {errors} errors"));
+        let mut message = format!("{calls} calls, {rate:.0}/s, {errors} errors");
+        if superseded > 0 {
+            message.push_str(&format!(", {superseded} superseded"));
+        }
+        if past_deadline > 0 {
+            message.push_str(&format!(", {past_deadline} past deadline"));
+        }
+        bar.set_message(message);
     }
 
     fn finish(&self) {

@@ -81,28 +81,37 @@ impl CallOptions {
     }
 
     /// The flags given, for the message when the daemon cannot take them.
-    fn flags(&self) -> String {
+    fn flags(&self) -> Vec<&'static str> {
         let given = [
             (self.deadline.is_some(), "--deadline"),
             (self.supersede.is_some(), "--supersede"),
             (self.stream, "--stream"),
         ];
-        let names: Vec<&str> = given.iter().filter(|g| g.0).map(|g| g.1).collect();
-        names.join(", ")
+        given.iter().filter(|g| g.0).map(|g| g.1).collect()
     }
 }
 
-/// Fails (exit 2) when options need protocol v2 and the daemon speaks only v1.
-pub(crate) fn require_v2(client: &Client, what: &str) -> anyhow::Result<()> {
+/// Fails (exit 2) when `flags` were given and the daemon speaks only protocol v1.
+pub(crate) fn require_v2(client: &Client, flags: &[&str]) -> anyhow::Result<()> {
     let version = client.protocol_version();
-    if version < Version::V2 {
-        return Err(BadInput(format!(
-            "{what} needs protocol 2; the daemon speaks protocol {}",
-            version.number()
-        ))
-        .into());
+    if version >= Version::V2 {
+        return Ok(());
     }
-    Ok(())
+    Err(BadInput(format!(
+        "the daemon speaks protocol {}; {} protocol 2",
+        version.number(),
+        need(flags)
+    ))
+    .into())
+}
+
+/// `--a needs`, `--a and --b need`, `--a, --b and --c need`.
+fn need(flags: &[&str]) -> String {
+    match flags {
+        [] => "this needs".to_owned(),
+        [one] => format!("{one} needs"),
+        [init @ .., last] => format!("{} and {last} need", init.join(", ")),
+    }
 }
 
 /// `hearth call METHOD [PARAMS_JSON]`: prints the result as JSON; with `--stream`, each
@@ -282,7 +291,10 @@ mod tests {
             stream: true,
             ..CallOptions::default()
         };
-        assert_eq!(options.flags(), "--deadline, --stream");
+        assert_eq!(options.flags(), ["--deadline", "--stream"]);
+        assert_eq!(need(&options.flags()), "--deadline and --stream need");
+        assert_eq!(need(&["--a"]), "--a needs");
+        assert_eq!(need(&["--a", "--b", "--c"]), "--a, --b and --c need");
         assert!(!CallOptions::default().is_v2());
     }
 }

@@ -10,8 +10,10 @@ use std::process::ExitCode;
 pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit status:
   0  success
-  1  the daemon answered with an error (bench: a call failed), or output could not be written
-  2  bad usage or input: unknown flag, malformed JSON params, bad duration
+  1  the daemon answered with an error (bench: a call failed, not counting superseded or
+     deadline-exceeded calls), or output could not be written
+  2  bad usage or input: unknown flag, malformed JSON params, bad duration, or protocol v2
+     flags (--deadline, --supersede, --stream) for a daemon that speaks only protocol 1
   3  cannot connect (or start a daemon for bench --spawn), connection lost, or timed out";
 
 /// The daemon answered with an error.

@@ -62,6 +62,20 @@ struct Inner {
     timeout: Option<Duration>,
 }
 
+/// A [`Client`] handle that does not keep the connection open (from [`Client::downgrade`]):
+/// for handlers given to [`Client::serve`], which the connection itself holds.
+#[derive(Clone, Debug)]
+pub struct WeakClient {
+    inner: std::sync::Weak<Inner>,
+}
+
+impl WeakClient {
+    /// The client, while some [`Client`] handle still exists.
+    pub fn upgrade(&self) -> Option<Client> {
+        self.inner.upgrade().map(|inner| Client { inner })
+    }
+}
+
 /// Closes the connection when dropped: when the last [`Client`] goes, or when `connect` fails
 /// or is abandoned half-way.
 struct Owner(Arc<Connection>);
@@ -203,6 +217,13 @@ impl Client {
         &self.inner.owner.0
     }
 
+    /// A handle that does not keep the connection open; see [`WeakClient`].
+    pub fn downgrade(&self) -> WeakClient {
+        WeakClient {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
     /// The protocol version this connection speaks: [`Version::V2`] with a daemon that speaks
     /// it, [`Version::V1`] with an older one. Request options, streams and daemon requests
     /// need version 2.
@@ -255,6 +276,9 @@ impl Client {
     ///   is answered -32601.
     /// - Registering a method again replaces its handler. On a version 1 connection the daemon
     ///   never asks, and handlers are never called.
+    /// - A handler that needs the client should hold a [`WeakClient`] ([`Client::downgrade`]):
+    ///   the connection keeps its handlers, so a handler holding a `Client` would keep the
+    ///   connection open after every other handle is gone.
     pub fn serve<F, Fut>(&self, method: &str, handler: F)
     where
         F: Fn(Bytes) -> Fut + Send + Sync + 'static,

@@ -16,6 +16,12 @@
 //! # }
 //! ```
 //!
+//! With a daemon that speaks protocol version 2 ([`Client::protocol_version`]), calls can
+//! carry a deadline or a supersede key and stream partial results ([`Client::request`],
+//! [`CallBuilder`], [`CallStream`]), and the client answers the daemon's own requests with
+//! the handlers given to [`Client::serve`]. Against a version 1 daemon the client reconnects
+//! speaking version 1, and those features fail with [`Error::Unsupported`].
+//!
 //! Inside, a call encodes its frame, takes an in-flight permit (the daemon's `max_in_flight`
 //! less one, so cancels are always read), registers its id in the pending table and appends the frame to a shared outbound buffer.
 //! One writer task writes everything queued with one `write_all` per wakeup; one reader task
@@ -34,7 +40,7 @@ mod serve;
 mod socket;
 
 pub use call::{CallBuilder, CallStream, StreamEvent};
-pub use client::Client;
+pub use client::{Client, WeakClient};
 pub use config::ClientConfig;
 pub use error::{CloseReason, Error, ProtocolError, RemoteError};
 pub use hearth_protocol as protocol;

@@ -605,4 +605,107 @@ mod tests {
         assert!(matches!(pending.close_reason(), Some(CloseReason::Eof)));
         assert!(pending.lock().calls.is_empty(), "nothing left behind");
     }
+
+    fn next_event(pending: &Pending, id: u64) -> Poll<Streamed> {
+        pending.poll_stream(id.into(), &mut Context::from_waker(Waker::noop()))
+    }
+
+    #[tokio::test]
+    async fn a_stream_gets_its_partials_then_its_answer_then_nothing() {
+        let pending = Pending::new();
+        assert!(pending.insert_stream(1.into()).await.is_ok());
+        assert!(next_event(&pending, 1).is_pending());
+        assert_eq!(
+            pending.partial(1.into(), 0, Bytes::from_static(b"a")),
+            PartialOutcome::Buffered
+        );
+        assert_eq!(
+            pending.partial(2.into(), 0, Bytes::from_static(b"x")),
+            PartialOutcome::Ignored,
+            "no call with that id"
+        );
+        assert_eq!(
+            pending.complete(1.into(), Ok(Bytes::from_static(b"r"))),
+            Completion::Delivered
+        );
+        assert_eq!(
+            pending.partial(1.into(), 1, Bytes::from_static(b"late")),
+            PartialOutcome::Ignored,
+            "nothing follows the answer"
+        );
+        assert!(
+            matches!(next_event(&pending, 1), Poll::Ready(Streamed::Partial(0, c)) if &c[..] == b"a")
+        );
+        assert!(
+            matches!(next_event(&pending, 1), Poll::Ready(Streamed::Done(Ok(r))) if &r[..] == b"r")
+        );
+        assert!(pending.lock().calls.is_empty());
+        assert_eq!(pending.lock().outstanding, 0);
+    }
+
+    #[tokio::test]
+    async fn partials_of_a_plain_call_are_ignored() {
+        let pending = Pending::new();
+        insert(&pending, 1).await;
+        assert_eq!(
+            pending.partial(1.into(), 0, Bytes::new()),
+            PartialOutcome::Ignored
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_stream_buffer_drops_new_partials() {
+        let pending = Pending::new();
+        assert!(pending.insert_stream(1.into()).await.is_ok());
+        for seq in 0..PARTIAL_BUFFER as u64 {
+            assert_eq!(
+                pending.partial(1.into(), seq, Bytes::new()),
+                PartialOutcome::Buffered
+            );
+        }
+        assert_eq!(
+            pending.partial(1.into(), PARTIAL_BUFFER as u64, Bytes::new()),
+            PartialOutcome::Overflow
+        );
+        // The consumer catches up: room again, and the gap shows in `seq`.
+        assert!(matches!(
+            next_event(&pending, 1),
+            Poll::Ready(Streamed::Partial(0, _))
+        ));
+        assert_eq!(
+            pending.partial(1.into(), PARTIAL_BUFFER as u64 + 1, Bytes::new()),
+            PartialOutcome::Buffered
+        );
+    }
+
+    #[tokio::test]
+    async fn closing_fails_a_stream_at_once() {
+        let pending = Pending::new();
+        assert!(pending.insert_stream(1.into()).await.is_ok());
+        pending.partial(1.into(), 0, Bytes::new());
+        if let Some(wakeups) = pending.close(CloseReason::Eof, closed) {
+            wakeups.wake();
+        }
+        assert!(matches!(
+            next_event(&pending, 1),
+            Poll::Ready(Streamed::Done(Err(Error::Closed { .. })))
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_stream_needs_a_cancel_and_keeps_its_place() {
+        let pending = Pending::new();
+        assert!(pending.insert_stream(1.into()).await.is_ok());
+        assert_eq!(pending.abandon(1.into(), true), Abandon::CancelNeeded);
+        assert!(matches!(pending.try_insert(2.into()), Ok(false)));
+        assert_eq!(
+            pending.partial(1.into(), 0, Bytes::new()),
+            PartialOutcome::Ignored
+        );
+        assert_eq!(
+            pending.complete(1.into(), Ok(Bytes::new())),
+            Completion::Cancelled
+        );
+        assert!(matches!(pending.try_insert(2.into()), Ok(true)));
+    }
 }

@@ -98,6 +98,11 @@ pub fn add(router: Router) -> Router {
             match ctx.request_raw(&method, &inner).await {
                 Ok(result) => Ok(result),
                 Err(ClientRequestError::Client(object)) => Err(MethodError::from(object)),
+                // PROTOCOL.md §8: -32002 also means "the client did not answer in time".
+                Err(e @ ClientRequestError::Timeout(_)) => Err(MethodError::new(
+                    ErrorCode::DEADLINE_EXCEEDED.0,
+                    e.to_string(),
+                )),
                 Err(e) => Err(MethodError::internal(e.to_string())),
             }
         })

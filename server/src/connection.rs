@@ -460,6 +460,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     fn dispatch(&mut self, frame: Bytes, cx: &mut Context<'_>) {
+        // For a body that fails to decode, the version its envelope starts with (if it is
+        // one we speak) still fixes or checks the connection's version, so the error goes
+        // out in the version the peer speaks.
+        let peeked = peek_version(&frame);
         let message = match Message::decode_any(frame, self.shared.limits.max_depth) {
             Ok(Decoded { version, message }) => {
                 match self.version {
@@ -475,7 +479,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
                 Ok(message)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                // Only a well-formed body has a version (PROTOCOL.md §8.1's order of checks).
+                let peeked = peeked.filter(|_| e.code() != ErrorCode::PARSE_ERROR);
+                match (self.version, peeked) {
+                    (None, Some(version)) => self.set_version(version),
+                    (Some(v), Some(version)) if v != version && !e.is_fatal() => {
+                        let msg = format!(
+                            "a version {version} message on a version {v} connection; supported: {:?}",
+                            hearth_protocol::SUPPORTED_VERSIONS
+                        );
+                        return self.fatal(ErrorCode::UNSUPPORTED_VERSION, msg);
+                    }
+                    _ => {}
+                }
+                Err(e)
+            }
         };
         match message {
             Ok(Message::Request(req)) => self.start_request(req, cx),
@@ -891,6 +910,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             ids.push(id);
         }
         ids
+    }
+}
+
+/// The version a frame body's envelope claims, read from its first two bytes when they are
+/// a short array header and a version we speak; `None` otherwise.
+fn peek_version(body: &[u8]) -> Option<Version> {
+    match body {
+        [0x90..=0x9f, v, ..] => Version::from_number(u64::from(*v)),
+        _ => None,
     }
 }
 

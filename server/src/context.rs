@@ -2,8 +2,9 @@
 //! token that fires when the caller cancels or disconnects, the request's deadline and
 //! whether it streams, a way to send notifications and partial results to the caller's
 //! connection, requests to the client (version 2), and the server handle) and
-//! [`NotificationContext`] for client notifications. Notifications go through the connection's bounded queue: sending waits when
-//! it is full, so a handler cannot flood a client that does not read.
+//! [`NotificationContext`] for client notifications. Notifications, partials and requests
+//! to the client go through the connection's bounded queue: sending waits when it is full
+//! (unless a stream chose to drop), so a handler cannot flood a client that does not read.
 
 use std::sync::Arc;
 

@@ -526,7 +526,43 @@ async fn the_daemon_gives_up_on_a_silent_client_and_cancels_its_request() {
     }
     assert!(asked.is_some());
     assert_eq!(asked, cancelled);
-    assert_eq!(code(&response.unwrap()), Some(ErrorCode::INTERNAL_ERROR));
+    assert_eq!(code(&response.unwrap()), Some(ErrorCode::DEADLINE_EXCEEDED));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_stopped_while_waiting_on_the_client_cancels_its_request() {
+    let (mut c, _, _) = start(builtins::router(), Limits::default());
+    c.request(
+        1,
+        "ask",
+        json!({"method": "slow"}),
+        opts(Some(100), Some("k"), false),
+    )
+    .await;
+    let Message::Request(asked) = c.next().await.unwrap().message else {
+        panic!("expected the daemon's request")
+    };
+    // Supersede it: the handler is dropped, and its request to the client is cancelled.
+    c.request(2, "echo", json!(2), opts(None, Some("k"), false))
+        .await;
+    let (mut cancelled, mut answers) = (None, Vec::new());
+    while cancelled.is_none() || answers.len() < 2 {
+        match c.next().await.unwrap().message {
+            Message::Cancel(x) => cancelled = Some(x.id),
+            Message::Response(r) => answers.push((r.id.get(), code(&r))),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(cancelled, Some(asked.id));
+    answers.sort_unstable_by_key(|a| a.0);
+    assert_eq!(answers, vec![(1, Some(ErrorCode::SUPERSEDED)), (2, None)]);
+    // Its late answer is ignored.
+    let mut wire = BytesMut::new();
+    c.enc.response(&mut wire, asked.id, &1).unwrap();
+    c.send(wire).await;
+    c.request(3, "echo", json!(3), opts(None, None, false))
+        .await;
+    assert_eq!(c.response().await.id, 3);
 }
 
 #[tokio::test]
@@ -553,4 +589,53 @@ async fn ask_relays_the_clients_error_unchanged_and_is_invalid_on_v1() {
         .unwrap();
     c.send(wire).await;
     assert_eq!(code(&c.response().await), Some(ErrorCode::INVALID_REQUEST));
+}
+
+#[tokio::test]
+async fn a_waiting_stream_with_full_output_loses_nothing_and_ends_with_its_response() {
+    let limits = Limits {
+        notification_queue: 1,
+        max_outbound_bytes: 1,
+        ..Limits::default()
+    };
+    let (mut c, _, _) = start_with(builtins::router(), limits, 64);
+    c.request(1, "count", json!({"n": 300}), opts(None, None, true))
+        .await;
+    let mut seqs = Vec::new();
+    loop {
+        match c.next().await.unwrap().message {
+            Message::Partial(p) => seqs.push(p.seq),
+            Message::Response(r) => {
+                assert_eq!(result::<u64>(&r), 300);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(seqs, (0..300).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_bad_first_v2_request_is_answered_in_v2() {
+    let (mut c, _, _) = start(builtins::router(), Limits::default());
+    // [2, 0, 1, "echo", nil, {"deadline_ms": "soon"}]: a known option of the wrong type.
+    let mut body = vec![0x96, 0x02, 0x00, 0x01, 0xa4];
+    body.extend_from_slice(b"echo");
+    body.extend_from_slice(&[0xc0, 0x81, 0xab]);
+    body.extend_from_slice(b"deadline_ms");
+    body.extend_from_slice(&[0xa4]);
+    body.extend_from_slice(b"soon");
+    let mut wire = BytesMut::new();
+    wire.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
+    wire.extend_from_slice(&body);
+    c.send(wire).await;
+    let msg = c.next().await.unwrap();
+    assert_eq!(msg.version, Version::V2);
+    let Message::Response(r) = msg.message else {
+        panic!("{msg:?}")
+    };
+    assert_eq!(
+        (r.id.get(), code(&r)),
+        (1, Some(ErrorCode::INVALID_REQUEST))
+    );
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 /// How long any single wait in a test may take before the test fails instead of hanging.
 /// Generous on purpose: tests share a loaded 2-core machine, and a bound only has to be long
 /// enough that hitting it means a bug, never a slow run.
-pub const PATIENCE: Duration = Duration::from_secs(30);
+pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The interval between two polls. Not a synchronisation: the outcome does not depend on it.
 const POLL: Duration = Duration::from_millis(10);

@@ -129,6 +129,67 @@ fn a_closed_loop_with_a_spawned_daemon_counts_every_call() {
 }
 
 #[test]
+fn calls_past_their_deadline_are_counted_apart_and_do_not_fail_the_run() {
+    // 0 ms is expired on arrival: every call is answered -32002 without starting.
+    let out = bench(&["--spawn", "--calls", "200", "--deadline", "0ms", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = report(&out);
+    assert_eq!(r["calls"], 200);
+    assert_eq!(r["deadline_exceeded"], 200);
+    assert_eq!(r["errors"], 0);
+    assert_eq!(r["superseded"], 0);
+    assert_eq!(r["deadline_ms"], 0.0);
+    assert_eq!(r["latency_includes_deadline_exceeded"], false);
+    assert_eq!(
+        r["p50_us"],
+        Value::Null,
+        "no successful call, no percentiles"
+    );
+}
+
+#[test]
+fn superseded_calls_are_counted_apart_and_do_not_fail_the_run() {
+    let out = bench(&[
+        "--spawn",
+        "--calls",
+        "400",
+        "--in-flight",
+        "8",
+        "--supersede",
+        "per-connection",
+        "--deadline",
+        "1m",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = report(&out);
+    assert_eq!(r["calls"], 400);
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["deadline_exceeded"], 0);
+    assert!(u64_of(&r, "superseded") <= 400, "{r}");
+    assert_eq!(r["supersede"], "per-connection");
+    assert_eq!(r["latency_includes_superseded"], false);
+
+    // A slot has one call out at a time, so a key per slot never replaces anything.
+    let out = bench(&[
+        "--spawn",
+        "--calls",
+        "200",
+        "--in-flight",
+        "4",
+        "--supersede",
+        "per-slot",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = report(&out);
+    assert_eq!(r["calls"], 200);
+    assert_eq!(r["superseded"], 0, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert!(u64_of(&r, "p50_us") <= u64_of(&r, "max_us"));
+}
+
+#[test]
 fn an_open_loop_sends_no_more_than_its_schedule() {
     let out = bench(&["--spawn", "--rate", "500", "--duration", "1s", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

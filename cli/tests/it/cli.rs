@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use crate::support::TestDaemon;
+use crate::support::{TestDaemon, V1OnlyDaemon};
 
 /// Runs `hearth --socket <socket> <args>` with no `HEARTH_SOCKET` from the environment.
 fn hearth(socket: &Path, args: &[&str]) -> Output {
@@ -117,7 +117,8 @@ fn status_json_has_hello_and_stats() {
     let out = hearth(daemon.path(), &["status", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let status = stdout_json(&out);
-    assert_eq!(status["hello"]["protocol"], json!(1));
+    // Both ends speak protocol v2 now.
+    assert_eq!(status["hello"]["protocol"], json!(2));
     assert!(status["stats"]["uptime_ms"].is_u64(), "{status}");
     assert!(status["stats"]["methods"].is_object(), "{status}");
 
@@ -235,4 +236,90 @@ fn bad_v2_flag_values_exit_2_without_connecting() {
         let out = hearth(&socket, args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
+}
+
+#[test]
+fn call_stream_prints_each_partial_then_the_result() {
+    let daemon = TestDaemon::start();
+    let out = hearth(
+        daemon.path(),
+        &["call", "count", r#"{"n": 3, "interval_ms": 0}"#, "--stream"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}")))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            json!({"partial": 0, "seq": 0}),
+            json!({"partial": 1, "seq": 1}),
+            json!({"partial": 2, "seq": 2}),
+            json!(3),
+        ],
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_call_past_its_deadline_exits_1_and_says_so() {
+    let daemon = TestDaemon::start();
+    // 0 ms is expired on arrival: the daemon answers -32002 without starting the call.
+    let out = hearth(
+        daemon.path(),
+        &["call", "sleep", r#"{"ms": 60000}"#, "--deadline", "0ms"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("error -32002 (deadline exceeded)"), "{err}");
+    assert!(err.contains("--deadline passed"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_call_with_a_deadline_and_a_supersede_key_answers_as_usual() {
+    let daemon = TestDaemon::start();
+    let out = hearth(
+        daemon.path(),
+        &[
+            "call",
+            "echo",
+            r#"{"hi": 1}"#,
+            "--deadline",
+            "1m",
+            "--supersede",
+            "k",
+            "--compact",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"hi\":1}\n");
+}
+
+#[test]
+fn v2_flags_against_a_v1_only_daemon_exit_2_and_say_why() {
+    let daemon = V1OnlyDaemon::start();
+    let out = hearth(
+        daemon.path(),
+        &["call", "echo", "--deadline", "1s", "--stream"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "hearth: the daemon speaks protocol 1; --deadline and --stream need protocol 2"
+    );
+    assert!(out.stdout.is_empty());
+
+    let out = hearth(
+        daemon.path(),
+        &["bench", "--calls", "1", "--supersede", "per-slot"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the daemon speaks protocol 1; --supersede needs protocol 2"),
+        "{}",
+        stderr(&out)
+    );
 }

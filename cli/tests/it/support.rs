@@ -1,22 +1,30 @@
 //! Test helpers for the `hearth` binary's tests: [`TestDaemon`], a real `hearth-server` on a
 //! fresh socket in its own runtime on its own thread (so a test can kill it outright),
-//! [`eventually`], a bounded wait for a condition, and [`within`], a bounded await. A copy of
-//! the part of `client/tests/it/support.rs` these tests need; the client keeps its own.
+//! [`V1OnlyDaemon`], a scripted daemon that speaks protocol 1 only (the real one speaks 2),
+//! and [`within`], a bounded await. [`TestDaemon`] is a copy of the one in
+//! `client/tests/it/support.rs` (which can kill its daemon outright, as `hearth-testkit`'s
+//! in-runtime server cannot); [`eventually`] and its bound come from `hearth-testkit`.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
-use hearth_server::protocol::reserved::Stats;
+use bytes::BytesMut;
+use hearth_server::protocol::reserved::{
+    FATAL, Fatal, HELLO, HelloResult, Limits as HelloLimits, Stats,
+};
+use hearth_server::protocol::{
+    DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME, Encoder, ErrorCode, FrameDecoder, Message, Version,
+};
 use hearth_server::{Limits, Router, ServeError, Server, ServerHandle, builtins};
+use hearth_testkit::PATIENCE;
+pub(crate) use hearth_testkit::eventually;
 use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::oneshot;
-
-/// How long any wait in a test may take before the test fails instead of hanging.
-pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
 /// A daemon serving on a temporary socket, in a multi-thread runtime of its own on a thread of
 /// its own. [`TestDaemon::kill`] drops that runtime: every connection vanishes at once with no
@@ -156,23 +164,103 @@ pub(crate) fn private_dir() -> TempDir {
     dir
 }
 
-/// Polls `check` until it holds, failing the test after [`PATIENCE`]. For conditions that
-/// become true at some point no event tells us about (a counter in the daemon).
-pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let wait = async {
-        while !check() {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    };
-    if tokio::time::timeout(PATIENCE, wait).await.is_err() {
-        panic!("gave up waiting until {what}");
-    }
-}
-
 /// Awaits `fut`, failing the test instead of hanging after [`PATIENCE`].
 pub(crate) async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
     match tokio::time::timeout(PATIENCE, fut).await {
         Ok(value) => value,
         Err(_) => panic!("gave up waiting for {what}"),
+    }
+}
+
+/// A daemon that speaks protocol 1 only, as hearthd did before version 2: a connection whose
+/// first message is in version 2 gets `$/fatal` -32004 (`supported: [1]`) in a version 1
+/// envelope and is closed; one in version 1 gets its `$/hello` answered with protocol 1, then
+/// is read (and otherwise ignored) until the client hangs up. Serves any number of
+/// connections, on a runtime of its own, until dropped.
+pub(crate) struct V1OnlyDaemon {
+    _dir: TempDir,
+    path: PathBuf,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl V1OnlyDaemon {
+    pub(crate) fn start() -> Self {
+        let dir = private_dir();
+        let path = dir.path().join("v1.sock");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime for the fake daemon");
+        let listener = {
+            let _entered = runtime.enter();
+            UnixListener::bind(&path).expect("binding the fake daemon")
+        };
+        runtime.spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve_v1(stream));
+            }
+        });
+        Self {
+            _dir: dir,
+            path,
+            _runtime: runtime,
+        }
+    }
+
+    /// The socket path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+async fn serve_v1(mut stream: UnixStream) {
+    let mut buf = BytesMut::new();
+    let mut frames = FrameDecoder::new(DEFAULT_MAX_FRAME);
+    let encoder = Encoder::default().with_version(Version::V1);
+    loop {
+        let frame = match frames.decode(&mut buf) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => match stream.read_buf(&mut buf).await {
+                Ok(n) if n > 0 => continue,
+                _ => return,
+            },
+            Err(_) => return,
+        };
+        let Ok(decoded) = Message::decode_any(frame, DEFAULT_MAX_DEPTH) else {
+            return;
+        };
+        let mut out = BytesMut::new();
+        if decoded.version != Version::V1 {
+            let fatal = Fatal {
+                code: ErrorCode::UNSUPPORTED_VERSION.0,
+                message: format!("unsupported protocol version {}", decoded.version.number()),
+                supported: vec![1],
+            };
+            let _ = encoder.notification(&mut out, FATAL, &fatal);
+            let _ = stream.write_all(&out).await;
+            return;
+        }
+        if let Message::Request(request) = decoded.message
+            && request.method() == HELLO
+        {
+            let hello = HelloResult {
+                protocol: 1,
+                server: "v1-only fake 0.0.0".into(),
+                build: String::new(),
+                methods: vec![HELLO.into(), "echo".into()],
+                limits: HelloLimits {
+                    max_frame: DEFAULT_MAX_FRAME as u64,
+                    max_in_flight: 64,
+                    max_connections: 64,
+                    max_depth: DEFAULT_MAX_DEPTH as u64,
+                },
+                supported: vec![1],
+            };
+            let _ = encoder.response(&mut out, request.id, &hello);
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
+        }
     }
 }

@@ -20,7 +20,11 @@ async fn echo_returns_the_params() {
         .await
         .expect("echo");
     assert_eq!(back, (7, "seven".to_owned(), vec![true, false]));
-    assert_eq!(client.hello().protocol, 1);
+    assert_eq!(client.hello().protocol, 2);
+    assert_eq!(
+        client.protocol_version(),
+        hearth_client::protocol::Version::V2
+    );
     assert!(client.hello().methods.iter().any(|m| m == "echo"));
     assert_eq!(client.socket_path(), Some(daemon.path()));
     assert_eq!(client.tcp_addr(), None);

@@ -1,33 +1,28 @@
-//! Test helpers: [`TestDaemon`], a real `hearth-server` on a fresh socket in its own runtime on
-//! its own thread (so a test can kill it outright), [`FakeDaemon`], a scripted peer for what a
-//! real daemon would never send, [`Gate`], a method that runs until the test lets it finish,
-//! and [`eventually`], a bounded wait for a condition. The tests themselves are in the sibling
-//! modules.
+//! Test helpers for the client: [`TestDaemon`], a real `hearth-server` on a fresh socket in its
+//! own runtime on its own thread (so a test can kill it outright, which `hearth-testkit`'s
+//! in-runtime server cannot), and [`FakeDaemon`], a scripted daemon for what a real one would
+//! never send — both client-specific, so they stay here. The shared pieces ([`Gate`],
+//! [`eventually`], [`PATIENCE`] and the raw peer under [`Peer`]) come from `hearth-testkit`.
+//! The tests themselves are in the sibling modules.
+
+use hearth_testkit::Raw;
+pub(crate) use hearth_testkit::{Gate, PATIENCE, eventually};
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use hearth_client::protocol::reserved::{FATAL, Fatal};
 use hearth_client::protocol::reserved::{HelloResult, Limits as HelloLimits};
-use hearth_client::protocol::{
-    DEFAULT_MAX_DEPTH, EncodeError, Encoder, ErrorCode, FrameDecoder, Message, Request, Version,
-};
+use hearth_client::protocol::{EncodeError, Encoder, ErrorCode, Message, Request, Version};
 use hearth_client::{Client, Stats};
-use hearth_server::{
-    Limits, MethodError, RequestContext, Router, ServeError, Server, ServerHandle, builtins,
-};
+use hearth_server::{Limits, Router, ServeError, Server, ServerHandle, builtins};
 use tempfile::TempDir;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{oneshot, watch};
-
-/// How long any wait in a test may take before the test fails instead of hanging.
-pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
+use tokio::sync::oneshot;
 
 /// A daemon serving on a temporary socket, in a multi-thread runtime of its own on a thread of
 /// its own. [`TestDaemon::kill`] drops that runtime: every connection vanishes at once with no
@@ -174,42 +169,6 @@ impl Drop for TestDaemon {
     }
 }
 
-/// A method that runs until the test opens the gate: a call that is in flight for exactly as
-/// long as the test needs, where a `sleep` of a fixed length would race the test's own steps
-/// on a slow machine.
-pub(crate) struct Gate(watch::Sender<bool>);
-
-impl Gate {
-    /// A closed gate.
-    pub(crate) fn new() -> Self {
-        Self(watch::channel(false).0)
-    }
-
-    /// `router` plus `gate`: waits (cancellably) until the gate is open, then answers
-    /// `"opened"`.
-    pub(crate) fn add_to(&self, router: Router) -> Router {
-        let open = self.0.subscribe();
-        router.method(
-            "gate",
-            move |_: serde::de::IgnoredAny, _ctx: RequestContext| {
-                let mut open = open.clone();
-                async move {
-                    open.wait_for(|open| *open)
-                        .await
-                        .map(drop)
-                        .map_err(|_| MethodError::internal("the gate was dropped closed"))?;
-                    Ok::<_, MethodError>("opened")
-                }
-            },
-        )
-    }
-
-    /// Opens the gate: every `gate` call running or still to come answers.
-    pub(crate) fn open(&self) {
-        self.0.send_replace(true);
-    }
-}
-
 /// A fresh temporary folder only we can use, as the daemon requires of its socket's folder.
 /// (`tempfile` creates folders with the default mode, which the umask may leave open.)
 pub(crate) fn private_dir() -> TempDir {
@@ -218,19 +177,6 @@ pub(crate) fn private_dir() -> TempDir {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
         .expect("making the temporary folder private");
     dir
-}
-
-/// Polls `check` until it holds, failing the test after [`PATIENCE`]. For conditions that
-/// become true at some point no event tells us about (a counter in the daemon).
-pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let wait = async {
-        while !check() {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    };
-    if tokio::time::timeout(PATIENCE, wait).await.is_err() {
-        panic!("gave up waiting until {what}");
-    }
 }
 
 /// Awaits `fut`, failing the test instead of hanging after [`PATIENCE`].
@@ -288,7 +234,7 @@ impl FakeDaemon {
                     Version::V2,
                     "the first hello is in version 2"
                 );
-                peer.encoder = peer.encoder.with_version(Version::V1);
+                peer.version = Version::V1;
                 let fatal = Fatal {
                     code: ErrorCode::UNSUPPORTED_VERSION.0,
                     message: "unsupported protocol version 2".into(),
@@ -320,22 +266,18 @@ impl FakeDaemon {
     }
 }
 
-/// The daemon's end of one connection, for scripts. It answers in the version the client
-/// speaks: its encoder takes the version of each message it reads.
+/// The daemon's end of one connection, for scripts: `hearth-testkit`'s raw peer, answering in
+/// the version the client speaks (its encoder takes the version of each message it reads).
 pub(crate) struct Peer {
-    stream: UnixStream,
-    buf: BytesMut,
-    frames: FrameDecoder,
-    encoder: Encoder,
+    raw: Raw,
+    version: Version,
 }
 
 impl Peer {
     fn new(stream: UnixStream) -> Self {
         Self {
-            stream,
-            buf: BytesMut::new(),
-            frames: FrameDecoder::new(hearth_client::protocol::DEFAULT_MAX_FRAME),
-            encoder: Encoder::default(),
+            raw: Raw::from_stream(stream),
+            version: Version::V1,
         }
     }
 
@@ -350,40 +292,30 @@ impl Peer {
 
     /// The next message the client sends, of any kind; `None` at EOF.
     pub(crate) async fn message(&mut self) -> Option<Message> {
-        loop {
-            if let Some(frame) = self.frames.decode(&mut self.buf).expect("valid frames") {
-                let decoded = Message::decode_any(frame, DEFAULT_MAX_DEPTH).expect("valid message");
-                self.encoder = self.encoder.with_version(decoded.version);
-                return Some(decoded.message);
-            }
-            let n = self.stream.read_buf(&mut self.buf).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-        }
+        let decoded = self.raw.next_decoded().await?;
+        self.version = decoded.version;
+        Some(decoded.message)
     }
 
     /// The version the peer answers in: that of the last message it read.
     pub(crate) fn version(&self) -> Version {
-        self.encoder.version()
+        self.version
     }
 
-    /// Encodes one message with the protocol's encoder and sends it.
+    /// Encodes one message with the protocol's encoder, in the peer's version, and sends it.
     pub(crate) async fn send(
         &mut self,
         write: impl FnOnce(&Encoder, &mut BytesMut) -> Result<(), EncodeError>,
     ) {
         let mut frame = BytesMut::new();
-        write(&self.encoder, &mut frame).expect("encoding a scripted message");
+        let encoder = Encoder::default().with_version(self.version);
+        write(&encoder, &mut frame).expect("encoding a scripted message");
         self.send_bytes(&frame).await;
     }
 
     /// Sends bytes as they are, well-formed or not.
     pub(crate) async fn send_bytes(&mut self, bytes: &[u8]) {
-        self.stream
-            .write_all(bytes)
-            .await
-            .expect("writing to the client");
+        self.raw.send_bytes(bytes).await;
     }
 
     /// Reads the client's `$/hello` and answers it (in the hello's envelope version) as a

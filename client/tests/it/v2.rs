@@ -1,6 +1,7 @@
-//! Protocol version 2 from the client's side, against scripted daemons (a raw peer speaking
-//! the wire format): the handshake and its fallback to version 1, request options, streamed
-//! calls and their cancellation, and the daemon's own requests served by the client.
+//! Protocol version 2 from the client's side: first against scripted daemons (a raw peer
+//! speaking the wire format) — the handshake and its fallback to version 1, request options,
+//! streamed calls and their cancellation, the daemon's own requests served by the client —
+//! then the same features against hearthd itself (`ask`, `count`, `sleep`).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -10,9 +11,10 @@ use futures::StreamExt;
 use hearth_client::protocol::{ErrorObject, Message, Version};
 use hearth_client::{Client, Error, ErrorCode, StreamEvent};
 use serde::de::IgnoredAny;
+use serde_json::json;
 use tokio::sync::oneshot;
 
-use crate::support::{FakeDaemon, Peer, eventually, within};
+use crate::support::{FakeDaemon, Peer, TestDaemon, eventually, within};
 
 #[tokio::test]
 async fn a_v2_daemon_gets_a_v2_connection() {
@@ -494,5 +496,153 @@ async fn many_running_handlers_do_not_block_calls_and_are_bounded() {
         most.load(Ordering::SeqCst),
         64,
         "at most 64 handlers at once"
+    );
+}
+
+// Against hearthd itself (the test daemon, which speaks version 2).
+
+#[tokio::test]
+async fn hearthd_asks_a_served_method_and_relays_its_answer() {
+    let daemon = TestDaemon::start();
+    let client = daemon.client().await;
+    assert_eq!(client.protocol_version(), Version::V2);
+    client.serve_typed("editor/config", |n: u32| async move { Ok(n + 1) });
+    let answer: u32 = within(
+        "ask",
+        client.call("ask", &json!({"method": "editor/config", "params": 41})),
+    )
+    .await
+    .expect("the daemon relays our answer");
+    assert_eq!(answer, 42);
+    let err = within(
+        "ask for a method nobody serves",
+        client.call::<_, IgnoredAny>("ask", &json!({"method": "nope"})),
+    )
+    .await
+    .expect_err("we serve no `nope`");
+    assert_eq!(err.code(), Some(ErrorCode::METHOD_NOT_FOUND), "{err:?}");
+}
+
+#[tokio::test]
+async fn hearthd_streams_count_partials_then_the_result() {
+    let daemon = TestDaemon::start();
+    let client = daemon.client().await;
+    let events: Vec<_> = within(
+        "the stream",
+        client
+            .request("count", &json!({"n": 5, "interval_ms": 0}))
+            .stream()
+            .collect(),
+    )
+    .await;
+    let msgpack = |v: u64| Bytes::from(hearth_client::protocol::to_msgpack(&v).expect("msgpack"));
+    let mut expected: Vec<StreamEvent> = (0..5)
+        .map(|seq| StreamEvent::Partial {
+            seq,
+            chunk: msgpack(seq),
+        })
+        .collect();
+    expected.push(StreamEvent::Result(msgpack(5)));
+    let events: Vec<StreamEvent> = events.into_iter().map(|e| e.expect("no error")).collect();
+    assert_eq!(events, expected);
+}
+
+#[tokio::test]
+async fn hearthd_stops_a_call_at_its_deadline() {
+    let daemon = TestDaemon::start();
+    let client = daemon.client().await;
+    let err = within(
+        "the call with a deadline",
+        client
+            .request("sleep", &json!({"ms": 60_000}))
+            .deadline(Duration::from_millis(20))
+            .send::<IgnoredAny>(),
+    )
+    .await
+    .expect_err("the sleep outlasts its deadline");
+    assert!(err.is_deadline_exceeded(), "{err:?}");
+    assert_eq!(err.code(), Some(ErrorCode::DEADLINE_EXCEEDED));
+    assert_eq!(daemon.stats().in_flight, 0);
+}
+
+#[tokio::test]
+async fn hearthd_supersedes_the_older_call_with_the_same_key() {
+    let daemon = TestDaemon::start();
+    let client = daemon.client().await;
+    let older = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .request("sleep", &json!({"ms": 60_000}))
+                .supersede("complete")
+                .send::<IgnoredAny>()
+                .await
+        }
+    });
+    eventually("the older call runs", || daemon.stats().in_flight == 1).await;
+    let newer: u8 = within(
+        "the newer call",
+        client.request("echo", &5u8).supersede("complete").send(),
+    )
+    .await
+    .expect("the newer call is answered");
+    assert_eq!(newer, 5);
+    let err = within("the older call", older)
+        .await
+        .expect("its task")
+        .expect_err("superseded");
+    assert!(err.is_superseded(), "{err:?}");
+}
+
+#[tokio::test]
+async fn dropping_a_stream_cancels_it_at_hearthd() {
+    let daemon = TestDaemon::start();
+    let client = daemon.client().await;
+    let mut stream = client
+        .request("count", &json!({"n": 1_000, "interval_ms": 1_000}))
+        .stream();
+    let first = within("the first partial", stream.next()).await;
+    assert!(
+        matches!(first, Some(Ok(StreamEvent::Partial { seq: 0, .. }))),
+        "{first:?}"
+    );
+    drop(stream);
+    eventually("the daemon counts the cancel", || {
+        daemon.stats().errors.get("-32800").copied() == Some(1)
+    })
+    .await;
+    eventually("nothing runs", || daemon.stats().in_flight == 0).await;
+}
+
+#[tokio::test]
+async fn a_handler_can_call_the_daemon_through_a_weak_client() {
+    let daemon = TestDaemon::start();
+    let client = daemon.client().await;
+    let weak = client.downgrade();
+    client.serve("nested", move |params: Bytes| {
+        let weak = weak.clone();
+        async move {
+            let client = weak
+                .upgrade()
+                .ok_or_else(|| ErrorObject::new(ErrorCode::INTERNAL_ERROR, "client gone"))?;
+            // A call of our own while the daemon waits for this answer: the reader is free.
+            client
+                .call_raw("echo", &params)
+                .await
+                .map_err(|e| ErrorObject::new(ErrorCode::INTERNAL_ERROR, e.to_string()))
+        }
+    });
+    let back: u32 = within(
+        "ask for a handler that calls back",
+        client.call("ask", &json!({"method": "nested", "params": 5})),
+    )
+    .await
+    .expect("the nested answer");
+    assert_eq!(back, 5);
+    let weak = client.downgrade();
+    drop(client);
+    assert!(
+        weak.upgrade().is_none(),
+        "a weak handle keeps nothing alive"
     );
 }

@@ -380,6 +380,74 @@ async fn cancelling_an_ask_cancels_the_daemons_request() {
     assert_eq!(back, 3);
 }
 
+/// The daemon keeps at most 64 of its own requests in flight per connection (15.3): 65
+/// concurrent `ask` calls produce 64 requests; the 65th comes only once one is answered.
+/// Time is paused and the daemon runs in this runtime, so sleeping one virtual second lets
+/// every daemon task run until it blocks: whatever it would send by then has been sent.
+#[tokio::test(start_paused = true)]
+async fn the_daemon_keeps_at_most_64_requests_in_flight() {
+    let server = TestServer::start().await;
+    let mut c = server.connect_v2().await;
+    for id in 1..=65 {
+        c.request(id, "ask", &json!({"method": "m", "params": id}))
+            .await;
+    }
+    let mut asked = Vec::new();
+    while asked.len() < 64 {
+        match c.next().await {
+            Some(Message::Request(r)) => asked.push(r.id.get()),
+            other => panic!("expected a daemon request, got {other:?}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    c.request(100, "echo", &0u8).await;
+    match c.next().await {
+        Some(Message::Response(r)) if r.id == 100 => {}
+        other => panic!("a 65th daemon request while 64 are in flight: {other:?}"),
+    }
+    c.respond(asked[0], &"first").await;
+    let last = loop {
+        match c.next().await {
+            Some(Message::Request(r)) => break r.id.get(),
+            Some(Message::Response(_)) => {} // the first ask's answer
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    for id in asked.into_iter().skip(1).chain([last]) {
+        c.respond(id, &"answer").await;
+    }
+    answers_only(&mut c).await;
+    assert_eq!(
+        c.checker().codes().get(&None),
+        Some(&66),
+        "65 asks and the echo"
+    );
+}
+
+/// A daemon request the peer never answers is given up after 30 s (hearthd's bound): the
+/// `ask` that made it is answered -32002; any cancel the daemon sends names its own request.
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_daemon_request_is_given_up_after_30_s() {
+    let server = TestServer::start().await;
+    let mut c = server.connect_v2().await;
+    let start = tokio::time::Instant::now();
+    let req = ask(&mut c, 1, "never/answered", json!(null)).await;
+    let other = c.drain_answers().await;
+    for m in &other {
+        match m {
+            Message::Cancel(k) => assert_eq!(k.id, req.id),
+            m => panic!("unexpected {m:?}"),
+        }
+    }
+    assert_eq!(c.checker().code(1), ErrorCode::DEADLINE_EXCEEDED);
+    // Paused time: the virtual clock moved exactly as far as the daemon's timer.
+    assert!(
+        start.elapsed() >= Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn client_sent_partials_are_refused_and_the_connection_serves_on() {
     let server = TestServer::start().await;
@@ -421,7 +489,10 @@ async fn past_max_in_flight_requests_queue_and_start_as_running_ones_finish() {
     assert_eq!(gate.entered(), 4);
 }
 
-#[tokio::test]
+/// The queue holds `max_in_flight` more requests (15.4), whatever `max_in_flight` is. Paused
+/// time (the daemon runs in this runtime): if the busy answers never come, the wait for them
+/// fails at once instead of after a minute.
+#[tokio::test(start_paused = true)]
 async fn past_the_queue_bound_requests_get_server_busy_and_the_connection_serves_on() {
     let (server, gate) = gated(2).await;
     let mut c = server.connect_v2().await;
@@ -432,7 +503,12 @@ async fn past_the_queue_bound_requests_get_server_busy_and_the_connection_serves
     c.request(6, "echo", &6u8).await;
     // Both are answered at once, while the gate is still closed.
     for _ in 0..2 {
-        let r = c.response().await;
+        let r = tokio::time::timeout(crate::support::PATIENCE / 2, c.response())
+            .await
+            .expect(
+                "requests past max_in_flight running + max_in_flight queued are answered -32001 \
+                 (PROTOCOL.md 15.4), not queued",
+            );
         assert!([5, 6].contains(&r.id.get()), "{r:?}");
         assert_eq!(error_code(&r), ErrorCode::SERVER_BUSY);
     }

@@ -451,7 +451,9 @@ async fn hello_and_stats() {
     );
     assert_eq!(
         hello.methods,
-        ["$/hello", "$/stats", "echo", "shutdown", "sleep"]
+        [
+            "$/hello", "$/stats", "ask", "count", "echo", "shutdown", "sleep"
+        ]
     );
     assert_eq!(hello.limits.max_frame, 8 * 1024 * 1024);
     assert_eq!(hello.limits.max_in_flight, 1024);
