@@ -123,7 +123,10 @@ impl Target {
             Transport::Uds => Self::Client(hearth_client::Client::connect(socket).await?),
             Transport::Tcp => {
                 let addr = args.tcp.context("--transport tcp needs --tcp ADDR:PORT")?;
-                Self::Client(hearth_client::Client::connect_tcp(addr).await?)
+                let token = hearth_client::read_tcp_token(socket)
+                    .with_context(|| format!("reading tcp.token beside {}", socket.display()))?;
+                let config = hearth_client::ClientConfig::default().with_tcp_token(token);
+                Self::Client(hearth_client::Client::connect_tcp_with(addr, config).await?)
             }
             Transport::Http | Transport::HttpClose => {
                 let (addr, host, auth) = bridge()?;
