@@ -40,6 +40,7 @@ function lineMatching(stream, re, what) {
 
 function start(cmd, args, env = {}) {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  child.on('error', (e) => { throw new Error(`cannot start ${cmd}: ${e.message}`); });
   children.push(child);
   return child;
 }

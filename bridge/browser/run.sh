@@ -12,6 +12,13 @@ if [[ -z "${HEARTH:-}" || -z "${HEARTHD:-}" ]]; then
     | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
   export HEARTH="${HEARTH:-$target/debug/hearth}" HEARTHD="${HEARTHD:-$target/debug/hearthd}"
 fi
+# Relative paths are taken from where run.sh was started; the tests run from this folder.
+abs() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$PWD" "$1" ;; esac; }
+HEARTH="$(abs "$HEARTH")" HEARTHD="$(abs "$HEARTHD")"
+export HEARTH HEARTHD
+for bin in "$HEARTH" "$HEARTHD"; do
+  [[ -x "$bin" ]] || { echo "run.sh: $bin is not an executable" >&2; exit 1; }
+done
 command -v "${CHROMIUM:-/usr/bin/chromium}" >/dev/null || {
   echo "run.sh: chromium is not installed (apt-get install -y chromium)" >&2
   exit 1
