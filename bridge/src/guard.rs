@@ -32,6 +32,18 @@ pub(crate) async fn guard(State(shared): State<Arc<Shared>>, req: Request, next:
             "403 forbidden: the Host header does not name this bridge\n",
         );
     };
+    // A request line in absolute form names its own authority, which then overrides Host
+    // (RFC 9112 §3.2.2): it must name the bridge too.
+    if req
+        .uri()
+        .authority()
+        .is_some_and(|a| !a.as_str().eq_ignore_ascii_case(&host))
+    {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "403 forbidden: the request target does not name this bridge\n",
+        );
+    }
     let origin = match one_header(headers, header::ORIGIN) {
         Err(()) => {
             return refuse(

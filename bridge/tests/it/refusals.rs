@@ -150,6 +150,13 @@ async fn a_foreign_or_missing_host_is_403_even_with_the_token() {
         let answer = s.send(upgrade.body(Full::default()).expect("req")).await;
         assert_eq!(answer.status, 403, "ws Host {host:?}");
     }
+    // A request target in absolute form must name the bridge too, whatever Host says.
+    let req = hyper::Request::get("http://attacker.example/v2/hello")
+        .header("host", s.host())
+        .header("authorization", s.bearer())
+        .body(Full::default())
+        .expect("req");
+    assert_eq!(s.send(req).await.status, 403, "absolute-form target");
     // The bridge's own names pass.
     for host in [
         format!("localhost:{port}"),
