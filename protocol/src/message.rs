@@ -414,11 +414,13 @@ impl Message {
     /// Decodes one version 1 frame body, allowing the default nesting depth. A body of any
     /// other version is [`DecodeError::UnsupportedVersion`]; use [`Message::decode_any`] to
     /// accept every version this crate speaks.
+    #[inline]
     pub fn decode(body: Bytes) -> Result<Self, DecodeError> {
         Self::decode_with_depth(body, DEFAULT_MAX_DEPTH)
     }
 
     /// [`Message::decode`] with a nesting limit (see [`Message::decode_any`]).
+    #[inline]
     pub fn decode_with_depth(body: Bytes, max_depth: usize) -> Result<Self, DecodeError> {
         let decoded = Self::decode_any(body, max_depth)?;
         match decoded.version {
