@@ -19,11 +19,14 @@ export CARGO_TERM_COLOR=never
 BASELINE=benches/perf-baseline.txt
 FAIL_ABOVE_PCT=5
 STALE_BELOW_PCT=10
-# workload, iterations of the short run, iterations of the long run. `service` iterations are
-# echo calls and must be multiples of 32; both runs keep request ids in the uint16 range.
+# workload, iterations of the short run, iterations of the long run. `service` and `options`
+# iterations are echo calls and must be multiples of 32; both runs keep request ids in the
+# uint16 range. `options` is `service` in protocol version 2 with `supersede` (a key per
+# slot, so nothing is superseded) and a far `deadline_ms` on every request.
 WORKLOADS=(
   "codec 2000 22000"
   "service 640 6400"
+  "options 640 6400"
 )
 
 step() { printf '\n== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }

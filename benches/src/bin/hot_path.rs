@@ -1,8 +1,9 @@
 //! `hot_path <workload> <iterations>`: runs one of the fixed workloads of
 //! `hearth_benches::hot_path` a given number of times and prints a checksum, for
 //! `.ci/perf-guard.sh` to count instructions under callgrind. Workloads: `codec` (one iteration
-//! is one typed call's encode/decode work) and `service` (one iteration is one `echo` call
-//! through the daemon's connection code, in batches of [`SERVICE_BATCH`]). It times nothing
+//! is one typed call's encode/decode work), `service` (one iteration is one `echo` call
+//! through the daemon's connection code, in batches of [`SERVICE_BATCH`]) and `options` (the
+//! same in protocol version 2 with `supersede` and `deadline_ms` on every request). It times nothing
 //! and reads no clock itself; a release build is what the guard measures.
 
 use std::process::ExitCode;
@@ -23,14 +24,19 @@ fn main() -> ExitCode {
     };
     let checksum = match workload {
         "codec" => CodecLoop::new().run(iterations),
-        "service" => {
+        "service" | "options" => {
             if iterations % SERVICE_BATCH != 0 {
                 return usage(&format!(
                     "service iterations must be a multiple of {SERVICE_BATCH}"
                 ));
             }
             let batch = SERVICE_BATCH as usize;
-            match ServiceLoop::new(batch).and_then(|s| s.run(iterations / SERVICE_BATCH)) {
+            let service = if workload == "options" {
+                ServiceLoop::with_options(batch)
+            } else {
+                ServiceLoop::new(batch)
+            };
+            match service.and_then(|s| s.run(iterations / SERVICE_BATCH)) {
                 Ok(read) => read,
                 Err(e) => {
                     eprintln!("hot_path: service workload failed: {e}");
@@ -45,6 +51,6 @@ fn main() -> ExitCode {
 }
 
 fn usage(why: &str) -> ExitCode {
-    eprintln!("hot_path: {why}\nusage: hot_path <codec|service> <iterations>");
+    eprintln!("hot_path: {why}\nusage: hot_path <codec|service|options> <iterations>");
     ExitCode::from(2)
 }
