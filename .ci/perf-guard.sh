@@ -22,11 +22,14 @@ STALE_BELOW_PCT=10
 # workload, iterations of the short run, iterations of the long run. `service` and `options`
 # iterations are echo calls and must be multiples of 32; both runs keep request ids in the
 # uint16 range. `options` is `service` in protocol version 2 with `supersede` (a key per
-# slot, so nothing is superseded) and a far `deadline_ms` on every request.
+# slot, so nothing is superseded) and a far `deadline_ms` on every request. `seq` is one
+# echo call in flight at a time (the sequential path: every call parks and wakes the
+# connection task).
 WORKLOADS=(
   "codec 2000 22000"
   "service 640 6400"
   "options 640 6400"
+  "seq 500 5000"
 )
 
 step() { printf '\n== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }

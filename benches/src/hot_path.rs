@@ -186,11 +186,11 @@ async fn drive<const V2: bool>(
         out.clear();
         for slot in 0..batch {
             next_id += 1;
-            if V2 {
-                let opts = &slot_options[slot];
-                enc.request_raw_with(&mut out, next_id, ECHO_METHOD, &params, opts)
-            } else {
-                enc.request_raw(&mut out, next_id, ECHO_METHOD, &params)
+            match slot_options.get(slot) {
+                Some(opts) if V2 => {
+                    enc.request_raw_with(&mut out, next_id, ECHO_METHOD, &params, opts)
+                }
+                _ => enc.request_raw(&mut out, next_id, ECHO_METHOD, &params),
             }
             .map_err(io::Error::other)?;
         }

@@ -2,8 +2,10 @@
 //! `hearth_benches::hot_path` a given number of times and prints a checksum, for
 //! `.ci/perf-guard.sh` to count instructions under callgrind. Workloads: `codec` (one iteration
 //! is one typed call's encode/decode work), `service` (one iteration is one `echo` call
-//! through the daemon's connection code, in batches of [`SERVICE_BATCH`]) and `options` (the
-//! same in protocol version 2 with `supersede` and `deadline_ms` on every request). It times nothing
+//! through the daemon's connection code, in batches of [`SERVICE_BATCH`]), `options` (the
+//! same in protocol version 2 with `supersede` and `deadline_ms` on every request) and `seq`
+//! (one call in flight at a time: an editor's path, each call a wake-up of an idle
+//! connection task). It times nothing
 //! and reads no clock itself; a release build is what the guard measures.
 
 use std::process::ExitCode;
@@ -44,6 +46,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        "seq" => match ServiceLoop::new(1).and_then(|s| s.run(iterations)) {
+            Ok(read) => read,
+            Err(e) => {
+                eprintln!("hot_path: seq workload failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
         other => return usage(&format!("unknown workload {other:?}")),
     };
     println!("{workload}: {iterations} iterations, checksum {checksum}");
@@ -51,6 +60,6 @@ fn main() -> ExitCode {
 }
 
 fn usage(why: &str) -> ExitCode {
-    eprintln!("hot_path: {why}\nusage: hot_path <codec|service|options> <iterations>");
+    eprintln!("hot_path: {why}\nusage: hot_path <codec|service|options|seq> <iterations>");
     ExitCode::from(2)
 }
