@@ -236,6 +236,7 @@ async fn serve_v1(mut stream: UnixStream) {
                 code: ErrorCode::UNSUPPORTED_VERSION.0,
                 message: format!("unsupported protocol version {}", decoded.version.number()),
                 supported: vec![1],
+                build_id: None,
             };
             let _ = encoder.notification(&mut out, FATAL, &fatal);
             let _ = stream.write_all(&out).await;
