@@ -18,7 +18,7 @@
 //! ```
 //!
 //! Wire format: `hearth-protocol` and docs/PROTOCOL.md. Signals, logging and flags are the
-//! binary's business (`src/bin/hearthd.rs`), not the library's.
+//! business of the `hearthd` binary (`daemon/`), not the library's.
 //!
 //! [`run`]: Server::run
 

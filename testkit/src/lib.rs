@@ -4,11 +4,12 @@
 //! [`Raw`] peer that writes exactly the bytes a test gives it and decodes every message with
 //! [`hearth_protocol::Message::decode_any`], frame builders for versions 1 and 2
 //! ([`Frames`], [`opts`]), a [`Gate`] a handler waits on until the test opens it,
-//! [`eventually`] for the few conditions nothing announces, and the [`AnswerChecker`], which
+//! [`hearthd_bin`] (the `hearthd` binary, built on demand), [`eventually`] for the few conditions nothing announces, and the [`AnswerChecker`], which
 //! is fed every request id sent and every message received and asserts the protocol's
 //! exactly-one-answer rule. It is a dev-dependency only: no library crate may depend on it,
 //! and it depends on no client crate, so client tests can use it too.
 
+mod binary;
 mod checker;
 mod daemon;
 mod eventually;
@@ -16,6 +17,7 @@ mod frames;
 mod gate;
 mod peer;
 
+pub use binary::hearthd_bin;
 pub use checker::AnswerChecker;
 pub use daemon::{Daemon, TestServer, proc_status_kib, run_to_exit, traversable_copy};
 pub use eventually::{PATIENCE, eventually};

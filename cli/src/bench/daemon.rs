@@ -53,7 +53,7 @@ impl Daemon {
         if !exe.is_file() {
             return Err(Unreachable(format!(
                 "--spawn needs hearthd next to hearth, but there is no {} (build it with \
-                 `cargo build -p hearth-server --bin hearthd`, in the same profile)",
+                 `cargo build -p hearthd`, in the same profile)",
                 exe.display()
             ))
             .into());

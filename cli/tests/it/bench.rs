@@ -27,14 +27,7 @@ fn hearthd() -> &'static Path {
         let mut build = Command::new(cargo);
         build
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "hearth-server",
-                "--bin",
-                "hearthd",
-            ])
+            .args(["build", "--quiet", "-p", "hearthd", "--bin", "hearthd"])
             .arg("--target-dir")
             .arg(target_dir);
         match profile_dir.file_name().and_then(|n| n.to_str()) {

@@ -374,7 +374,7 @@ async fn running_out_of_file_descriptors_neither_spins_nor_sticks() {
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c")
         .arg("ulimit -n 48 && exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_hearthd"))
+        .arg(hearthd())
         .arg("--socket")
         .arg(&socket)
         .env_remove("HEARTH_SOCKET")

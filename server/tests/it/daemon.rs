@@ -26,7 +26,7 @@ async fn folder_is_0700_and_socket_0600_even_under_umask_000() {
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c")
         .arg("umask 000 && exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_hearthd"))
+        .arg(hearthd())
         .arg("--socket")
         .arg(&socket)
         .env_remove("HEARTH_SOCKET")

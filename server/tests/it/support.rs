@@ -1,12 +1,12 @@
 //! Test support for the server's integration tests: everything comes from `hearth-testkit`
 //! (test daemon, raw peer, frame builders, Gate, eventually, answer checker); this file only
-//! adds what needs this crate's build, the path of the `hearthd` binary.
+//! names the `hearthd` binary these tests run, which lives in the `hearthd` package now.
 
 use std::path::Path;
 
 pub(crate) use hearth_testkit::*;
 
-/// The `hearthd` binary Cargo built for these tests.
+/// The `hearthd` binary, built for these tests by `hearth_testkit::hearthd_bin`.
 pub(crate) fn hearthd() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_hearthd"))
+    hearthd_bin()
 }

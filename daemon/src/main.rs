@@ -1,19 +1,23 @@
-//! `hearthd`: the hearth daemon — `hearth-server` with the built-in methods, wired to the
-//! command line, the environment, logging and signals. SIGINT or SIGTERM starts a graceful
-//! shutdown; a second one stops at once.
+//! `hearthd`: the hearth daemon — `hearth-server` serving [`hearthd::router`] (the built-in
+//! methods and the language service), wired to the command line, the environment, logging and
+//! signals. SIGINT or SIGTERM starts a graceful shutdown; a second one stops at once. What is
+//! served is the library's business (`lib.rs`), so tests can serve the same router in process.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use hearth_server::{Limits, Server, builtins};
+use hearth_lang::LangService;
+use hearth_server::{Limits, Server};
 use tokio::signal::unix::{SignalKind, signal};
 
-/// The hearth daemon: local, high-rate RPC over an owner-only Unix socket.
+/// hearthd, the hearth daemon: local, high-rate RPC over an owner-only Unix socket, serving a
+/// language service (documents, a workspace index, completion) to editors.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None, after_help = AFTER_HELP)]
+#[command(name = "hearthd", version, long_about = None, after_help = AFTER_HELP)]
 struct Args {
     /// Socket path [default: $XDG_RUNTIME_DIR/hearth/hearthd.sock, else /tmp/hearth-<uid>/hearthd.sock]
     #[arg(long, env = "HEARTH_SOCKET", value_name = "PATH")]
@@ -60,7 +64,9 @@ struct Args {
 }
 
 const AFTER_HELP: &str = "\
-Methods: echo, sleep {\"ms\": N}, shutdown, and the reserved $/hello and $/stats.
+Methods: echo, sleep {\"ms\": N}, count, ask, shutdown, the reserved $/hello and $/stats,
+and the language service (docs/LANGUAGE.md): workspace/index {\"root\": DIR}, symbols
+{\"query\": Q}, complete, and the notifications doc/open, doc/change, doc/close.
 Talk to it with `hearth` (hearth call echo '{\"hi\": 1}', hearth status, hearth shutdown).
 
 Exit status: 0 after a clean shutdown, 1 when it cannot start (already running, unsafe
@@ -120,7 +126,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         let mut builder = Server::builder()
             .info("hearthd", env!("CARGO_PKG_VERSION"))
             .limits(limits)
-            .router(builtins::router());
+            .router(hearthd::router(Arc::new(LangService::new())));
         if let Some(path) = args.socket {
             builder = builder.socket(path);
         }

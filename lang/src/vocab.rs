@@ -1,0 +1,415 @@
+//! [`Vocab`]: a set of distinct identifiers with their counts and first location, laid out
+//! so that a query touches a bounded number of them — the shared core of the workspace index
+//! and of each document's identifier cache — and [`Vocab::search`], which finds and scores a
+//! query's candidates.
+//!
+//! Layout: entries sorted by lowercase name (then name), so every case-insensitive prefix
+//! match is one contiguous range found by binary search; and, per lowercase first char, a
+//! bucket of the [`BUCKET_CAP`] most frequent entries starting with it, which is the fuzzy
+//! candidate set. A search therefore scores at most `prefix_cap` prefix matches (the most
+//! frequent ones when there are more) plus at most `BUCKET_CAP` fuzzy candidates, whatever
+//! the vocabulary's size. What it deliberately misses: fuzzy matches whose first char differs
+//! from the query's (`val` does not find `getValue`), and, in a prefix range larger than
+//! `prefix_cap`, the less frequent names (the result says it is incomplete).
+//!
+//! Ranking and merging results from several vocabularies is `complete.rs`'s business.
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+
+use nucleo_matcher::pattern::{Atom, AtomKind, CaseMatching, Normalization};
+use nucleo_matcher::{Config, Matcher, Utf32Str};
+use rustc_hash::FxHashMap;
+
+/// How many entries each first-char bucket keeps (the most frequent).
+pub const BUCKET_CAP: usize = 512;
+
+/// One distinct identifier.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The identifier.
+    pub name: Box<str>,
+    /// Its lowercase form (the sort key) when that differs from `name`.
+    lower: Option<Box<str>>,
+    /// How many times it occurs.
+    pub count: u32,
+    /// Where it occurs first: a file number (meaningful to the owner of the vocabulary)…
+    pub file: u32,
+    /// …and a zero-based line.
+    pub line: u32,
+}
+
+impl Entry {
+    /// The lowercase form of the name (the sort key).
+    pub fn lower(&self) -> &str {
+        self.lower.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// What the builder collects per identifier: count and first (file, line).
+#[derive(Debug, Clone, Copy)]
+pub struct Tally {
+    /// Occurrences.
+    pub count: u32,
+    /// File number of the first occurrence.
+    pub file: u32,
+    /// Line of the first occurrence.
+    pub line: u32,
+}
+
+impl Tally {
+    /// Counts one more occurrence at (`file`, `line`), keeping the earliest location.
+    pub fn add(&mut self, file: u32, line: u32) {
+        self.count = self.count.saturating_add(1);
+        if (file, line) < (self.file, self.line) {
+            self.file = file;
+            self.line = line;
+        }
+    }
+
+    /// Merges another tally of the same identifier.
+    pub fn merge(&mut self, other: Tally) {
+        self.count = self.count.saturating_add(other.count);
+        if (other.file, other.line) < (self.file, self.line) {
+            self.file = other.file;
+            self.line = other.line;
+        }
+    }
+}
+
+/// Distinct identifiers, sorted for prefix search, with first-char buckets for fuzzy search.
+#[derive(Debug, Default)]
+pub struct Vocab {
+    entries: Vec<Entry>,
+    buckets: FxHashMap<char, Bucket>,
+    occurrences: u64,
+}
+
+/// The fuzzy candidates for one lowercase first char.
+#[derive(Debug, Default)]
+struct Bucket {
+    /// At most [`BUCKET_CAP`] entry indices, the most frequent.
+    ids: Box<[u32]>,
+    /// Whether entries were left out.
+    truncated: bool,
+}
+
+/// How well an entry matched a query; lower tiers rank first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tier {
+    /// The name equals the query.
+    Exact = 0,
+    /// The name starts with the query, case included.
+    Prefix = 1,
+    /// The name starts with the query ignoring case.
+    PrefixIgnoreCase = 2,
+    /// The query's chars occur in the name in order (same first char).
+    Fuzzy = 3,
+}
+
+/// One entry found by [`Vocab::search`].
+#[derive(Debug, Clone, Copy)]
+pub struct Hit {
+    /// Index into [`Vocab::entries`].
+    pub entry: u32,
+    /// The match kind.
+    pub tier: Tier,
+    /// The fuzzy matcher's score (higher is better).
+    pub score: u16,
+}
+
+/// What [`Vocab::search`] found.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The scored candidates, unordered.
+    pub hits: Vec<Hit>,
+    /// Matches that exist but were not scored (prefix range or bucket past its cap).
+    pub unscored: usize,
+}
+
+/// Orders entry indices by frequency (descending), then position (the sort order): the
+/// order caps keep. Comparing positions, not names, keeps ties cheap.
+fn by_frequency(entries: &[Entry], a: u32, b: u32) -> Ordering {
+    entries[b as usize]
+        .count
+        .cmp(&entries[a as usize].count)
+        .then(a.cmp(&b))
+}
+
+/// `s.starts_with(prefix)` without a `memcmp` call: the prefixes compared are a few bytes.
+fn starts_with(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.bytes().zip(prefix.bytes()).all(|(a, b)| a == b)
+}
+
+fn first_char(s: &str) -> Option<char> {
+    s.chars().next()
+}
+
+impl Vocab {
+    /// Builds a vocabulary from per-identifier tallies.
+    pub fn build(tallies: impl IntoIterator<Item = (Box<str>, Tally)>) -> Self {
+        let mut occurrences = 0u64;
+        let mut entries: Vec<Entry> = tallies
+            .into_iter()
+            .map(|(name, t)| {
+                occurrences += u64::from(t.count);
+                // Most identifiers are lowercase already: no second string for those.
+                let lower = if name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || !b.is_ascii_alphabetic())
+                    && name.is_ascii()
+                {
+                    None
+                } else {
+                    Some(name.to_lowercase().into_boxed_str())
+                };
+                Entry {
+                    lower,
+                    name,
+                    count: t.count,
+                    file: t.file,
+                    line: t.line,
+                }
+            })
+            .collect();
+        entries.sort_unstable_by(|a, b| a.lower().cmp(b.lower()).then_with(|| a.name.cmp(&b.name)));
+        let mut groups: FxHashMap<char, Vec<u32>> = FxHashMap::default();
+        for (i, e) in entries.iter().enumerate() {
+            if let (Some(c), Ok(i)) = (first_char(e.lower()), u32::try_from(i)) {
+                groups.entry(c).or_default().push(i);
+            }
+        }
+        let buckets = groups
+            .into_iter()
+            .map(|(c, mut ids)| {
+                let truncated = ids.len() > BUCKET_CAP;
+                if truncated {
+                    ids.select_nth_unstable_by(BUCKET_CAP, |&a, &b| by_frequency(&entries, a, b));
+                    ids.truncate(BUCKET_CAP);
+                }
+                (
+                    c,
+                    Bucket {
+                        ids: ids.into_boxed_slice(),
+                        truncated,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            entries,
+            buckets,
+            occurrences,
+        }
+    }
+
+    /// The entries, sorted by lowercase name.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Number of distinct identifiers.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Total occurrences counted.
+    pub fn occurrences(&self) -> u64 {
+        self.occurrences
+    }
+
+    /// The entries whose lowercase form starts with `lower_prefix`.
+    pub fn prefix_range(&self, lower_prefix: &str) -> std::ops::Range<usize> {
+        let start = self.entries.partition_point(|e| e.lower() < lower_prefix);
+        let len = self.entries[start..].partition_point(|e| e.lower().starts_with(lower_prefix));
+        start..start + len
+    }
+
+    /// The entry named exactly `name`.
+    pub fn get(&self, name: &str) -> Option<&Entry> {
+        let lower = name.to_lowercase();
+        self.entries[self.prefix_range(&lower)]
+            .iter()
+            .take_while(|e| e.lower() == lower)
+            .find(|e| *e.name == *name)
+    }
+
+    /// Finds and scores the candidates for `query` (non-empty): every entry whose name starts
+    /// with it ignoring case (at most `prefix_cap` of them, the most frequent, plus every
+    /// case-insensitive exact match), and the entries of its first char's bucket that
+    /// fuzzy-match it.
+    pub fn search(&self, query: &str, prefix_cap: usize) -> Found {
+        let mut found = Found::default();
+        let lower = query.to_lowercase();
+        let Some(first) = first_char(&lower) else {
+            return found;
+        };
+        let range = self.prefix_range(&lower);
+        let mut ids: Vec<u32> = Vec::new();
+        // Case-insensitive exact matches sort first in the range; always keep them.
+        let exact = self.entries[range.clone()]
+            .iter()
+            .take_while(|e| e.lower() == lower)
+            .count();
+        let rest = range.start + exact..range.end;
+        ids.extend((range.start..rest.start).filter_map(|i| u32::try_from(i).ok()));
+        let mut rest_ids: Vec<u32> = rest.filter_map(|i| u32::try_from(i).ok()).collect();
+        if rest_ids.len() > prefix_cap {
+            found.unscored += rest_ids.len() - prefix_cap;
+            rest_ids.select_nth_unstable_by(prefix_cap, |&a, &b| by_frequency(&self.entries, a, b));
+            rest_ids.truncate(prefix_cap);
+        }
+        ids.extend(rest_ids);
+
+        MATCHER.with(|m| {
+            let mut m = m.borrow_mut();
+            let FuzzyMatcher { matcher, buf } = &mut *m;
+            let atom = Atom::new(
+                query,
+                CaseMatching::Ignore,
+                Normalization::Smart,
+                AtomKind::Fuzzy,
+                false,
+            );
+            for id in ids {
+                let e = &self.entries[id as usize];
+                let score = atom
+                    .score(Utf32Str::new(&e.name, buf), matcher)
+                    .unwrap_or(0);
+                let tier = if !starts_with(&e.name, query) {
+                    Tier::PrefixIgnoreCase
+                } else if e.name.len() == query.len() {
+                    Tier::Exact
+                } else {
+                    Tier::Prefix
+                };
+                found.hits.push(Hit {
+                    entry: id,
+                    tier,
+                    score,
+                });
+            }
+            if lower.chars().count() < 2 {
+                return; // one char: every fuzzy match is a prefix match
+            }
+            if let Some(bucket) = self.buckets.get(&first) {
+                if bucket.truncated {
+                    found.unscored += 1; // there may be fuzzy matches it did not keep
+                }
+                for &id in bucket.ids.iter() {
+                    let e = &self.entries[id as usize];
+                    if starts_with(e.lower(), &lower) {
+                        continue; // a prefix match, handled above
+                    }
+                    if let Some(score) = atom.score(Utf32Str::new(&e.name, buf), matcher) {
+                        found.hits.push(Hit {
+                            entry: id,
+                            tier: Tier::Fuzzy,
+                            score,
+                        });
+                    }
+                }
+            }
+        });
+        found
+    }
+}
+
+/// A fuzzy matcher and its scratch buffer; one per thread, because building a matcher
+/// allocates its scoring matrix.
+struct FuzzyMatcher {
+    matcher: Matcher,
+    buf: Vec<char>,
+}
+
+thread_local! {
+    static MATCHER: RefCell<FuzzyMatcher> = RefCell::new(FuzzyMatcher {
+        matcher: Matcher::new(Config::DEFAULT),
+        buf: Vec::new(),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vocab(words: &[(&str, u32)]) -> Vocab {
+        let mut t = FxHashMap::default();
+        for (i, &(w, n)) in words.iter().enumerate() {
+            t.insert(
+                Box::from(w),
+                Tally {
+                    count: n,
+                    file: 0,
+                    line: i as u32,
+                },
+            );
+        }
+        Vocab::build(t)
+    }
+
+    #[test]
+    fn prefix_range_ignores_case() {
+        let v = vocab(&[
+            ("Foo", 1),
+            ("foobar", 1),
+            ("fox", 1),
+            ("bar", 1),
+            ("FOOD", 1),
+        ]);
+        let names: Vec<&str> = v.entries()[v.prefix_range("foo")]
+            .iter()
+            .map(|e| &*e.name)
+            .collect();
+        assert_eq!(names, ["Foo", "foobar", "FOOD"]);
+        assert!(v.prefix_range("zzz").is_empty());
+        assert_eq!(v.get("FOOD").map(|e| e.line), Some(4));
+        assert!(v.get("food").is_none());
+    }
+
+    #[test]
+    fn search_tiers() {
+        let v = vocab(&[
+            ("get", 1),
+            ("getValue", 3),
+            ("GetX", 1),
+            ("gadget", 1),
+            ("other", 9),
+        ]);
+        let f = v.search("get", 100);
+        let mut tiers: Vec<(&str, Tier)> = f
+            .hits
+            .iter()
+            .map(|h| (&*v.entries()[h.entry as usize].name, h.tier))
+            .collect();
+        tiers.sort();
+        assert_eq!(
+            tiers,
+            [
+                ("GetX", Tier::PrefixIgnoreCase),
+                ("gadget", Tier::Fuzzy),
+                ("get", Tier::Exact),
+                ("getValue", Tier::Prefix),
+            ]
+        );
+    }
+
+    #[test]
+    fn prefix_cap_keeps_the_most_frequent_and_exact() {
+        let v = vocab(&[("ab", 1), ("abc", 5), ("abd", 1), ("abe", 7)]);
+        let f = v.search("ab", 2);
+        let mut names: Vec<&str> = f
+            .hits
+            .iter()
+            .map(|h| &*v.entries()[h.entry as usize].name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["ab", "abc", "abe"]);
+        assert_eq!(f.unscored, 1);
+    }
+}

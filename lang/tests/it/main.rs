@@ -1,0 +1,10 @@
+//! hearth-lang's integration tests, one binary: documents and versions, completion ranking,
+//! workspace indexing and symbols, a property test of edits against a plain `String`, and the
+//! service on the wire through hearth-server.
+
+mod completion;
+mod documents;
+mod edits_prop;
+mod indexing;
+mod support;
+mod wire;
