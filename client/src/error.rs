@@ -58,6 +58,10 @@ pub enum Error {
     /// The daemon sent something that is not valid hearth protocol; the connection was closed.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),
+    /// No daemon answered and none could be started
+    /// ([`Client::connect_or_start`](crate::Client::connect_or_start)).
+    #[error(transparent)]
+    Start(#[from] crate::start::StartError),
     /// No answer arrived within this time; the call was cancelled at the daemon.
     #[error("no answer within {0:?}")]
     Timeout(Duration),

@@ -38,6 +38,7 @@ mod outbound;
 mod pending;
 mod serve;
 mod socket;
+mod start;
 
 pub use call::{CallBuilder, CallStream, StreamEvent};
 pub use client::{Client, WeakClient};
@@ -48,3 +49,7 @@ pub use hearth_protocol::reserved::{HelloResult, Limits, Stats};
 pub use hearth_protocol::{ErrorCode, ErrorObject, Version};
 pub use notifications::{Notification, Notifications};
 pub use socket::default_socket_path;
+pub use start::{
+    DAEMON_ENV, DEFAULT_IDLE_EXIT, DaemonSource, NO_REPLACE_ENV, StartError, StartOptions,
+    find_daemon, log_path, start_lock_path,
+};
