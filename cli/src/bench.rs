@@ -236,6 +236,10 @@ pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> 
             (None, Some(Some(addr))) => Endpoint::Tcp(addr),
             (None, _) => Endpoint::Unix(target.socket.clone()),
         };
+        if daemon.is_none() && target.start && matches!(endpoint, Endpoint::Unix(_)) {
+            // Start on first use (see start.rs); the run's own connections follow.
+            drop(target.connect().await?);
+        }
         let mut clients = Vec::with_capacity(connections);
         for _ in 0..connections {
             clients.push(connect(&endpoint, target.timeout).await?);
@@ -244,7 +248,7 @@ pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> 
     };
     let (daemon, endpoint, clients) = tokio::select! {
         started = started => started?,
-        _ = interrupts.recv() => anyhow::bail!("interrupted before the run started"),
+        _ = interrupts.recv() => return Err(crate::exit::Interrupted.into()),
     };
 
     if args.deadline.is_some() || args.supersede.is_some() {
@@ -330,6 +334,7 @@ pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> 
         }
     }
 
+    let interrupted = outcome.interrupted;
     let errors: u64 = tally.errors.values().sum();
     let calls = tally.calls;
     let lost = tally.lost.take();
@@ -348,6 +353,10 @@ pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> 
     }
     if let Some(lost) = lost {
         return Err(lost.into());
+    }
+    if interrupted {
+        // Reported above; the exit status says it was cut short (130, as for SIGINT).
+        return Err(crate::exit::Interrupted.into());
     }
     if errors > 0 {
         anyhow::bail!("{errors} of {calls} calls failed");

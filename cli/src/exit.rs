@@ -14,7 +14,8 @@ Exit status:
      deadline-exceeded calls), or output could not be written
   2  bad usage or input: unknown flag, malformed JSON params, bad duration, or protocol v2
      flags (--deadline, --supersede, --stream) for a daemon that speaks only protocol 1
-  3  cannot connect (or start a daemon for bench --spawn), connection lost, or timed out";
+  3  cannot connect (or start a daemon), connection lost, or timed out
+  130  bench interrupted with Ctrl-C (after its report of the calls made so far)";
 
 /// The daemon answered with an error.
 const REMOTE: u8 = 1;
@@ -48,8 +49,27 @@ impl fmt::Display for Unreachable {
 
 impl std::error::Error for Unreachable {}
 
+/// The user pressed Ctrl-C (exit 130, as a shell reports a command killed by SIGINT).
+#[derive(Debug)]
+pub(crate) struct Interrupted;
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Exit status for [`Interrupted`].
+const INTERRUPTED: u8 = 130;
+
 /// Prints `error` to stderr and returns the exit code for it.
 pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
+    if error.is::<Interrupted>() {
+        eprintln!("hearth: interrupted");
+        return ExitCode::from(INTERRUPTED);
+    }
     if is_broken_pipe(error) {
         // Our reader went away (`hearth call ... | head`): nothing to tell anyone.
         return ExitCode::SUCCESS;

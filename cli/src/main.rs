@@ -6,9 +6,11 @@
 
 mod bench;
 mod commands;
+mod doctor;
 mod duration;
 mod exit;
 mod json;
+mod start;
 mod status;
 
 use std::path::PathBuf;
@@ -24,22 +26,28 @@ use crate::commands::Target;
 #[command(name = "hearth", version, after_help = exit::EXIT_CODES_HELP)]
 struct Cli {
     // An attribute, not a doc comment: rustdoc would read `<uid>` as an HTML tag.
+    // Not clap's `env`: it takes an empty HEARTH_SOCKET as a value, where PROTOCOL.md §3.1
+    // says empty means unset; hearth_client::default_socket_path reads the variable.
     #[arg(
         long,
         value_name = "PATH",
-        env = "HEARTH_SOCKET",
         global = true,
-        help = "The daemon's socket [default: $XDG_RUNTIME_DIR/hearth/hearthd.sock, else \
-                /tmp/hearth-<uid>/hearthd.sock]"
+        help = "The daemon's socket [default: $HEARTH_SOCKET if set and not empty, else \
+                $XDG_RUNTIME_DIR/hearth/hearthd.sock, else /tmp/hearth-<uid>/hearthd.sock]"
     )]
     socket: Option<PathBuf>,
+
+    /// Never start hearthd: call and bench fail when no daemon answers (also
+    /// HEARTH_NO_START=1). Without it they start one (status, ping, shutdown and doctor never do)
+    #[arg(long, global = true)]
+    no_start: bool,
 
     /// How long to wait for the daemon: to connect, and for each answer (e.g. 500ms, 5s, 1m)
     #[arg(
         long,
         value_name = "DURATION",
         default_value = "10s",
-        value_parser = duration::parse,
+        value_parser = start::parse_timeout,
         global = true
     )]
     timeout: Duration,
@@ -80,6 +88,13 @@ enum Command {
     },
     /// Ask the daemon to shut down gracefully (running requests may finish)
     Shutdown,
+    /// Check the setup: socket path and why, folder and socket safety, stale files, the
+    /// daemon and its build, the hearthd that would be started, limits. Exits 1 on a problem
+    Doctor {
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// Load-test the daemon: calls/s, latency percentiles, errors and CPU per call
     Bench(bench::BenchArgs),
 }
@@ -104,6 +119,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let socket_from_flag = cli
+        .socket
+        .as_ref()
+        .is_some_and(|p| !p.as_os_str().is_empty());
     let target = Target {
         // An empty HEARTH_SOCKET means "not set", as for the daemon.
         socket: cli
@@ -111,6 +130,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(hearth_client::default_socket_path),
         timeout: cli.timeout,
+        start: start::may_start(cli.no_start)
+            && matches!(cli.command, Command::Call { .. } | Command::Bench(_)),
     };
     match cli.command {
         Command::Call {
@@ -125,6 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ping { count, json } => commands::ping(&target, count, json).await,
         Command::Status { json } => status::status(&target, json).await,
         Command::Shutdown => commands::shutdown(&target).await,
+        Command::Doctor { json } => doctor::doctor(&target, socket_from_flag, json).await,
         Command::Bench(args) => bench::run(&target, args).await,
     }
 }

@@ -122,10 +122,7 @@ impl Client {
         loop {
             let stream = UnixStream::connect(&path)
                 .await
-                .map_err(|source| Error::Connect {
-                    path: path.clone(),
-                    source,
-                })?;
+                .map_err(|source| crate::error::connect_error(&path, source))?;
             let (rd, wr) = hearth_transport::split(stream).map_err(|source| Error::Connect {
                 path: path.clone(),
                 source,
