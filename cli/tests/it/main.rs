@@ -5,3 +5,4 @@ mod bench;
 mod cli;
 mod lifecycle;
 mod support;
+mod tour;
