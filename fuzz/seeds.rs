@@ -140,8 +140,14 @@ fn bodies() -> Vec<(&'static str, Vec<u8>)> {
             vec![0x95, 0x01, 0x00, 0x01, 0xa1, 0xff, 0xc0],
         ),
         // Version 2.
-        ("v2-hello", req2(20, "$/hello", vec![0xc0], opts(None, None, false))),
-        ("v2-echo", req2(21, "echo", map1("a", 1), opts(None, None, false))),
+        (
+            "v2-hello",
+            req2(20, "$/hello", vec![0xc0], opts(None, None, false)),
+        ),
+        (
+            "v2-echo",
+            req2(21, "echo", map1("a", 1), opts(None, None, false)),
+        ),
         (
             "v2-sleep-deadline",
             req2(22, "sleep", map1("ms", 100), opts(Some(20), None, false)),
@@ -168,12 +174,29 @@ fn bodies() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "v2-count-all",
-            req2(28, "count", count_params(4, 2), opts(Some(5), Some("c"), true)),
+            req2(
+                28,
+                "count",
+                count_params(4, 2),
+                opts(Some(5), Some("c"), true),
+            ),
         ),
-        ("v2-ask-back", req2(29, "ask", ask_params("m/ok"), opts(None, None, false))),
-        ("v2-ask-error", req2(30, "ask", ask_params("m/err"), opts(None, None, false))),
-        ("v2-ask-never", req2(31, "ask", ask_params("m/wait"), opts(None, None, false))),
-        ("v2-ask-twice", req2(32, "ask", ask_params("m/dup"), opts(None, None, false))),
+        (
+            "v2-ask-back",
+            req2(29, "ask", ask_params("m/ok"), opts(None, None, false)),
+        ),
+        (
+            "v2-ask-error",
+            req2(30, "ask", ask_params("m/err"), opts(None, None, false)),
+        ),
+        (
+            "v2-ask-never",
+            req2(31, "ask", ask_params("m/wait"), opts(None, None, false)),
+        ),
+        (
+            "v2-ask-twice",
+            req2(32, "ask", ask_params("m/dup"), opts(None, None, false)),
+        ),
         (
             "v2-ask-deadline",
             req2(33, "ask", ask_params("m/wait"), opts(Some(10), None, false)),
@@ -182,7 +205,10 @@ fn bodies() -> Vec<(&'static str, Vec<u8>)> {
         ("v2-cancel-sleep", body2(|e, b| e.cancel(b, 24).unwrap())),
         (
             "v2-response",
-            body2(|e, b| e.response_raw(b, 1, &[0x81, 0xa3, b't', b'a', b'b', 0x04]).unwrap()),
+            body2(|e, b| {
+                e.response_raw(b, 1, &[0x81, 0xa3, b't', b'a', b'b', 0x04])
+                    .unwrap()
+            }),
         ),
         (
             "v2-client-partial",
@@ -192,14 +218,15 @@ fn bodies() -> Vec<(&'static str, Vec<u8>)> {
             "v2-bad-opts",
             // [2, 0, 34, "echo", nil, {"deadline_ms": "soon"}]
             vec![
-                0x96, 0x02, 0x00, 0x22, 0xa4, b'e', b'c', b'h', b'o', 0xc0, 0x81, 0xab, b'd',
-                b'e', b'a', b'd', b'l', b'i', b'n', b'e', b'_', b'm', b's', 0xa4, b's', b'o',
-                b'o', b'n',
+                0x96, 0x02, 0x00, 0x22, 0xa4, b'e', b'c', b'h', b'o', 0xc0, 0x81, 0xab, b'd', b'e',
+                b'a', b'd', b'l', b'i', b'n', b'e', b'_', b'm', b's', 0xa4, b's', b'o', b'o', b'n',
             ],
         ),
         (
             "v2-opts-nil",
-            vec![0x96, 0x02, 0x00, 0x23, 0xa4, b'e', b'c', b'h', b'o', 0xc0, 0xc0],
+            vec![
+                0x96, 0x02, 0x00, 0x23, 0xa4, b'e', b'c', b'h', b'o', 0xc0, 0xc0,
+            ],
         ),
     ]
 }
@@ -277,7 +304,12 @@ fn main() {
         ),
         (
             "v2-stream",
-            [get("v2-count-stream"), get("v2-count-plain"), get("v2-count-all")].concat(),
+            [
+                get("v2-count-stream"),
+                get("v2-count-plain"),
+                get("v2-count-all"),
+            ]
+            .concat(),
         ),
         (
             "v2-ask",

@@ -5,11 +5,13 @@
 //! `bench/load.rs`, the open-loop schedule in `bench/schedule.rs`, the report in `bench/report.rs`, the spawned daemon in
 //! `bench/daemon.rs` and CPU and memory figures in `bench/cpu.rs`.
 
+mod corpus;
 mod cpu;
 mod daemon;
 mod load;
 mod report;
 mod schedule;
+mod typing;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -106,6 +108,43 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object instead of text
     #[arg(long)]
     json: bool,
+
+    /// What to run: echo-style calls of --method (the default), or typing: simulated editors
+    /// typing into files of --corpus against the language service (see below)
+    #[arg(long, value_name = "WORKLOAD", default_value = "calls")]
+    workload: Workload,
+
+    /// typing: the folder whose files editors open and whose identifiers they type
+    /// [default: $CARGO_HOME/registry/src, else ~/.cargo/registry/src]
+    #[arg(long, value_name = "DIR")]
+    corpus: Option<std::path::PathBuf>,
+
+    /// typing: simulated editors, one connection each
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    editors: u32,
+
+    /// typing: keystrokes per second per editor, on a fixed schedule
+    #[arg(long, value_name = "K", default_value_t = 20.0, value_parser = parse_rate)]
+    keys_per_sec: f64,
+
+    /// typing: start workspace/index of the corpus when measuring starts, and measure until it
+    /// finishes (completions while the index is built); without it the corpus is indexed first
+    #[arg(long)]
+    index: bool,
+
+    /// typing: the seed that picks files, lines and words
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    seed: u64,
+}
+
+/// What `hearth bench` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Workload {
+    /// Calls of --method (echo by default), closed or open loop.
+    Calls,
+    /// Editors typing: doc/change then complete per keystroke.
+    Typing,
 }
 
 /// How `--supersede` keys the calls. Keys are scoped to a connection by the protocol.
@@ -149,8 +188,16 @@ speak protocol 2). Calls answered -32801 (superseded) or -32002 (deadline exceed
 counted apart from errors (JSON: \"superseded\", \"deadline_exceeded\"), do not make the
 run fail, and are not in the latency percentiles, which cover successful calls only.
 
+Typing (--workload typing): each of --editors connections opens a file of --corpus and
+types identifiers found elsewhere in it, --keys-per-sec per editor on a fixed schedule; each
+keystroke sends doc/change, then complete with the supersede key \"complete\" and --deadline
+(default 50ms). Latency runs from the keystroke's scheduled time; percentiles cover every
+keystroke, superseded, past-deadline and failed ones ranking slowest (shown as unanswered). Quality:
+the share of keystrokes with 2+ characters typed whose word is in the top 10 items.
+
 Examples:
   hearth bench --spawn --in-flight 16 --duration 5s
+  hearth bench --spawn --workload typing --editors 10 --keys-per-sec 500 --duration 10s
   hearth bench --spawn --tcp --rate 20000 --connections 4 --json
   hearth bench --socket /run/user/1000/hearth/hearthd.sock --method sleep --params '{\"ms\": 1}'";
 
@@ -187,6 +234,14 @@ enum Endpoint {
 
 /// `hearth bench`.
 pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> {
+    if args.workload == Workload::Typing {
+        return typing::run(target, &args).await;
+    }
+    if args.corpus.is_some() || args.index || args.editors != 1 {
+        return Err(
+            BadInput("--corpus, --editors and --index need --workload typing".into()).into(),
+        );
+    }
     // Checked before anything starts, so that bad flags exit 2 without side effects.
     let body = match &args.params {
         Some(text) => json::parse_params(text).map_err(BadInput)?,

@@ -77,6 +77,12 @@ pub(crate) struct CallOptions {
     /// result on one line. Needs protocol v2
     #[arg(long)]
     pub(crate) stream: bool,
+
+    /// Open this file as a document on the call's connection first (`doc/open`, uri
+    /// file://ABSOLUTE-PATH, version 1), so that `complete` can work in it: documents belong
+    /// to the connection that opened them. Repeatable
+    #[arg(long, value_name = "FILE")]
+    pub(crate) open: Vec<PathBuf>,
 }
 
 impl CallOptions {
@@ -132,6 +138,9 @@ pub(crate) async fn call(
     if options.is_v2() {
         require_v2(&client, &options.flags())?;
     }
+    for path in &options.open {
+        open_document(&client, path).await?;
+    }
     let mut request = client.request(method, params);
     if let Some(deadline) = options.deadline {
         request = request.deadline(deadline);
@@ -160,6 +169,19 @@ pub(crate) async fn call(
         }
     }
     anyhow::bail!("the call's stream ended without a result")
+}
+
+/// `doc/open` of the file at `path`; the daemon reads nothing from disk for it.
+async fn open_document(client: &Client, path: &std::path::Path) -> anyhow::Result<()> {
+    let absolute = path
+        .canonicalize()
+        .map_err(|e| BadInput(format!("--open {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(&absolute)
+        .map_err(|e| BadInput(format!("--open {}: {e}", path.display())))?;
+    let uri = format!("file://{}", absolute.display());
+    let params = json!({"uri": uri, "text": text, "version": 1});
+    client.notify("doc/open", &params).await?;
+    Ok(())
 }
 
 /// `{"partial": CHUNK, "seq": N}`, compact.

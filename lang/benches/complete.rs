@@ -68,15 +68,17 @@ fn complete(c: &mut Criterion) {
     text.push_str("ge");
     let last_line = u32::try_from(text.lines().count() - 1).expect("fits");
     let big = "file:///bench/big.rs";
-    service.open(
-        2,
-        OpenParams {
-            uri: big.into(),
-            text,
-            version: 1,
-            language: None,
-        },
-    );
+    service
+        .open(
+            2,
+            OpenParams {
+                uri: big.into(),
+                text,
+                version: 1,
+                language: None,
+            },
+        )
+        .expect("open");
     // Each iteration types one char after "ge", completes, and deletes the char again, so
     // the document is the same at every iteration.
     let mut version = 1;

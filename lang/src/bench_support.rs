@@ -250,15 +250,17 @@ pub fn service(index: Index) -> LangService {
         text.push_str(p);
         text.push('\n');
     }
-    service.open(
-        CONN,
-        OpenParams {
-            uri: URI.into(),
-            text,
-            version: 1,
-            language: Some("rust".into()),
-        },
-    );
+    service
+        .open(
+            CONN,
+            OpenParams {
+                uri: URI.into(),
+                text,
+                version: 1,
+                language: Some("rust".into()),
+            },
+        )
+        .expect("within the default limits");
     service
 }
 

@@ -28,6 +28,25 @@ use crate::words::{self, Delta, DocWords};
 /// Number of mutexes connections are spread over.
 pub const SHARDS: usize = 16;
 
+/// Bounds on what a connection may keep open, so that no client can make the daemon hold
+/// unbounded text (a frame bounds one message, not what edits add up to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocumentLimits {
+    /// Documents one connection may have open at once.
+    pub max_documents: usize,
+    /// Largest document, in UTF-8 bytes, after open or after a change.
+    pub max_document_bytes: usize,
+}
+
+impl Default for DocumentLimits {
+    fn default() -> Self {
+        Self {
+            max_documents: 512,
+            max_document_bytes: 64 << 20,
+        }
+    }
+}
+
 /// One open document.
 #[derive(Debug, Clone)]
 pub struct Document {
@@ -76,9 +95,10 @@ impl Document {
         self.language.as_deref()
     }
 
-    /// Applies `params` (all of its changes, or none of them): the version must be newer, and
-    /// no range may end before it starts. Positions past the end are clamped.
-    pub fn apply(&mut self, params: &ChangeParams) -> Result<(), LangError> {
+    /// Applies `params` (all of its changes, or none of them): the version must be newer, no
+    /// range may end before it starts, and the result may not exceed `max_bytes`. Positions
+    /// past the end are clamped.
+    pub fn apply(&mut self, params: &ChangeParams, max_bytes: usize) -> Result<(), LangError> {
         if params.version <= self.version {
             return Err(LangError::StaleVersion {
                 uri: params.uri.clone(),
@@ -124,6 +144,13 @@ impl Document {
                 }
             }
         }
+        if rope.len_bytes() > max_bytes {
+            return Err(LangError::TooLarge {
+                uri: params.uri.clone(),
+                bytes: rope.len_bytes(),
+                max: max_bytes,
+            });
+        }
         self.words = match (self.words.take(), pending) {
             (Some(mut w), Some(pending)) => {
                 Arc::make_mut(&mut w).apply(pending);
@@ -160,6 +187,7 @@ type Shard = FxHashMap<u64, Arc<Mutex<ConnDocs>>>;
 #[derive(Debug)]
 pub struct DocumentStore {
     shards: Box<[Mutex<Shard>]>,
+    limits: DocumentLimits,
 }
 
 impl Default for DocumentStore {
@@ -173,11 +201,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl DocumentStore {
-    /// An empty store.
+    /// An empty store with the default limits.
     pub fn new() -> Self {
+        Self::with_limits(DocumentLimits::default())
+    }
+
+    /// An empty store with these limits.
+    pub fn with_limits(limits: DocumentLimits) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            limits,
         }
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> DocumentLimits {
+        self.limits
     }
 
     fn shard(&self, conn: u64) -> &Mutex<Shard> {
@@ -190,11 +229,26 @@ impl DocumentStore {
     }
 
     /// Opens a document for `conn`. Opening a URI the connection already has open replaces
-    /// it (text and version).
-    pub fn open(&self, conn: u64, params: OpenParams) {
+    /// it (text and version). Refused past the limits.
+    pub fn open(&self, conn: u64, params: OpenParams) -> Result<(), LangError> {
+        if params.text.len() > self.limits.max_document_bytes {
+            return Err(LangError::TooLarge {
+                uri: params.uri,
+                bytes: params.text.len(),
+                max: self.limits.max_document_bytes,
+            });
+        }
         let doc = Document::new(&params.text, params.version, params.language);
         let docs = lock(self.shard(conn)).entry(conn).or_default().clone();
-        lock(&docs).insert(params.uri, doc);
+        let mut docs = lock(&docs);
+        if docs.len() >= self.limits.max_documents && !docs.contains_key(&params.uri) {
+            return Err(LangError::TooManyDocuments {
+                uri: params.uri,
+                max: self.limits.max_documents,
+            });
+        }
+        docs.insert(params.uri, doc);
+        Ok(())
     }
 
     /// Applies a change to one of `conn`'s documents (see [`Document::apply`]).
@@ -206,7 +260,7 @@ impl DocumentStore {
         let mut docs = lock(&docs);
         docs.get_mut(&params.uri)
             .ok_or_else(not_open)?
-            .apply(params)
+            .apply(params, self.limits.max_document_bytes)
     }
 
     /// Closes one of `conn`'s documents.

@@ -35,6 +35,24 @@ pub enum LangError {
         /// Which change in the list (zero-based).
         index: usize,
     },
+    /// A document would be larger than the limit.
+    #[error("document too large: {uri} would be {bytes} bytes; the limit is {max}")]
+    TooLarge {
+        /// The document.
+        uri: String,
+        /// Its size, in UTF-8 bytes, had it been accepted.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The connection has as many documents open as it may.
+    #[error("too many open documents: cannot open {uri}; a connection may have {max} open")]
+    TooManyDocuments {
+        /// The document refused.
+        uri: String,
+        /// The limit.
+        max: usize,
+    },
     /// The folder to index cannot be used.
     #[error("cannot index {}: {source}", root.display())]
     BadRoot {
@@ -75,6 +93,8 @@ impl LangError {
             Self::NotOpen { .. }
             | Self::StaleVersion { .. }
             | Self::InvalidRange { .. }
+            | Self::TooLarge { .. }
+            | Self::TooManyDocuments { .. }
             | Self::BadRoot { .. }
             | Self::NotADirectory { .. } => ErrorCode::INVALID_PARAMS,
             Self::Cancelled => ErrorCode::REQUEST_CANCELLED,
@@ -87,7 +107,9 @@ impl LangError {
         match self {
             Self::NotOpen { uri }
             | Self::StaleVersion { uri, .. }
-            | Self::InvalidRange { uri, .. } => Some(uri),
+            | Self::InvalidRange { uri, .. }
+            | Self::TooLarge { uri, .. }
+            | Self::TooManyDocuments { uri, .. } => Some(uri),
             _ => None,
         }
     }

@@ -188,8 +188,13 @@ fn read_file(path: &Path, file: u32) -> FileResult {
     }
 }
 
+/// How many progress reports a build makes at most, besides the first and the last.
+pub const PROGRESS_STEPS: u64 = 128;
+
 /// Walks `root` and indexes its files (see the module). `progress(files_done, files_total)`
-/// is called on this thread once the walk has counted the files, then after each file.
+/// is called on this thread once the walk has counted the files, then as files are read —
+/// after every `ceil(files_total / PROGRESS_STEPS)`-th file and after the last — so a caller can
+/// forward each call to the client as it is.
 pub fn build_index(
     root: &Path,
     cancel: &AtomicBool,
@@ -223,6 +228,7 @@ pub fn build_index(
     }
     paths.sort_unstable();
     let total = paths.len() as u64;
+    let step = total.div_ceil(PROGRESS_STEPS).max(1);
     progress(0, total);
 
     let next = AtomicUsize::new(0);
@@ -264,7 +270,9 @@ pub fn build_index(
                     merge_into(&mut tallies, name, t);
                 }
             }
-            progress(done, total);
+            if done == total || done.is_multiple_of(step) {
+                progress(done, total);
+            }
         }
     });
     if cancel.load(Relaxed) {

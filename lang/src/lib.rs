@@ -18,7 +18,7 @@
 //!     text: "let counter = 1;\ncou".into(),
 //!     version: 1,
 //!     language: None,
-//! });
+//! })?;
 //! let result = service.complete(1, &CompleteParams {
 //!     uri: "file:///a.rs".into(),
 //!     position: Position::new(1, 3),
@@ -44,7 +44,7 @@ pub mod vocab;
 pub mod words;
 
 pub use complete::{COMPLETE_PREFIX_CAP, SYMBOLS_PREFIX_CAP};
-pub use document::DocumentStore;
+pub use document::{DocumentLimits, DocumentStore};
 pub use error::LangError;
 pub use index::{Index, build_index};
 pub use position::{Position, Range};

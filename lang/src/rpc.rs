@@ -96,10 +96,7 @@ pub fn register(router: Router, service: Arc<LangService>) -> Router {
     router
         // Each document notification does its work here, synchronously (see the module).
         .notification(DOC_OPEN, move |p: OpenParams, ctx: NotificationContext| {
-            let result = guarded(DOC_OPEN, || {
-                open.open(ctx.connection_id(), p);
-                Ok(())
-            });
+            let result = guarded(DOC_OPEN, || open.open(ctx.connection_id(), p));
             report(result, ctx)
         })
         .notification(

@@ -19,7 +19,7 @@ use crate::api::{
     MAX_LIMIT, OpenParams, Symbol, SymbolsParams,
 };
 use crate::complete;
-use crate::document::DocumentStore;
+use crate::document::{DocumentLimits, DocumentStore};
 use crate::error::LangError;
 use crate::ident::{self, is_ident_continue};
 use crate::index::{Index, build_index};
@@ -43,10 +43,15 @@ fn limit(requested: Option<u32>) -> usize {
 }
 
 impl LangService {
-    /// A service with no documents and an empty index.
+    /// A service with no documents, an empty index and the default document limits.
     pub fn new() -> Self {
+        Self::with_limits(DocumentLimits::default())
+    }
+
+    /// A service with these document limits.
+    pub fn with_limits(limits: DocumentLimits) -> Self {
         Self {
-            docs: DocumentStore::new(),
+            docs: DocumentStore::with_limits(limits),
             index: ArcSwap::from_pointee(Index::empty()),
         }
     }
@@ -56,9 +61,10 @@ impl LangService {
         &self.docs
     }
 
-    /// `doc/open` from connection `conn`. Reopening replaces the document.
-    pub fn open(&self, conn: u64, params: OpenParams) {
-        self.docs.open(conn, params);
+    /// `doc/open` from connection `conn`. Reopening replaces the document. Refused past the
+    /// document limits.
+    pub fn open(&self, conn: u64, params: OpenParams) -> Result<(), LangError> {
+        self.docs.open(conn, params)
     }
 
     /// `doc/change` from connection `conn`: all changes or none.

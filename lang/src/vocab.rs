@@ -88,10 +88,55 @@ pub struct Vocab {
 /// The fuzzy candidates for one lowercase first char.
 #[derive(Debug, Default)]
 struct Bucket {
-    /// At most [`BUCKET_CAP`] entry indices, the most frequent.
+    /// At most [`BUCKET_CAP`] entry indices, the most frequent first.
     ids: Box<[u32]>,
+    /// Their names, then their lowercase names, back to back: the fuzzy pass reads these in
+    /// order instead of chasing each entry's strings around the heap (on a large index that
+    /// pass was bound by cache misses).
+    text: Box<str>,
+    /// Per id: (name start, name end, lowercase end) in `text`; the lowercase name starts where
+    /// the name ends.
+    spans: Box<[(u32, u32, u32)]>,
     /// Whether entries were left out.
     truncated: bool,
+}
+
+impl Bucket {
+    fn new(ids: Vec<u32>, entries: &[Entry], truncated: bool) -> Self {
+        let mut text = String::new();
+        let mut spans = Vec::with_capacity(ids.len());
+        for &id in &ids {
+            let e = &entries[id as usize];
+            let start = text.len();
+            text.push_str(&e.name);
+            let name_end = text.len();
+            text.push_str(e.lower());
+            // A bucket holds at most BUCKET_CAP names of at most a few hundred bytes each.
+            let pos = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+            spans.push((pos(start), pos(name_end), pos(text.len())));
+        }
+        Self {
+            ids: ids.into_boxed_slice(),
+            text: text.into_boxed_str(),
+            spans: spans.into_boxed_slice(),
+            truncated,
+        }
+    }
+
+    /// Entry index, name and lowercase name of each member, most frequent first.
+    fn members(&self) -> impl Iterator<Item = (u32, &str, &str)> {
+        self.ids
+            .iter()
+            .zip(self.spans.iter())
+            .map(|(&id, &(a, b, c))| {
+                let (a, b, c) = (a as usize, b as usize, c as usize);
+                (
+                    id,
+                    self.text.get(a..b).unwrap_or(""),
+                    self.text.get(b..c).unwrap_or(""),
+                )
+            })
+    }
 }
 
 /// How well an entry matched a query; lower tiers rank first.
@@ -187,13 +232,9 @@ impl Vocab {
                     ids.select_nth_unstable_by(BUCKET_CAP, |&a, &b| by_frequency(&entries, a, b));
                     ids.truncate(BUCKET_CAP);
                 }
-                (
-                    c,
-                    Bucket {
-                        ids: ids.into_boxed_slice(),
-                        truncated,
-                    },
-                )
+                // Most frequent first: a one-char query takes its prefix matches from here.
+                ids.sort_unstable_by(|&a, &b| by_frequency(&entries, a, b));
+                (c, Bucket::new(ids, &entries, truncated))
             })
             .collect();
         Self {
@@ -256,15 +297,41 @@ impl Vocab {
             .iter()
             .take_while(|e| e.lower() == lower)
             .count();
-        let rest = range.start + exact..range.end;
-        ids.extend((range.start..rest.start).filter_map(|i| u32::try_from(i).ok()));
-        let mut rest_ids: Vec<u32> = rest.filter_map(|i| u32::try_from(i).ok()).collect();
-        if rest_ids.len() > prefix_cap {
-            found.unscored += rest_ids.len() - prefix_cap;
-            rest_ids.select_nth_unstable_by(prefix_cap, |&a, &b| by_frequency(&self.entries, a, b));
-            rest_ids.truncate(prefix_cap);
+        let exact_ids = range.start..range.start + exact;
+        let rest = exact_ids.end..range.end;
+        ids.extend(exact_ids.clone().filter_map(|i| u32::try_from(i).ok()));
+        if rest.len() <= prefix_cap {
+            ids.extend(rest.filter_map(|i| u32::try_from(i).ok()));
+        } else {
+            found.unscored += rest.len() - prefix_cap;
+            // A one-char query's prefix range is its whole first-char group, whose most
+            // frequent members the bucket already holds in order: no pass over the range
+            // (the largest ranges are exactly these).
+            let one_char = lower.chars().nth(1).is_none();
+            let sorted = self
+                .buckets
+                .get(&first)
+                .filter(|b| one_char && b.ids.len() >= prefix_cap + exact);
+            match sorted {
+                Some(bucket) => ids.extend(
+                    bucket
+                        .ids
+                        .iter()
+                        .copied()
+                        .filter(|&i| !exact_ids.contains(&(i as usize)))
+                        .take(prefix_cap),
+                ),
+                None => {
+                    let mut rest_ids: Vec<u32> =
+                        rest.filter_map(|i| u32::try_from(i).ok()).collect();
+                    rest_ids.select_nth_unstable_by(prefix_cap, |&a, &b| {
+                        by_frequency(&self.entries, a, b)
+                    });
+                    rest_ids.truncate(prefix_cap);
+                    ids.extend(rest_ids);
+                }
+            }
         }
-        ids.extend(rest_ids);
 
         MATCHER.with(|m| {
             let mut m = m.borrow_mut();
@@ -301,12 +368,11 @@ impl Vocab {
                 if bucket.truncated {
                     found.unscored += 1; // there may be fuzzy matches it did not keep
                 }
-                for &id in bucket.ids.iter() {
-                    let e = &self.entries[id as usize];
-                    if starts_with(e.lower(), &lower) {
+                for (id, name, name_lower) in bucket.members() {
+                    if starts_with(name_lower, &lower) {
                         continue; // a prefix match, handled above
                     }
-                    if let Some(score) = atom.score(Utf32Str::new(&e.name, buf), matcher) {
+                    if let Some(score) = atom.score(Utf32Str::new(name, buf), matcher) {
                         found.hits.push(Hit {
                             entry: id,
                             tier: Tier::Fuzzy,
@@ -397,6 +463,37 @@ mod tests {
                 ("getValue", Tier::Prefix),
             ]
         );
+    }
+
+    #[test]
+    fn one_char_queries_take_the_same_names_from_the_bucket() {
+        // 600 names starting with "q" (more than the cap and than a bucket), counts varied.
+        let words: Vec<(String, u32)> = (0..600u32)
+            .map(|i| (format!("q{i:03}x"), (i * 7919) % 97))
+            .collect();
+        let borrowed: Vec<(&str, u32)> = words.iter().map(|(w, n)| (w.as_str(), *n)).collect();
+        let v = vocab(&borrowed);
+        let names = |f: &Found| {
+            let mut n: Vec<String> = f
+                .hits
+                .iter()
+                .map(|h| v.entries()[h.entry as usize].name.to_string())
+                .collect();
+            n.sort();
+            n
+        };
+        // "q" goes through the bucket; "Q" too; the reference picks by frequency directly.
+        let got = v.search("q", 100);
+        let mut want: Vec<u32> = (0..600).collect();
+        want.sort_by(|&a, &b| by_frequency(v.entries(), a, b));
+        let mut want: Vec<String> = want[..100]
+            .iter()
+            .map(|&i| v.entries()[i as usize].name.to_string())
+            .collect();
+        want.sort();
+        assert_eq!(names(&got), want);
+        assert_eq!(got.unscored, 500);
+        assert_eq!(names(&v.search("Q", 100)), want);
     }
 
     #[test]

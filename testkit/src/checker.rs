@@ -208,3 +208,151 @@ impl AnswerChecker {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The oracle itself must be able to fail: each rule it enforces, broken once.
+
+    use bytes::Bytes;
+    use hearth_protocol::{
+        Cancel, ErrorObject, Message, Partial, Request, RequestOptions, Response,
+    };
+
+    use super::AnswerChecker;
+
+    fn ok(id: u64) -> Message {
+        Message::Response(Response {
+            id: id.into(),
+            outcome: Ok(Bytes::from_static(&[0xc0])),
+        })
+    }
+
+    fn err(id: u64, code: i64) -> Message {
+        Message::Response(Response {
+            id: id.into(),
+            outcome: Err(ErrorObject::new(hearth_protocol::ErrorCode(code), "x")),
+        })
+    }
+
+    fn partial(id: u64, seq: u64) -> Message {
+        Message::Partial(Partial {
+            id: id.into(),
+            seq,
+            chunk: Bytes::from_static(&[0x01]),
+        })
+    }
+
+    fn daemon_request(id: u64) -> Message {
+        Message::Request(Request {
+            id: id.into(),
+            method: hearth_protocol::Text::from_static("m"),
+            params: Bytes::from_static(&[0xc0]),
+            options: RequestOptions::default(),
+        })
+    }
+
+    #[test]
+    fn a_clean_exchange_passes_and_is_recorded() {
+        let mut c = AnswerChecker::new();
+        c.sent(1, true);
+        c.sent(2, false);
+        assert_eq!(c.outstanding(), [1, 2]);
+        c.received(&partial(1, 0));
+        c.received(&partial(1, 2)); // a gap: a dropped chunk is allowed
+        c.received(&err(2, -32801));
+        c.received(&ok(1));
+        c.assert_all_answered();
+        assert_eq!(c.partials(1).len(), 2);
+        assert_eq!(c.code(2).0, -32801);
+        assert_eq!(c.codes().get(&None), Some(&1));
+    }
+
+    #[test]
+    #[should_panic(expected = "owed none")]
+    fn a_second_response_fails() {
+        let mut c = AnswerChecker::new();
+        c.sent(1, false);
+        c.received(&ok(1));
+        c.received(&ok(1));
+    }
+
+    #[test]
+    #[should_panic(expected = "owed none")]
+    fn a_response_for_an_id_never_sent_fails() {
+        AnswerChecker::new().received(&ok(9));
+    }
+
+    #[test]
+    fn a_reused_id_in_flight_may_get_two_responses() {
+        let mut c = AnswerChecker::new();
+        c.sent(5, false);
+        c.sent_duplicate(5);
+        c.received(&err(5, -32600));
+        assert!(!c.all_answered());
+        c.received(&ok(5));
+        c.assert_all_answered();
+        assert_eq!(c.answers(5).len(), 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "did not ask for a stream")]
+    fn a_partial_without_stream_fails() {
+        let mut c = AnswerChecker::new();
+        c.sent(1, false);
+        c.received(&partial(1, 0));
+    }
+
+    #[test]
+    #[should_panic(expected = "not in flight")]
+    fn a_partial_after_the_response_fails() {
+        let mut c = AnswerChecker::new();
+        c.sent(1, true);
+        c.received(&ok(1));
+        c.received(&partial(1, 0));
+    }
+
+    #[test]
+    #[should_panic(expected = "partial seq 1 after 1")]
+    fn a_repeated_seq_fails() {
+        let mut c = AnswerChecker::new();
+        c.sent(1, true);
+        c.received(&partial(1, 1));
+        c.received(&partial(1, 1));
+    }
+
+    #[test]
+    #[should_panic(expected = "never answered: [2]")]
+    fn an_unanswered_request_fails_at_the_end() {
+        let mut c = AnswerChecker::new();
+        c.sent(1, false);
+        c.sent(2, false);
+        c.received(&ok(1));
+        c.assert_all_answered();
+    }
+
+    #[test]
+    fn daemon_requests_are_tracked_until_answered_or_cancelled() {
+        let mut c = AnswerChecker::new();
+        c.received(&daemon_request(1));
+        c.received(&daemon_request(2));
+        assert_eq!(c.daemon_outstanding(), [1, 2]);
+        c.answered_daemon(1);
+        c.received(&Message::Cancel(Cancel { id: 2.into() }));
+        assert!(c.daemon_outstanding().is_empty());
+        assert_eq!(c.daemon_requests(), 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "never asked")]
+    fn a_daemon_cancel_for_a_request_it_never_made_fails() {
+        AnswerChecker::new().received(&Message::Cancel(Cancel { id: 3.into() }));
+    }
+
+    #[test]
+    #[should_panic(expected = "reused its id")]
+    fn a_daemon_reusing_an_id_in_flight_fails() {
+        let mut c = AnswerChecker::new();
+        c.received(&daemon_request(1));
+        c.received(&daemon_request(1));
+    }
+}

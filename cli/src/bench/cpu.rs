@@ -70,6 +70,13 @@ pub(crate) fn peak_rss_kib(pid: u32) -> io::Result<u64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmHWM in /proc status"))
 }
 
+/// The resident set size of process `pid` now, in KiB (`VmRSS`).
+pub(crate) fn rss_kib(pid: u32) -> io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status_kib(&status, "VmRSS:")
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmRSS in /proc status"))
+}
+
 /// The value of a `Name:   1234 kB` line of `/proc/<pid>/status`.
 fn status_kib(status: &str, name: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(name))?;

@@ -3,6 +3,8 @@
 
 mod bench;
 mod cli;
+mod lang;
 mod lifecycle;
 mod support;
 mod tour;
+mod typing;

@@ -178,3 +178,50 @@ fn no_position_panics() {
         let _ = s.change(1, &change(URI, v, vec![edit(sl, sc, el, ec, "😀")]));
     }
 }
+
+#[test]
+fn documents_are_bounded_per_connection_and_in_size() {
+    let s = LangService::with_limits(hearth_lang::DocumentLimits {
+        max_documents: 2,
+        max_document_bytes: 10,
+    });
+    let open_doc = |conn: u64, uri: &str, text: &str| {
+        s.open(
+            conn,
+            hearth_lang::api::OpenParams {
+                uri: uri.into(),
+                text: text.into(),
+                version: 1,
+                language: None,
+            },
+        )
+    };
+    open_doc(1, "a", "0123456789").expect("at the size limit");
+    let err = open_doc(1, "b", "0123456789x").expect_err("too large");
+    assert!(matches!(
+        &err,
+        LangError::TooLarge {
+            bytes: 11,
+            max: 10,
+            ..
+        }
+    ));
+    assert_eq!(err.uri(), Some("b"));
+    open_doc(1, "b", "b").expect("second");
+    let err = open_doc(1, "c", "c").expect_err("third");
+    assert!(matches!(err, LangError::TooManyDocuments { max: 2, .. }));
+    assert_eq!(err.to_method_error().code().0, -32602);
+    // Reopening an open one is not a new document; another connection has its own count.
+    open_doc(1, "b", "b2").expect("reopen");
+    open_doc(2, "c", "c").expect("other connection");
+
+    // A change that would grow a document past the limit changes nothing.
+    let err = s
+        .change(1, &change("b", 2, vec![edit(0, 2, 0, 2, "too much text")]))
+        .expect_err("too large");
+    assert!(matches!(err, LangError::TooLarge { .. }));
+    assert_eq!(s.documents().text(1, "b").as_deref(), Some("b2"));
+    assert_eq!(s.documents().version(1, "b"), Some(1));
+    s.close(1, &CloseParams { uri: "a".into() }).expect("close");
+    open_doc(1, "c", "c").expect("room again");
+}

@@ -192,3 +192,21 @@ fn completion_offers_indexed_identifiers_with_their_location() {
         .expect("complete");
     assert_eq!(r.items[1].detail.as_deref(), Some("src/lib.rs:2"));
 }
+
+#[test]
+fn progress_is_reported_a_bounded_number_of_times() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for i in 0..300 {
+        write(dir.path(), &format!("f{i:03}.txt"), b"word_here");
+    }
+    let s = LangService::new();
+    let mut calls = Vec::new();
+    s.index_workspace(dir.path(), &AtomicBool::new(false), |d, t| {
+        calls.push((d, t))
+    })
+    .expect("index");
+    assert_eq!(calls.first(), Some(&(0, 300)));
+    assert_eq!(calls.last(), Some(&(300, 300)));
+    assert!(calls.len() <= 2 + hearth_lang::index::PROGRESS_STEPS as usize + 1);
+    assert!(calls.windows(2).all(|w| w[0].0 < w[1].0), "increasing");
+}

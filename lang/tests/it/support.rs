@@ -8,15 +8,17 @@ use hearth_lang::{LangService, Position, Range};
 pub(crate) const URI: &str = "file:///t/a.rs";
 
 pub(crate) fn open(service: &LangService, conn: u64, uri: &str, text: &str, version: i64) {
-    service.open(
-        conn,
-        OpenParams {
-            uri: uri.into(),
-            text: text.into(),
-            version,
-            language: None,
-        },
-    );
+    service
+        .open(
+            conn,
+            OpenParams {
+                uri: uri.into(),
+                text: text.into(),
+                version,
+                language: None,
+            },
+        )
+        .expect("open");
 }
 
 pub(crate) fn with_doc(text: &str) -> LangService {
