@@ -129,6 +129,11 @@ async fn idle_exit_stops_a_daemon_nobody_uses() {
 
 /// `systemd-socket-activate -l SOCKET hearthd …`, as systemd's `hearthd.socket` would start it.
 fn activate(bin: &Path, socket: &Path) -> Command {
+    activate_with(bin, socket, &["--idle-exit", "60s"])
+}
+
+/// The same with `args` for hearthd.
+fn activate_with(bin: &Path, socket: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new("systemd-socket-activate");
     // systemd-socket-activate passes on only the variables named with -E.
     cmd.arg("-l")
@@ -136,7 +141,7 @@ fn activate(bin: &Path, socket: &Path) -> Command {
         .args(["-E", "HEARTH_BUILD_ID=activated-test"])
         .args(["-E", "RUST_LOG=info", "-E", "NO_COLOR=1"])
         .arg(bin)
-        .args(["--idle-exit", "60s"])
+        .args(args)
         .env_remove("HEARTH_SOCKET")
         .env("HEARTH_BUILD_ID", "activated-test")
         .env("RUST_LOG", "info")
@@ -219,4 +224,66 @@ fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     let f = tempfile::NamedTempFile::new().expect("temp file");
     f.as_file().metadata().expect("stat").uid() == 0
+}
+
+/// The value of `key=` in a systemd unit file's text.
+fn unit_value<'a>(unit: &'a str, key: &str) -> &'a str {
+    unit.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key}= in {unit}"))
+}
+
+/// contrib/systemd's units, as systemd would run them: the socket where clients look by
+/// default (`%t` is `$XDG_RUNTIME_DIR`), hearthd with the service's arguments, answering.
+#[tokio::test]
+async fn the_contrib_systemd_units_put_the_socket_where_clients_look() {
+    assert!(
+        socket_activate_available(),
+        "systemd-socket-activate is missing: install Debian's systemd package (CI does)"
+    );
+    let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/systemd");
+    let socket_unit =
+        std::fs::read_to_string(contrib.join("hearthd.socket")).expect("hearthd.socket");
+    let service =
+        std::fs::read_to_string(contrib.join("hearthd.service")).expect("hearthd.service");
+
+    let runtime = tempfile::tempdir().expect("tempdir");
+    let listen = unit_value(&socket_unit, "ListenStream");
+    let socket = PathBuf::from(listen.replace("%t", &runtime.path().display().to_string()));
+    let uid = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").expect("stat").uid()
+    };
+    assert_eq!(
+        socket,
+        hearth_server::protocol::paths::default_socket_path(
+            None,
+            Some(runtime.path().as_os_str()),
+            uid
+        ),
+        "ListenStream is the default socket path"
+    );
+    assert_eq!(unit_value(&socket_unit, "SocketMode"), "0600");
+    assert_eq!(unit_value(&socket_unit, "DirectoryMode"), "0700");
+
+    let exec = unit_value(&service, "ExecStart");
+    let mut words = exec.split_whitespace();
+    assert!(
+        words.next().is_some_and(|bin| bin.ends_with("/hearthd")),
+        "{exec}"
+    );
+    let args: Vec<&str> = words.collect();
+    assert!(args.contains(&"--idle-exit"), "{exec}");
+
+    std::fs::create_dir_all(socket.parent().expect("a folder")).expect("mkdir");
+    let mut d = Daemon::spawn(activate_with(hearthd(), &socket, &args));
+    d.wait_for_line("Listening on");
+    let mut c = Raw::connect(&socket).await;
+    let back: String = c.call(1, "echo", &"unit").await;
+    assert_eq!(back, "unit");
+    let _: serde::de::IgnoredAny = c.call(2, "shutdown", &()).await;
+    drop(c);
+    d.wait_for_line("stopped");
+    let (status, log) = d.wait();
+    assert!(status.success(), "{log}");
 }
