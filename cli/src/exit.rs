@@ -76,7 +76,7 @@ pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
     }
     let (line, code) = match error.downcast_ref::<hearth_client::Error>() {
         // The client's messages are complete sentences that already include their causes.
-        Some(e) => (format!("{e}{}", v2_hint(e)), client_code(e)),
+        Some(e) => (format!("{e}{}{}", causes(e), v2_hint(e)), client_code(e)),
         None if error.is::<BadInput>() => (error.to_string(), USAGE),
         None if error.is::<Unreachable>() => (error.to_string(), CONNECTION),
         None => (format!("{error:#}"), REMOTE),
@@ -88,6 +88,21 @@ pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
         eprintln!("hearth: error data: {data}");
     }
     ExitCode::from(code)
+}
+
+/// The OS causes under a failure to start a daemon (the client's other messages already
+/// include theirs).
+fn causes(e: &hearth_client::Error) -> String {
+    let hearth_client::Error::Start(start) = e else {
+        return String::new();
+    };
+    let mut out = String::new();
+    let mut next = std::error::Error::source(start);
+    while let Some(cause) = next {
+        out.push_str(&format!(": {cause}"));
+        next = cause.source();
+    }
+    out
 }
 
 /// What -32002 and -32801 mean for the caller, which the daemon's message may not say.

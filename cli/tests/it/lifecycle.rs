@@ -220,3 +220,22 @@ fn invalid_params_name_the_field_and_what_was_expected() {
         "{err}"
     );
 }
+
+#[test]
+fn a_daemon_that_cannot_be_started_says_why() {
+    let dir = private_dir();
+    let socket = dir.path().join("run").join("hearthd.sock");
+    let missing = dir.path().join("no-hearthd");
+    let out = run(hearth(&["call", "echo", "--socket"])
+        .arg(&socket)
+        .env("HEARTHD", &missing));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "cannot run {}: No such file or directory",
+            missing.display()
+        )),
+        "{err}"
+    );
+}
