@@ -239,3 +239,17 @@ fn a_daemon_that_cannot_be_started_says_why() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn bench_starts_a_daemon_too() {
+    let dir = private_dir();
+    let socket = dir.path().join("run").join("hearthd.sock");
+    let out = run(hearth(&[
+        "bench", "--calls", "20", "--warmup", "0s", "--json", "--socket",
+    ])
+    .arg(&socket));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let log = std::fs::read_to_string(dir.path().join("run").join("hearthd.log")).expect("log");
+    assert!(log.contains("ready on"), "{log}");
+    stop(&socket).await;
+}
