@@ -1,5 +1,5 @@
 //! `hearth`, the command-line client for a hearth daemon: call any method with JSON params,
-//! ping it, show its status, shut it down, load-test it. This file owns the flags and the
+//! ping it, show its status, shut it down, load-test it, serve an editor over LSP (`lsp.rs`). This file owns the flags and the
 //! dispatch; each command lives in `commands.rs`, `status.rs` or `bench.rs`, JSON⇄MessagePack
 //! in `json.rs`, and exit codes and error lines in `exit.rs`. The talking itself is the
 //! `hearth-client` library.
@@ -10,6 +10,7 @@ mod doctor;
 mod duration;
 mod exit;
 mod json;
+mod lsp;
 mod start;
 mod status;
 
@@ -97,6 +98,10 @@ enum Command {
     },
     /// Load-test the daemon: calls/s, latency percentiles, errors and CPU per call
     Bench(bench::BenchArgs),
+    /// Serve the Language Server Protocol on stdin/stdout for an editor, backed by the daemon's
+    /// language service (exit: 0 after shutdown+exit, 1 exit without shutdown or bad input,
+    /// 3 no daemon or lost it)
+    Lsp(lsp::LspArgs),
 }
 
 fn main() -> ExitCode {
@@ -112,6 +117,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Lsp(args) = cli.command {
+        let socket = socket_path(cli.socket);
+        // Start on first use before the gateway connects; nothing of it reaches stdout.
+        if start::may_start(cli.no_start)
+            && let Err(e) = runtime.block_on(start::ensure_running(&socket, cli.timeout))
+        {
+            return exit::report(&e.into());
+        }
+        return lsp::run(runtime, &socket, args);
+    }
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => exit::report(&e),
@@ -124,14 +139,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .as_ref()
         .is_some_and(|p| !p.as_os_str().is_empty());
     let target = Target {
-        // An empty HEARTH_SOCKET means "not set", as for the daemon.
-        socket: cli
-            .socket
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(hearth_client::default_socket_path),
+        socket: socket_path(cli.socket),
         timeout: cli.timeout,
         start: start::may_start(cli.no_start)
             && matches!(cli.command, Command::Call { .. } | Command::Bench(_)),
+        // (`hearth lsp` is served in `main`, and starts one there.)
     };
     match cli.command {
         Command::Call {
@@ -148,7 +160,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Shutdown => commands::shutdown(&target).await,
         Command::Doctor { json } => doctor::doctor(&target, socket_from_flag, json).await,
         Command::Bench(args) => bench::run(&target, args).await,
+        Command::Lsp(_) => unreachable!("served in main"),
     }
+}
+
+/// `--socket` (or `HEARTH_SOCKET`), else the default path.
+fn socket_path(flag: Option<PathBuf>) -> PathBuf {
+    // An empty HEARTH_SOCKET means "not set", as for the daemon.
+    flag.filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(hearth_client::default_socket_path)
 }
 
 #[cfg(test)]

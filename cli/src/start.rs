@@ -27,6 +27,23 @@ pub(crate) fn parse_timeout(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Makes sure a daemon answers on `socket`, starting one if needed (for `hearth lsp`, whose
+/// gateway then connects on its own).
+pub(crate) async fn ensure_running(
+    socket: &std::path::Path,
+    timeout: Duration,
+) -> Result<(), hearth_client::Error> {
+    let target = Target {
+        socket: socket.to_owned(),
+        timeout,
+        start: true,
+    };
+    let config = ClientConfig::default()
+        .with_client_name(format!("hearth lsp {}", env!("CARGO_PKG_VERSION")))
+        .with_timeout(timeout);
+    connect_or_start(&target, config).await.map(drop)
+}
+
 /// Connects to `target`'s daemon, starting one when nothing answers. The timeout covers the
 /// connect; a daemon being started gets the same time again to answer.
 pub(crate) async fn connect_or_start(

@@ -253,3 +253,22 @@ async fn bench_starts_a_daemon_too() {
     assert!(log.contains("ready on"), "{log}");
     stop(&socket).await;
 }
+
+#[tokio::test]
+async fn lsp_starts_a_daemon_and_keeps_stdout_for_the_editor() {
+    let dir = private_dir();
+    let socket = dir.path().join("run").join("hearthd.sock");
+    // No editor: stdin is empty, so the session ends at once (without `shutdown`, exit 1).
+    let out = run(hearth(&["lsp", "--no-index", "--socket"])
+        .arg(&socket)
+        .stdin(std::process::Stdio::null()));
+    assert_ne!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        out.stdout.is_empty(),
+        "stdout is the editor's: {}",
+        text(&out.stdout)
+    );
+    let log = std::fs::read_to_string(dir.path().join("run").join("hearthd.log")).expect("log");
+    assert!(log.contains("ready on"), "{log}");
+    stop(&socket).await;
+}

@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod lang;
 mod lifecycle;
+mod lsp;
 mod support;
 mod tour;
 mod typing;
