@@ -291,6 +291,10 @@ pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> 
             (None, Some(Some(addr))) => Endpoint::Tcp(addr),
             (None, _) => Endpoint::Unix(target.socket.clone()),
         };
+        if daemon.is_none() && target.start && matches!(endpoint, Endpoint::Unix(_)) {
+            // Start on first use (see start.rs); the run's own connections follow.
+            drop(target.connect().await?);
+        }
         // TCP peers show the token the daemon keeps beside its socket (PROTOCOL.md §3.4).
         let tcp_token = match (&endpoint, &daemon) {
             (Endpoint::Unix(_), _) => None,
@@ -315,7 +319,7 @@ pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> 
     };
     let (daemon, endpoint, clients) = tokio::select! {
         started = started => started?,
-        _ = interrupts.recv() => anyhow::bail!("interrupted before the run started"),
+        _ = interrupts.recv() => return Err(crate::exit::Interrupted.into()),
     };
 
     if args.deadline.is_some() || args.supersede.is_some() {
@@ -401,6 +405,7 @@ pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> 
         }
     }
 
+    let interrupted = outcome.interrupted;
     let errors: u64 = tally.errors.values().sum();
     let calls = tally.calls;
     let lost = tally.lost.take();
@@ -419,6 +424,10 @@ pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> 
     }
     if let Some(lost) = lost {
         return Err(lost.into());
+    }
+    if interrupted {
+        // Reported above; the exit status says it was cut short (130, as for SIGINT).
+        return Err(crate::exit::Interrupted.into());
     }
     if errors > 0 {
         anyhow::bail!("{errors} of {calls} calls failed");

@@ -22,6 +22,8 @@ use crate::{duration, json};
 pub(crate) struct Target {
     pub(crate) socket: PathBuf,
     pub(crate) timeout: Duration,
+    /// Whether to start a daemon when none answers (see `start.rs`).
+    pub(crate) start: bool,
 }
 
 impl Target {
@@ -30,6 +32,9 @@ impl Target {
         let config = ClientConfig::default()
             .with_client_name(format!("hearth {}", env!("CARGO_PKG_VERSION")))
             .with_timeout(self.timeout);
+        if self.start {
+            return crate::start::connect_or_start(self, config).await;
+        }
         tokio::time::timeout(self.timeout, Client::connect_with(&self.socket, config))
             .await
             .unwrap_or(Err(hearth_client::Error::Timeout(self.timeout)))

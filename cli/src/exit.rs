@@ -14,7 +14,8 @@ Exit status:
      deadline-exceeded calls), or output could not be written
   2  bad usage or input: unknown flag, malformed JSON params, bad duration, or protocol v2
      flags (--deadline, --supersede, --stream) for a daemon that speaks only protocol 1
-  3  cannot connect (or start a daemon for bench --spawn), connection lost, or timed out";
+  3  cannot connect (or start a daemon), connection lost, or timed out
+  130  bench interrupted with Ctrl-C (after its report of the calls made so far)";
 
 /// The daemon answered with an error.
 const REMOTE: u8 = 1;
@@ -48,15 +49,34 @@ impl fmt::Display for Unreachable {
 
 impl std::error::Error for Unreachable {}
 
+/// The user pressed Ctrl-C (exit 130, as a shell reports a command killed by SIGINT).
+#[derive(Debug)]
+pub(crate) struct Interrupted;
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Exit status for [`Interrupted`].
+const INTERRUPTED: u8 = 130;
+
 /// Prints `error` to stderr and returns the exit code for it.
 pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
+    if error.is::<Interrupted>() {
+        eprintln!("hearth: interrupted");
+        return ExitCode::from(INTERRUPTED);
+    }
     if is_broken_pipe(error) {
         // Our reader went away (`hearth call ... | head`): nothing to tell anyone.
         return ExitCode::SUCCESS;
     }
     let (line, code) = match error.downcast_ref::<hearth_client::Error>() {
         // The client's messages are complete sentences that already include their causes.
-        Some(e) => (format!("{e}{}", v2_hint(e)), client_code(e)),
+        Some(e) => (format!("{e}{}{}", causes(e), v2_hint(e)), client_code(e)),
         None if error.is::<BadInput>() => (error.to_string(), USAGE),
         None if error.is::<Unreachable>() => (error.to_string(), CONNECTION),
         None => (format!("{error:#}"), REMOTE),
@@ -68,6 +88,21 @@ pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
         eprintln!("hearth: error data: {data}");
     }
     ExitCode::from(code)
+}
+
+/// The OS causes under a failure to start a daemon (the client's other messages already
+/// include theirs).
+fn causes(e: &hearth_client::Error) -> String {
+    let hearth_client::Error::Start(start) = e else {
+        return String::new();
+    };
+    let mut out = String::new();
+    let mut next = std::error::Error::source(start);
+    while let Some(cause) = next {
+        out.push_str(&format!(": {cause}"));
+        next = cause.source();
+    }
+    out
 }
 
 /// What -32002 and -32801 mean for the caller, which the daemon's message may not say.

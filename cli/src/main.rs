@@ -7,10 +7,12 @@
 
 mod bench;
 mod commands;
+mod doctor;
 mod duration;
 mod exit;
 mod json;
 mod lsp;
+mod start;
 mod status;
 
 use std::path::PathBuf;
@@ -26,22 +28,28 @@ use crate::commands::Target;
 #[command(name = "hearth", version, after_help = exit::EXIT_CODES_HELP)]
 struct Cli {
     // An attribute, not a doc comment: rustdoc would read `<uid>` as an HTML tag.
+    // Not clap's `env`: it takes an empty HEARTH_SOCKET as a value, where PROTOCOL.md §3.1
+    // says empty means unset; hearth_client::default_socket_path reads the variable.
     #[arg(
         long,
         value_name = "PATH",
-        env = "HEARTH_SOCKET",
         global = true,
-        help = "The daemon's socket [default: $XDG_RUNTIME_DIR/hearth/hearthd.sock, else \
-                /tmp/hearth-<uid>/hearthd.sock]"
+        help = "The daemon's socket [default: $HEARTH_SOCKET if set and not empty, else \
+                $XDG_RUNTIME_DIR/hearth/hearthd.sock, else /tmp/hearth-<uid>/hearthd.sock]"
     )]
     socket: Option<PathBuf>,
+
+    /// Never start hearthd: call and bench fail when no daemon answers (also
+    /// HEARTH_NO_START=1). Without it they start one (status, ping, shutdown and doctor never do)
+    #[arg(long, global = true)]
+    no_start: bool,
 
     /// How long to wait for the daemon: to connect, and for each answer (e.g. 500ms, 5s, 1m)
     #[arg(
         long,
         value_name = "DURATION",
         default_value = "10s",
-        value_parser = duration::parse,
+        value_parser = start::parse_timeout,
         global = true
     )]
     timeout: Duration,
@@ -82,6 +90,13 @@ enum Command {
     },
     /// Ask the daemon to shut down gracefully (running requests may finish)
     Shutdown,
+    /// Check the setup: socket path and why, folder and socket safety, stale files, the
+    /// daemon and its build, the hearthd that would be started, limits. Exits 1 on a problem
+    Doctor {
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// Load-test the daemon: calls/s, latency percentiles, errors and CPU per call
     Bench(bench::BenchArgs),
     /// Serve the Language Server Protocol on stdin/stdout for an editor, backed by the daemon's
@@ -107,7 +122,14 @@ fn main() -> ExitCode {
         }
     };
     if let Command::Lsp(args) = cli.command {
-        return lsp::run(runtime, &socket_path(cli.socket), args);
+        let socket = socket_path(cli.socket);
+        // Start on first use before the gateway connects; nothing of it reaches stdout.
+        if start::may_start(cli.no_start)
+            && let Err(e) = runtime.block_on(start::ensure_running(&socket, cli.timeout))
+        {
+            return exit::report(&e.into());
+        }
+        return lsp::run(runtime, &socket, args);
     }
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -116,9 +138,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let socket_from_flag = cli
+        .socket
+        .as_ref()
+        .is_some_and(|p| !p.as_os_str().is_empty());
     let target = Target {
         socket: socket_path(cli.socket),
         timeout: cli.timeout,
+        start: start::may_start(cli.no_start)
+            && matches!(cli.command, Command::Call { .. } | Command::Bench(_)),
+        // (`hearth lsp` is served in `main`, and starts one there.)
     };
     match cli.command {
         Command::Call {
@@ -133,6 +162,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ping { count, json } => commands::ping(&target, count, json).await,
         Command::Status { json } => status::status(&target, json).await,
         Command::Shutdown => commands::shutdown(&target).await,
+        Command::Doctor { json } => doctor::doctor(&target, socket_from_flag, json).await,
         Command::Bench(args) => bench::run(&target, args).await,
         Command::Lsp(_) => unreachable!("served in main"),
         Command::Bridge(args) => Ok(hearth_bridge::run(Some(target.socket), args).await?),

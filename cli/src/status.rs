@@ -116,6 +116,7 @@ mod tests {
                 max_depth: 64,
             },
             supported: Vec::new(),
+            build_id: None,
         };
         let mut stats = Stats {
             uptime_ms: 61_000,

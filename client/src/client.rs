@@ -44,7 +44,7 @@ use crate::pending::Abandon;
 /// Dropping a call's future before it resolves (or letting it time out) cancels the request
 /// at the daemon.
 ///
-/// A closed client stays closed: there is no automatic reconnect. Once the connection is gone
+/// A closed client stays closed (for reconnection, wrap it: [`Reconnecting`](crate::Reconnecting)). Once the connection is gone
 /// (the daemon exited, restarted, or refused us), every call fails with [`Error::Closed`] and
 /// the caller makes a new client with [`Client::connect`]. The connection closes when the
 /// last clone is dropped.
@@ -122,10 +122,7 @@ impl Client {
         loop {
             let stream = UnixStream::connect(&path)
                 .await
-                .map_err(|source| Error::Connect {
-                    path: path.clone(),
-                    source,
-                })?;
+                .map_err(|source| crate::error::connect_error(&path, source))?;
             let (rd, wr) = hearth_transport::split(stream).map_err(|source| Error::Connect {
                 path: path.clone(),
                 source,

@@ -29,6 +29,18 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The socket path names something that is not a socket (a regular file, a folder), so
+    /// no daemon can be listening there.
+    #[error(
+        "cannot connect to {}: it is {kind}, not a socket (check --socket or HEARTH_SOCKET)",
+        path.display()
+    )]
+    NotASocket {
+        /// The path that was tried.
+        path: PathBuf,
+        /// What it is instead: "a regular file", "a folder", ...
+        kind: &'static str,
+    },
     /// The TCP address could not be connected.
     #[error(
         "cannot connect to tcp:{addr}: {}{}",
@@ -58,6 +70,10 @@ pub enum Error {
     /// The daemon sent something that is not valid hearth protocol; the connection was closed.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),
+    /// No daemon answered and none could be started
+    /// ([`Client::connect_or_start`](crate::Client::connect_or_start)).
+    #[error(transparent)]
+    Start(#[from] crate::start::StartError),
     /// No answer arrived within this time; the call was cancelled at the daemon.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -240,6 +256,32 @@ pub(crate) fn describe_io(e: &io::Error) -> String {
     match text.rfind(" (os error ") {
         Some(at) if text.ends_with(')') => text[..at].to_owned(),
         _ => text,
+    }
+}
+
+/// The error for a failed connect to `path`: [`Error::NotASocket`] when a refusal is due to
+/// the path naming something else, else [`Error::Connect`].
+pub(crate) fn connect_error(path: &std::path::Path, source: io::Error) -> Error {
+    use std::os::unix::fs::FileTypeExt;
+    if source.kind() == io::ErrorKind::ConnectionRefused
+        && let Ok(meta) = std::fs::metadata(path)
+        && !meta.file_type().is_socket()
+    {
+        let kind = if meta.is_dir() {
+            "a folder"
+        } else if meta.is_file() {
+            "a regular file"
+        } else {
+            "a special file"
+        };
+        return Error::NotASocket {
+            path: path.to_owned(),
+            kind,
+        };
+    }
+    Error::Connect {
+        path: path.to_owned(),
+        source,
     }
 }
 

@@ -25,7 +25,9 @@
 //! Inside, a call encodes its frame, takes an in-flight permit (the daemon's `max_in_flight`
 //! less one, so cancels are always read), registers its id in the pending table and appends the frame to a shared outbound buffer.
 //! One writer task writes everything queued with one `write_all` per wakeup; one reader task
-//! decodes frames and completes calls. Nothing reconnects: a closed client stays closed.
+//! decodes frames and completes calls. A closed client stays closed; [`Reconnecting`] is the
+//! opt-in wrapper that makes a new connection when the daemon restarts, and
+//! [`Client::connect_or_start`] starts a daemon when none answers.
 
 mod call;
 mod client;
@@ -36,8 +38,10 @@ mod io;
 mod notifications;
 mod outbound;
 mod pending;
+mod reconnect;
 mod serve;
 mod socket;
+mod start;
 
 pub use call::{CallBuilder, CallStream, StreamEvent};
 pub use client::{Client, WeakClient};
@@ -47,4 +51,9 @@ pub use hearth_protocol as protocol;
 pub use hearth_protocol::reserved::{HelloResult, Limits, Stats};
 pub use hearth_protocol::{ErrorCode, ErrorObject, Version};
 pub use notifications::{Notification, Notifications};
+pub use reconnect::{ReconnectPolicy, Reconnecting};
 pub use socket::default_socket_path;
+pub use start::{
+    DAEMON_ENV, DEFAULT_IDLE_EXIT, DaemonSource, NO_REPLACE_ENV, StartError, StartOptions,
+    find_daemon, log_path, start_lock_path,
+};

@@ -19,24 +19,34 @@ use tokio::signal::unix::{SignalKind, signal};
 #[derive(Debug, Parser)]
 #[command(name = "hearthd", version, long_about = None, after_help = AFTER_HELP)]
 struct Args {
-    /// Socket path [default: $XDG_RUNTIME_DIR/hearth/hearthd.sock, else /tmp/hearth-<uid>/hearthd.sock]
-    #[arg(long, env = "HEARTH_SOCKET", value_name = "PATH")]
+    /// Socket path [default: $HEARTH_SOCKET if set and not empty, else
+    /// $XDG_RUNTIME_DIR/hearth/hearthd.sock, else /tmp/hearth-<uid>/hearthd.sock]. A relative
+    /// path is resolved against the current folder. Ignored when systemd passes a socket
+    /// (LISTEN_FDS)
+    // Not clap's `env`: it takes an empty HEARTH_SOCKET as a value, where PROTOCOL.md §3.1
+    // says empty means unset. The server library reads the variable itself.
+    #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
+
+    /// Exit once no connection has been open for this long (e.g. 30s, 10m, 1h); off by
+    /// default. Clients that start hearthd on first use pass 10m
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    idle_exit: Option<Duration>,
 
     /// More logging: -v for debug, -vv for trace (RUST_LOG, when set, wins)
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
 
     /// Requests running at once per connection; past it the connection is not read
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_in_flight)]
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_in_flight, value_parser = at_least(1))]
     max_in_flight: usize,
 
     /// Connections served at once; more are refused with a message
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections, value_parser = at_least(1))]
     max_connections: usize,
 
     /// Largest frame accepted or sent, in bytes
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_frame)]
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_frame, value_parser = at_least(Limits::MIN_MAX_FRAME))]
     max_frame: usize,
 
     /// Also listen on TCP, e.g. tcp:127.0.0.1:7070 (loopback only; for comparisons). TCP has
@@ -71,7 +81,14 @@ and the language service (docs/LANGUAGE.md): workspace/index {\"root\": DIR}, sy
 Talk to it with `hearth` (hearth call echo '{\"hi\": 1}', hearth status, hearth shutdown).
 
 Exit status: 0 after a clean shutdown, 1 when it cannot start (already running, unsafe
-socket folder, bad path) or stops on an error.";
+socket folder, bad path) or stops on an error.
+
+Socket activation: started by systemd with a listening socket (LISTEN_FDS, LISTEN_PID; see
+contrib/systemd/ in the source), hearthd serves that socket instead of binding one, still
+refuses peers of other users, and leaves the socket file to systemd when it exits.
+
+HEARTH_BUILD_ID, when set, replaces the build id announced in $/hello (normally the version
+and a hash of this executable), which clients compare with the hearthd they would start.";
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -83,6 +100,57 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A clap parser for a count or size that must be at least `min`: a smaller value is refused
+/// with the minimum rather than silently raised.
+fn at_least(min: usize) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync {
+    move |s| {
+        let n: usize = s
+            .parse()
+            .map_err(|_| format!("{s:?} is not a whole number"))?;
+        if n < min {
+            return Err(format!("{n} is below the minimum, {min}"));
+        }
+        Ok(n)
+    }
+}
+
+/// `500ms`, `30s`, `10m`, `1h`; a bare number is seconds. Zero is refused: an idle exit of
+/// nothing would stop the daemon before its first client could connect.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 30s, 10m, 1h)"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("{s:?} is not a duration (e.g. 30s, 10m, 1h)")),
+    };
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
+/// The listening socket systemd passed (LISTEN_FDS/LISTEN_PID for this process), if any.
+fn activated_listener() -> anyhow::Result<Option<std::os::unix::net::UnixListener>> {
+    let mut fds = listenfd::ListenFd::from_env();
+    if fds.len() == 0 {
+        return Ok(None);
+    }
+    if fds.len() > 1 {
+        tracing::warn!(
+            count = fds.len(),
+            "systemd passed several sockets; serving the first"
+        );
+    }
+    fds.take_unix_listener(0)
+        .context("the socket systemd passed (fd 3) is not a listening Unix socket")
 }
 
 fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
@@ -124,12 +192,24 @@ fn run(args: Args) -> anyhow::Result<()> {
             write_timeout: Duration::from_millis(args.write_timeout_ms),
             ..Limits::default()
         };
+        let build_id = hearth_server::protocol::build_id::daemon_build_id(
+            env!("CARGO_PKG_VERSION"),
+            std::path::Path::new("/proc/self/exe"),
+            std::env::var_os(hearth_server::protocol::build_id::BUILD_ID_ENV).as_deref(),
+        );
         let mut builder = Server::builder()
             .info("hearthd", env!("CARGO_PKG_VERSION"))
+            .build_id(&build_id)
             .limits(limits)
             .router(hearthd::router(Arc::new(LangService::new())));
-        if let Some(path) = args.socket {
+        if let Some(listener) = activated_listener()? {
+            tracing::info!("serving the socket systemd passed (socket activation)");
+            builder = builder.inherited_listener(listener);
+        } else if let Some(path) = args.socket.filter(|p| !p.as_os_str().is_empty()) {
             builder = builder.socket(path);
+        }
+        if let Some(after) = args.idle_exit {
+            builder = builder.idle_exit(after);
         }
         if let Some(addr) = args.listen {
             builder = builder
@@ -146,6 +226,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             ),
             None => tracing::info!(
                 pid = std::process::id(),
+                build_id,
                 "hearthd {} ready on {}",
                 env!("CARGO_PKG_VERSION"),
                 server.socket_path().display()

@@ -27,6 +27,7 @@
 //! }
 //! ```
 
+pub mod build_id;
 mod encode;
 mod error;
 mod frame;

@@ -50,6 +50,12 @@ pub struct HelloResult {
     /// absent from a version 1 answer, whose shape is frozen.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub supported: Vec<u32>,
+    /// Which build of the daemon this is: its version, `+`, and a hash of its executable
+    /// (or whatever its operator set in `HEARTH_BUILD_ID`). A client that would start a
+    /// daemon with another build id may replace this one (PROTOCOL.md §9.1). Added within
+    /// version 2; absent from older daemons' answers and never sent in version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
 }
 
 /// Limits the daemon announces in `$/hello`.

@@ -81,6 +81,10 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The smallest `max_frame` a daemon works with: room for `$/hello`'s request and a
+    /// `$/fatal`.
+    pub const MIN_MAX_FRAME: usize = 64;
+
     /// The version 2 wait queue's bound: `max_queued`, or `max_in_flight` when unset.
     pub fn queue_bound(&self) -> usize {
         self.max_queued.unwrap_or(self.max_in_flight)
@@ -89,7 +93,7 @@ impl Limits {
     /// The same limits with every value clamped to something workable (at least 1, depth at
     /// most the protocol's maximum).
     pub(crate) fn sanitized(mut self) -> Self {
-        self.max_frame = self.max_frame.clamp(64, u32::MAX as usize);
+        self.max_frame = self.max_frame.clamp(Self::MIN_MAX_FRAME, u32::MAX as usize);
         self.max_in_flight = self.max_in_flight.max(1);
         self.max_connections = self.max_connections.max(1);
         self.max_client_requests = self.max_client_requests.max(1);

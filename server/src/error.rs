@@ -58,7 +58,7 @@ pub enum StartError {
         addr: std::net::SocketAddr,
     },
     /// Listening on TCP failed.
-    #[error("cannot listen on tcp:{addr}: {source}")]
+    #[error("cannot listen on tcp:{addr}")]
     Tcp {
         /// The address.
         addr: std::net::SocketAddr,
@@ -66,8 +66,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    /// A system call failed.
-    #[error("{what} {path}: {source}")]
+    /// A system call failed. The OS error is the [`source`](std::error::Error::source), not
+    /// part of this message, so that printing the chain (`{:#}` with anyhow) says it once.
+    #[error("{what} {path}")]
     Io {
         /// What was being done.
         what: &'static str,

@@ -30,6 +30,7 @@ mod connection;
 mod context;
 mod error;
 mod in_flight;
+mod params;
 mod router;
 mod server;
 mod socket;

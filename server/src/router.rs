@@ -103,10 +103,6 @@ impl std::fmt::Debug for Router {
     }
 }
 
-fn invalid_params(method: &str, e: impl std::fmt::Display) -> ErrorObject {
-    MethodError::invalid_params(format!("invalid params for {method}: {e}")).object
-}
-
 impl Router {
     /// An empty router. The server adds `$/hello` and `$/stats` itself.
     pub fn new() -> Self {
@@ -131,7 +127,7 @@ impl Router {
             name,
             Box::new(move |params: Bytes, ctx: RequestContext| {
                 let params: P = hearth_protocol::from_msgpack(&params)
-                    .map_err(|e| invalid_params(&method, e))?;
+                    .map_err(|e| crate::params::invalid_params::<P>(&method, &params, e))?;
                 let fut = handler(params, ctx);
                 Ok(Box::pin(async move {
                     match fut.await {
@@ -182,7 +178,7 @@ impl Router {
             name.to_owned(),
             Box::new(move |params: Bytes, ctx: NotificationContext| {
                 let params: P = hearth_protocol::from_msgpack(&params)
-                    .map_err(|e| invalid_params(&method, e))?;
+                    .map_err(|e| crate::params::invalid_params::<P>(&method, &params, e))?;
                 Ok(Box::pin(handler(params, ctx)) as NotificationFuture)
             }),
         );

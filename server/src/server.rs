@@ -52,6 +52,17 @@ pub(crate) struct Shared {
     pub(crate) hard: CancellationToken,
     methods: Vec<String>,
     uid: u32,
+    build_id: Option<String>,
+    /// Bumped whenever a connection is accepted or ends; wakes the idle watch.
+    activity: std::sync::atomic::AtomicU64,
+    activity_changed: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn touch(&self) {
+        self.activity.fetch_add(1, Relaxed);
+        self.activity_changed.notify_one();
+    }
 }
 
 /// Configures a [`Server`]. Obtain one from [`Server::builder`].
@@ -63,6 +74,9 @@ pub struct ServerBuilder {
     router: Router,
     limits: Limits,
     info: ServerInfo,
+    build_id: Option<String>,
+    idle_exit: Option<Duration>,
+    inherited: Option<std::os::unix::net::UnixListener>,
 }
 
 impl ServerBuilder {
@@ -91,6 +105,29 @@ impl ServerBuilder {
             name: name.into(),
             version: version.into(),
         };
+        self
+    }
+
+    /// The build id announced in `$/hello` on version 2 connections (see
+    /// [`hearth_protocol::build_id`]); none by default.
+    pub fn build_id(mut self, id: impl Into<String>) -> Self {
+        self.build_id = Some(id.into());
+        self
+    }
+
+    /// Shuts down gracefully once no connection has been open for `after` (counted from the
+    /// start, or from the last connection's end). Off by default.
+    pub fn idle_exit(mut self, after: Duration) -> Self {
+        self.idle_exit = Some(after);
+        self
+    }
+
+    /// Serves on a socket someone else bound and listens on (systemd's socket activation,
+    /// say) instead of binding [`socket`](Self::socket): no folder check and no lock file,
+    /// since the socket's creator answers for those, and on exit the socket file is left in
+    /// place for that creator. Peers' uids are still checked.
+    pub fn inherited_listener(mut self, listener: std::os::unix::net::UnixListener) -> Self {
+        self.inherited = Some(listener);
         self
     }
 
@@ -132,6 +169,7 @@ impl ServerBuilder {
                     if ctx.version() != hearth_protocol::Version::V1 {
                         hello.protocol = ctx.version().number();
                         hello.supported = hearth_protocol::SUPPORTED_VERSIONS.to_vec();
+                        hello.build_id = ctx.server().shared.build_id.clone();
                     }
                     Ok(hello)
                 },
@@ -153,6 +191,9 @@ impl ServerBuilder {
             hard: CancellationToken::new(),
             methods,
             uid: socket::current_uid(),
+            build_id: self.build_id,
+            activity: std::sync::atomic::AtomicU64::new(0),
+            activity_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -171,8 +212,21 @@ impl ServerBuilder {
             }
             None => None,
         };
-        let path = self.socket.take().unwrap_or_else(default_socket_path);
-        let (std_listener, files) = socket::bind(&path)?;
+        let (std_listener, files) = match self.inherited.take() {
+            Some(listener) => {
+                let path = listener
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_pathname().map(Path::to_owned))
+                    .unwrap_or_else(|| PathBuf::from("(inherited socket)"));
+                (listener, SocketFiles::inherited(&path))
+            }
+            None => {
+                let path = self.socket.take().unwrap_or_else(default_socket_path);
+                socket::bind(&path)?
+            }
+        };
+        let path = files.socket().to_owned();
         std_listener
             .set_nonblocking(true)
             .map_err(|source| StartError::Io {
@@ -202,11 +256,13 @@ impl ServerBuilder {
                 Some((Arc::new(token), token_path))
             }
         };
+        let idle_exit = self.idle_exit;
         Ok(Server {
             listener,
             tcp,
             tcp_token,
             files,
+            idle_exit,
             shared: self.into_shared(),
         })
     }
@@ -230,6 +286,7 @@ pub struct Server {
     /// With `tcp`: the token TCP peers must show, and the file holding it.
     tcp_token: Option<(Arc<TcpToken>, PathBuf)>,
     files: SocketFiles,
+    idle_exit: Option<Duration>,
     shared: Arc<Shared>,
 }
 
@@ -276,9 +333,12 @@ impl Server {
             tcp,
             tcp_token,
             mut files,
+            idle_exit,
             shared,
         } = self;
         let gate = tcp_token.as_ref().map(|(t, _)| t.clone());
+        let idle = idle_watch(&shared, idle_exit);
+        tokio::pin!(idle);
         let tracker = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(shared.limits.max_connections));
         let mut next_id = 0u64;
@@ -297,11 +357,13 @@ impl Server {
             let accepted = tokio::select! {
                 biased;
                 () = shared.drain.cancelled() => break Ok(()),
+                () = &mut idle => break Ok(()),
                 accepted = listener.accept() => accepted.map(|(s, _)| Accepted::Unix(s)),
                 accepted = accept_tcp() => accepted.map(Accepted::Tcp),
             };
             match accepted {
                 Ok(stream) => {
+                    shared.touch();
                     next_id += 1;
                     match stream {
                         Accepted::Unix(s) => {
@@ -532,6 +594,34 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, id: u64, shared: &A
         _ => tracing::info!(conn = id, requests, "connection {end}"),
     }
     shared.counters.connections.fetch_sub(1, Relaxed);
+    shared.touch();
+}
+
+/// Resolves once no connection has been open for `after` (never without it). A connection
+/// accepted or ended restarts the count, so one that came and went during the wait still
+/// counts as activity.
+async fn idle_watch(shared: &Shared, after: Option<Duration>) {
+    let Some(after) = after else {
+        return std::future::pending().await;
+    };
+    loop {
+        let seen = shared.activity.load(Relaxed);
+        if shared.counters.connections.load(Relaxed) > 0 {
+            shared.activity_changed.notified().await;
+            continue;
+        }
+        tokio::select! {
+            () = shared.activity_changed.notified() => continue,
+            () = tokio::time::sleep(after) => {}
+        }
+        if shared.activity.load(Relaxed) == seen && shared.counters.connections.load(Relaxed) == 0 {
+            tracing::info!(
+                idle_secs = after.as_secs_f64(),
+                "no connection for the idle-exit time: shutting down"
+            );
+            return;
+        }
+    }
 }
 
 /// Calls the router's disconnect hooks when dropped.
@@ -646,6 +736,7 @@ impl ServerHandle {
                 max_depth: s.limits.max_depth as u64,
             },
             supported: Vec::new(),
+            build_id: None,
         }
     }
 }

@@ -46,6 +46,16 @@ pub(crate) struct SocketFiles {
 }
 
 impl SocketFiles {
+    /// For a socket someone else bound (socket activation): nothing is ours to remove.
+    pub(crate) fn inherited(socket: &Path) -> Self {
+        Self {
+            socket: socket.to_owned(),
+            socket_id: None,
+            lock_path: hearth_protocol::paths::lock_path(socket),
+            lock: None,
+        }
+    }
+
     pub(crate) fn socket(&self) -> &Path {
         &self.socket
     }
@@ -88,11 +98,23 @@ impl Drop for SocketFiles {
 
 /// Checks (creating it if missing) that `dir` is safe for the socket: a real folder, not a
 /// symlink, owned by us, with no group or other permissions.
-pub(crate) fn check_folder(dir: &Path) -> Result<(), StartError> {
+///
+/// The advice for an unsafe folder never asks to change that folder: it may be `/tmp`, the
+/// user's home or a project folder, shared on purpose. It names a dedicated subfolder instead,
+/// which the daemon creates owner-only.
+pub(crate) fn check_folder(dir: &Path, file_name: &std::ffi::OsStr) -> Result<(), StartError> {
     let unsafe_folder = |problem: String, fix: String| StartError::UnsafeFolder {
         path: dir.to_owned(),
         problem,
         fix,
+    };
+    let subfolder = || {
+        format!(
+            "use a folder of its own, which hearthd creates owner-only: --socket {}",
+            dir.join(format!("hearth-{}", current_uid()))
+                .join(file_name)
+                .display()
+        )
     };
     let meta = match fs::symlink_metadata(dir) {
         Ok(m) => m,
@@ -121,7 +143,7 @@ pub(crate) fn check_folder(dir: &Path) -> Result<(), StartError> {
     if !meta.is_dir() {
         return Err(unsafe_folder(
             "it is not a folder".into(),
-            "remove it or choose another path".into(),
+            "choose another path with --socket or HEARTH_SOCKET".into(),
         ));
     }
     let me = current_uid();
@@ -135,7 +157,7 @@ pub(crate) fn check_folder(dir: &Path) -> Result<(), StartError> {
     if mode & 0o077 != 0 {
         return Err(unsafe_folder(
             format!("other users have access to it (mode {mode:o})"),
-            format!("run `chmod 700 {}`", dir.display()),
+            subfolder(),
         ));
     }
     Ok(())
@@ -182,6 +204,21 @@ fn lock(lock_path: &Path, socket: &Path) -> Result<File, StartError> {
 /// Prepares `socket` for serving: checks the folder, takes the lock, replaces a stale socket
 /// and binds. Returns the listener and the files to clean up.
 pub(crate) fn bind(socket: &Path) -> Result<(UnixListener, SocketFiles), StartError> {
+    // Clients elsewhere cannot find a relative path: make it absolute, and say so.
+    let absolute;
+    let socket = if socket.is_relative() {
+        let cwd = std::env::current_dir()
+            .map_err(io_err("cannot resolve the relative socket path", socket))?;
+        absolute = cwd.join(socket);
+        tracing::info!(
+            given = %socket.display(),
+            path = %absolute.display(),
+            "relative socket path resolved against the current folder"
+        );
+        absolute.as_path()
+    } else {
+        socket
+    };
     let len = socket.as_os_str().len();
     if len > MAX_SOCKET_PATH {
         return Err(StartError::PathTooLong {
@@ -190,15 +227,10 @@ pub(crate) fn bind(socket: &Path) -> Result<(UnixListener, SocketFiles), StartEr
             max: MAX_SOCKET_PATH,
         });
     }
-    let (Some(dir), Some(_)) = (socket.parent(), socket.file_name()) else {
+    let (Some(dir), Some(file_name)) = (socket.parent(), socket.file_name()) else {
         return Err(StartError::BadPath(socket.to_owned()));
     };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    check_folder(dir)?;
+    check_folder(dir, file_name)?;
 
     let lock_path = hearth_protocol::paths::lock_path(socket);
     let lock = lock(&lock_path, socket)?;

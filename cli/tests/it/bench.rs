@@ -58,6 +58,8 @@ fn bench(args: &[&str]) -> Output {
         .arg("bench")
         .args(args)
         .env_remove("HEARTH_SOCKET")
+        // These tests choose their daemons; start-on-first-use has its own tests.
+        .env("HEARTH_NO_START", "1")
         .output()
         .expect("running hearth bench")
 }
@@ -439,7 +441,13 @@ async fn ctrl_c_ends_the_run_early_and_still_reports() {
         .expect("running kill");
     assert!(kill.success());
     let out = finish(child).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // 130, as for any command a shell sees killed by SIGINT; the report still comes first.
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("hearth: interrupted"),
+        "{}",
+        stderr(&out)
+    );
     let r = report(&out);
     assert_eq!(r["interrupted"], true);
     assert_eq!(r["errors"], 0);

@@ -14,6 +14,8 @@ fn hearth(socket: &Path, args: &[&str]) -> Output {
         .arg(socket)
         .args(args)
         .env_remove("HEARTH_SOCKET")
+        // These tests choose their daemons; start-on-first-use has its own tests (lifecycle).
+        .env("HEARTH_NO_START", "1")
         .output()
         .expect("running hearth")
 }
@@ -191,6 +193,7 @@ fn hearth_offline(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(args)
         .env_remove("HEARTH_SOCKET")
+        .env("HEARTH_NO_START", "1")
         .output()
         .expect("running hearth")
 }

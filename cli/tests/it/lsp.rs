@@ -127,7 +127,8 @@ fn lsp_exits_three_with_a_message_when_the_daemon_dies() {
 fn lsp_without_a_daemon_exits_three_saying_so() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["lsp", "--socket"])
+        // Not allowed to start one (start on first use has its own test, in lifecycle.rs).
+        .args(["lsp", "--no-start", "--socket"])
         .arg(dir.path().join("none.sock"))
         .stdin(Stdio::null())
         .output()

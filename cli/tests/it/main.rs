@@ -4,6 +4,8 @@
 mod bench;
 mod cli;
 mod lang;
+mod lifecycle;
 mod lsp;
 mod support;
+mod tour;
 mod typing;

@@ -256,6 +256,7 @@ async fn serve_v1(mut stream: UnixStream) {
                     max_depth: DEFAULT_MAX_DEPTH as u64,
                 },
                 supported: vec![1],
+                build_id: None,
             };
             let _ = encoder.response(&mut out, request.id, &hello);
             if stream.write_all(&out).await.is_err() {

@@ -7,6 +7,8 @@ mod cancel;
 mod handshake;
 mod lifecycle;
 mod notifications;
+mod reconnect;
+mod start;
 mod support;
 mod tcp;
 mod v2;

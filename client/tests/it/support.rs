@@ -353,5 +353,6 @@ pub(crate) fn fake_hello(protocol: u32) -> HelloResult {
         } else {
             Vec::new()
         },
+        build_id: None,
     }
 }

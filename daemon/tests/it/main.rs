@@ -4,4 +4,5 @@
 
 mod binary;
 mod lang;
+mod lifecycle;
 mod support;

@@ -422,6 +422,7 @@ fn documented_session_bytes() {
                     max_depth: 64,
                 },
                 supported: Vec::new(),
+                build_id: None,
             };
             enc.response(b, 1, &hello).expect("encodes");
         },

@@ -3,6 +3,7 @@
 
 mod adversarial;
 mod daemon;
+mod lifecycle;
 mod limits;
 mod support;
 mod v2;
