@@ -1,5 +1,5 @@
 //! `hearth`, the command-line client for a hearth daemon: call any method with JSON params,
-//! ping it, show its status, shut it down, load-test it. This file owns the flags and the
+//! ping it, show its status, shut it down, load-test it, serve an editor over LSP (`lsp.rs`). This file owns the flags and the
 //! dispatch; each command lives in `commands.rs`, `status.rs` or `bench.rs`, JSON⇄MessagePack
 //! in `json.rs`, and exit codes and error lines in `exit.rs`. The talking itself is the
 //! `hearth-client` library.
@@ -9,6 +9,7 @@ mod commands;
 mod duration;
 mod exit;
 mod json;
+mod lsp;
 mod status;
 
 use std::path::PathBuf;
@@ -82,6 +83,10 @@ enum Command {
     Shutdown,
     /// Load-test the daemon: calls/s, latency percentiles, errors and CPU per call
     Bench(bench::BenchArgs),
+    /// Serve the Language Server Protocol on stdin/stdout for an editor, backed by the daemon's
+    /// language service (exit: 0 after shutdown+exit, 1 exit without shutdown or bad input,
+    /// 3 no daemon or lost it)
+    Lsp(lsp::LspArgs),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +102,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Lsp(args) = cli.command {
+        return lsp::run(runtime, &socket_path(cli.socket), args);
+    }
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => exit::report(&e),
@@ -105,11 +113,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let target = Target {
-        // An empty HEARTH_SOCKET means "not set", as for the daemon.
-        socket: cli
-            .socket
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(hearth_client::default_socket_path),
+        socket: socket_path(cli.socket),
         timeout: cli.timeout,
     };
     match cli.command {
@@ -126,7 +130,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status { json } => status::status(&target, json).await,
         Command::Shutdown => commands::shutdown(&target).await,
         Command::Bench(args) => bench::run(&target, args).await,
+        Command::Lsp(_) => unreachable!("served in main"),
     }
+}
+
+/// `--socket` (or `HEARTH_SOCKET`), else the default path.
+fn socket_path(flag: Option<PathBuf>) -> PathBuf {
+    // An empty HEARTH_SOCKET means "not set", as for the daemon.
+    flag.filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(hearth_client::default_socket_path)
 }
 
 #[cfg(test)]

@@ -4,5 +4,6 @@
 mod bench;
 mod cli;
 mod lang;
+mod lsp;
 mod support;
 mod typing;
