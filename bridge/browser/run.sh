@@ -7,7 +7,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 if [[ -z "${HEARTH:-}" || -z "${HEARTHD:-}" ]]; then
-  cargo build --manifest-path "$root/Cargo.toml" -p hearth-cli -p hearth-server --bins
+  cargo build --manifest-path "$root/Cargo.toml" -p hearth-cli -p hearthd --bins
   target="$(cargo metadata --manifest-path "$root/Cargo.toml" --format-version 1 --no-deps \
     | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
   export HEARTH="${HEARTH:-$target/debug/hearth}" HEARTHD="${HEARTHD:-$target/debug/hearthd}"
