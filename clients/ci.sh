@@ -3,7 +3,7 @@
 # (a fresh venv, the hash-checked dev lock, the package, pytest), both against a real hearthd.
 #
 # Usage: bash clients/ci.sh            (uses target/debug/hearthd; build it first with
-#                                       cargo build -p hearth-server --bin hearthd)
+#                                       cargo build -p hearthd)
 #        HEARTHD=/path/to/hearthd bash clients/ci.sh
 # Needs node >= 18 with npm, and python3 >= 3.11 with venv. The conformance vectors in
 # conformance/ are run by both suites (and by `cargo test -p hearth-protocol`).
@@ -17,7 +17,7 @@ case "$HEARTHD" in /*) ;; *) HEARTHD="$ROOT/$HEARTHD" ;; esac
 step() { printf '\n== clients: %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 
 if [ ! -x "$HEARTHD" ]; then
-  echo "clients/ci.sh: no hearthd at $HEARTHD (cargo build -p hearth-server --bin hearthd)" >&2
+  echo "clients/ci.sh: no hearthd at $HEARTHD (cargo build -p hearthd)" >&2
   exit 1
 fi
 

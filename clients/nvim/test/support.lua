@@ -18,7 +18,7 @@ end
 --- :kill(signal), :stop(). Fails the calling test when it does not come up in 20 s.
 function S.spawn_hearthd(T, args)
   local bin = S.hearthd_path()
-  T.ok(vim.fn.executable(bin) == 1, "hearthd binary at " .. bin .. " (build it: cargo build -p hearth-server --bin hearthd)")
+  T.ok(vim.fn.executable(bin) == 1, "hearthd binary at " .. bin .. " (build it: cargo build -p hearthd)")
   local dir = vim.fn.tempname()
   local d = { sock = dir .. "/hearthd.sock", exited = false, log = {} }
   local full = { "--socket", d.sock }
