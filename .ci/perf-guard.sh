@@ -21,9 +21,11 @@ FAIL_ABOVE_PCT=5
 STALE_BELOW_PCT=10
 # workload, iterations of the short run, iterations of the long run. `service` iterations are
 # echo calls and must be multiples of 32; both runs keep request ids in the uint16 range.
+# `complete` iterations are 24 completions each over a 200,000-occurrence index.
 WORKLOADS=(
   "codec 2000 22000"
   "service 640 6400"
+  "complete 4 24"
 )
 
 step() { printf '\n== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }

@@ -8,12 +8,16 @@
 //!   frame, decode the envelope, deserialize the params into a struct, encode the response.
 //! - [`ServiceLoop`]: `echo` calls through the real connection code ([`Service::serve`]) over an
 //!   in-memory `tokio::io::duplex` on a current-thread runtime, a fixed batch in flight.
+//! - [`CompleteLoop`]: the language service's `complete` alone (no sockets, no serialization),
+//!   the fixed 24-prefix workload of `hearth_lang::bench_support` over a generated index.
 //!
 //! Timing these is the criterion benches' job, not this module's.
 
 use std::io;
 
 use bytes::{Buf, BytesMut};
+use hearth_lang::LangService;
+use hearth_lang::bench_support;
 use hearth_protocol::{DEFAULT_MAX_FRAME, Encoder, FrameDecoder, Message};
 use hearth_server::{Server, Service};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -77,6 +81,32 @@ impl CodecLoop {
     /// Runs `n` iterations; returns the sum of their results.
     pub fn run(&mut self, n: u64) -> u64 {
         (0..n).map(|_| self.iteration() as u64).sum()
+    }
+}
+
+/// `complete` over a generated index: one iteration completes each of
+/// `bench_support::PREFIXES` once in a document of generated code, as
+/// `hearth_lang::bench_support::complete_workload` does (and `lang/benches/complete.rs` times).
+/// Building the index is set-up, which the guard's two runs cancel out.
+#[derive(Debug)]
+pub struct CompleteLoop {
+    service: LangService,
+}
+
+impl CompleteLoop {
+    /// A service over an index of `occurrences` generated identifier occurrences, with the
+    /// workload's document open and its identifiers already scanned (as between edits).
+    pub fn new(occurrences: usize) -> Self {
+        let service = bench_support::service(bench_support::generated_index(occurrences));
+        std::hint::black_box(bench_support::complete_workload(&service));
+        Self { service }
+    }
+
+    /// Runs the workload `n` times; returns the number of items produced.
+    pub fn run(&self, n: u64) -> u64 {
+        (0..n)
+            .map(|_| bench_support::complete_workload(std::hint::black_box(&self.service)) as u64)
+            .sum()
     }
 }
 

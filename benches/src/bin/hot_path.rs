@@ -1,16 +1,22 @@
 //! `hot_path <workload> <iterations>`: runs one of the fixed workloads of
 //! `hearth_benches::hot_path` a given number of times and prints a checksum, for
 //! `.ci/perf-guard.sh` to count instructions under callgrind. Workloads: `codec` (one iteration
-//! is one typed call's encode/decode work) and `service` (one iteration is one `echo` call
-//! through the daemon's connection code, in batches of [`SERVICE_BATCH`]). It times nothing
+//! is one typed call's encode/decode work), `service` (one iteration is one `echo` call
+//! through the daemon's connection code, in batches of [`SERVICE_BATCH`]) and `complete` (one
+//! iteration is 24 completions of the language service over an index of
+//! [`COMPLETE_OCCURRENCES`] identifier occurrences). It times nothing
 //! and reads no clock itself; a release build is what the guard measures.
 
 use std::process::ExitCode;
 
-use hearth_benches::hot_path::{CodecLoop, ServiceLoop};
+use hearth_benches::hot_path::{CodecLoop, CompleteLoop, ServiceLoop};
 
 /// `echo` calls in flight at once in the `service` workload.
 const SERVICE_BATCH: u64 = 32;
+/// The size of the `complete` workload's index: smaller than the criterion bench's million,
+/// so that building it under callgrind stays quick; completion's work is bounded per prefix,
+/// not by the index's size.
+const COMPLETE_OCCURRENCES: usize = 200_000;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,6 +44,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        "complete" => CompleteLoop::new(COMPLETE_OCCURRENCES).run(iterations),
         other => return usage(&format!("unknown workload {other:?}")),
     };
     println!("{workload}: {iterations} iterations, checksum {checksum}");
@@ -45,6 +52,6 @@ fn main() -> ExitCode {
 }
 
 fn usage(why: &str) -> ExitCode {
-    eprintln!("hot_path: {why}\nusage: hot_path <codec|service> <iterations>");
+    eprintln!("hot_path: {why}\nusage: hot_path <codec|service|complete> <iterations>");
     ExitCode::from(2)
 }

@@ -488,9 +488,20 @@ pub(crate) async fn run(target: &Target, args: &BenchArgs) -> anyhow::Result<()>
     tokio::pin!(indexing);
     let mut index_during = None;
     let mut interrupted = false;
+    // CPU time of both ends over the measured part (started at its start).
+    let cpu_now = || {
+        (
+            cpu::own_cpu().ok(),
+            pid.and_then(|p| cpu::process_cpu(p).ok()),
+        )
+    };
+    let mut cpu_from = None;
+    let measuring = tokio::time::sleep_until(measure_from.into());
+    tokio::pin!(measuring);
     loop {
         tokio::select! {
             () = &mut dispatch => break,
+            () = &mut measuring, if cpu_from.is_none() => cpu_from = Some(cpu_now()),
             (stats, took) = &mut indexing, if index_during.is_none() => {
                 // The run measured completions while the index was built: it ends here.
                 index_during = Some((stats?, took));
@@ -506,6 +517,19 @@ pub(crate) async fn run(target: &Target, args: &BenchArgs) -> anyhow::Result<()>
     for task in tasks {
         tally.merge(task.await.context("an editor task failed")??);
     }
+    let cpu_to = cpu_now();
+    let per_keystroke = |from: Option<Duration>, to: Option<Duration>| {
+        let spent = to?.checked_sub(from?)?;
+        (tally.keystrokes > 0)
+            .then(|| round(spent.as_secs_f64() * 1e6 / tally.keystrokes as f64, 1))
+    };
+    let (client_cpu_us, daemon_cpu_us) = match cpu_from {
+        Some((client, daemon)) => (
+            per_keystroke(client, cpu_to.0),
+            per_keystroke(daemon, cpu_to.1),
+        ),
+        None => (None, None),
+    };
     let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
     let mut index_finished_in_run = false;
     if args.index {
@@ -559,6 +583,8 @@ pub(crate) async fn run(target: &Target, args: &BenchArgs) -> anyhow::Result<()>
         rss_after_index,
         peak_rss,
         interrupted,
+        client_cpu_us,
+        daemon_cpu_us,
         tally,
     };
     if args.json {
@@ -591,6 +617,10 @@ struct TypingReport {
     rss_after_index: Option<u64>,
     peak_rss: Option<u64>,
     interrupted: bool,
+    /// CPU time per measured keystroke, in microseconds, over the measured part: this
+    /// process's, and the spawned daemon's (which includes indexing, with `--index`).
+    client_cpu_us: Option<f64>,
+    daemon_cpu_us: Option<f64>,
     tally: Tally,
 }
 
@@ -659,6 +689,8 @@ impl TypingReport {
             "index_bytes": self.index.map(|s| s.bytes),
             "index_ms": self.index.map(|s| s.ms),
             "index_mb_per_s": self.index_mb_per_s().map(|x| round(x, 1)),
+            "cpu_us_per_keystroke": self.client_cpu_us,
+            "daemon_cpu_us_per_keystroke": self.daemon_cpu_us,
             "daemon_rss_kib": self.rss_after_index,
             "daemon_peak_rss_kib": self.peak_rss,
             "interrupted": self.interrupted,
@@ -735,6 +767,17 @@ impl TypingReport {
                 "daemon: {:.1} MiB resident with the index loaded, peak {:.1} MiB",
                 rss as f64 / 1024.0,
                 self.peak_rss.unwrap_or(0) as f64 / 1024.0
+            ));
+        }
+        if let Some(us) = self.daemon_cpu_us {
+            lines.push(format!(
+                "cpu per keystroke: daemon {us:.1} µs{}, this client {:.1} µs",
+                if self.index_during_run {
+                    " (indexing included)"
+                } else {
+                    ""
+                },
+                self.client_cpu_us.unwrap_or(0.0)
             ));
         }
         if self.interrupted {

@@ -1,7 +1,9 @@
 //! Integration tests for `hearth-protocol`: the exact bytes of the examples in
 //! docs/PROTOCOL.md, how malformed envelopes are classified, and property tests that
-//! encode→decode round-trips and that any chunking of a stream yields the same frames.
+//! encode→decode round-trips and that any chunking of a stream yields the same frames; and
+//! the language-neutral vectors of conformance/frames.json that every client runs too.
 
+mod conformance;
 mod envelope;
 mod roundtrip;
 mod support;
