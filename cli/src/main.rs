@@ -103,7 +103,7 @@ fn main() -> ExitCode {
         }
     };
     if let Command::Lsp(args) = cli.command {
-        return lsp::run(runtime, &socket_path(cli.socket), args);
+        return lsp::run(runtime, &socket_path(cli.socket), cli.timeout, args);
     }
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
