@@ -19,12 +19,18 @@ export CARGO_TERM_COLOR=never
 BASELINE=benches/perf-baseline.txt
 FAIL_ABOVE_PCT=5
 STALE_BELOW_PCT=10
-# workload, iterations of the short run, iterations of the long run. `service` iterations are
-# echo calls and must be multiples of 32; both runs keep request ids in the uint16 range.
-# `complete` iterations are 24 completions each over a 200,000-occurrence index.
+# workload, iterations of the short run, iterations of the long run. `service` and `options`
+# iterations are echo calls and must be multiples of 32; both runs keep request ids in the
+# uint16 range. `options` is `service` in protocol version 2 with `supersede` (a key per
+# slot, so nothing is superseded) and a far `deadline_ms` on every request. `seq` is one
+# echo call in flight at a time (the sequential path: every call parks and wakes the
+# connection task). `complete` iterations are 24 completions each over a 200,000-occurrence
+# index.
 WORKLOADS=(
   "codec 2000 22000"
   "service 640 6400"
+  "options 640 6400"
+  "seq 500 5000"
   "complete 4 24"
 )
 

@@ -7,7 +7,9 @@
 //! - [`CodecLoop`]: one typed call as the daemon sees it, without I/O: encode a request, cut its
 //!   frame, decode the envelope, deserialize the params into a struct, encode the response.
 //! - [`ServiceLoop`]: `echo` calls through the real connection code ([`Service::serve`]) over an
-//!   in-memory `tokio::io::duplex` on a current-thread runtime, a fixed batch in flight.
+//!   in-memory `tokio::io::duplex` on a current-thread runtime, a fixed batch in flight — in
+//!   version 1, or in version 2 with `supersede` and `deadline_ms` on every request
+//!   ([`ServiceLoop::with_options`]).
 //! - [`CompleteLoop`]: the language service's `complete` alone (no sockets, no serialization),
 //!   the fixed 24-prefix workload of `hearth_lang::bench_support` over a generated index.
 //!
@@ -18,7 +20,10 @@ use std::io;
 use bytes::{Buf, BytesMut};
 use hearth_lang::LangService;
 use hearth_lang::bench_support;
-use hearth_protocol::{DEFAULT_MAX_FRAME, Encoder, FrameDecoder, Message};
+use hearth_protocol::{
+    DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME, Decoded, Encoder, FrameDecoder, Message, RequestOptions,
+    Text, Version,
+};
 use hearth_server::{Server, Service};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::runtime::Runtime;
@@ -118,7 +123,12 @@ pub struct ServiceLoop {
     runtime: Runtime,
     service: Service,
     batch: usize,
+    options: bool,
 }
+
+/// The deadline every request of [`ServiceLoop::with_options`] carries: an hour, so it never
+/// expires during a run and no clock reading changes what the daemon does.
+pub const FAR_DEADLINE_MS: u64 = 3_600_000;
 
 impl ServiceLoop {
     /// The built-in router; `batch` calls are written at once and all their answers read
@@ -134,6 +144,20 @@ impl ServiceLoop {
             runtime,
             service,
             batch: batch.max(1),
+            options: false,
+        })
+    }
+
+    /// The same loop in protocol version 2, every request carrying the options a latency-
+    /// sensitive client sets: `supersede` with a key of its own per slot of the batch (the
+    /// previous request on a key is always answered before the next is sent, so nothing is
+    /// actually superseded) and `deadline_ms` [`FAR_DEADLINE_MS`]. What it costs over
+    /// [`ServiceLoop::new`] is what version 2's options cost when they are used but change
+    /// nothing.
+    pub fn with_options(batch: usize) -> io::Result<Self> {
+        Ok(Self {
+            options: true,
+            ..Self::new(batch)?
         })
     }
 
@@ -142,10 +166,14 @@ impl ServiceLoop {
     pub fn run(&self, rounds: u64) -> io::Result<u64> {
         let (client, server) = tokio::io::duplex(64 * 1024);
         let service = self.service.clone();
-        let batch = self.batch;
+        let (batch, options) = (self.batch, self.options);
         self.runtime.block_on(async move {
             let serving = tokio::spawn(async move { service.serve(server).await });
-            let read = drive(client, rounds, batch).await?;
+            let read = if options {
+                drive::<true>(client, rounds, batch).await?
+            } else {
+                drive::<false>(client, rounds, batch).await?
+            };
             serving.await.map_err(io::Error::other)?;
             Ok(read)
         })
@@ -154,8 +182,30 @@ impl ServiceLoop {
 
 /// The client side of [`ServiceLoop::run`]: writes each batch in one write, reads until every
 /// answer of the batch has arrived, then closes its end so the connection ends cleanly.
-async fn drive(mut stream: DuplexStream, rounds: u64, batch: usize) -> io::Result<u64> {
-    let enc = Encoder::default();
+async fn drive<const V2: bool>(
+    mut stream: DuplexStream,
+    rounds: u64,
+    batch: usize,
+) -> io::Result<u64> {
+    // `V2` is a constant so that the version 1 loop is the code it always was: the options
+    // branches below are compiled out of it.
+    let enc = if V2 {
+        Encoder::default().with_version(Version::V2)
+    } else {
+        Encoder::default()
+    };
+    // Version 2: one options map per slot, with its own supersede key and the far deadline.
+    let slot_options: Vec<RequestOptions> = if V2 {
+        (0..batch)
+            .map(|slot| RequestOptions {
+                deadline_ms: Some(FAR_DEADLINE_MS),
+                supersede: Some(Text::from(format!("slot-{slot}"))),
+                stream: false,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let params = echo_params();
     let mut frames = FrameDecoder::new(DEFAULT_MAX_FRAME);
     let mut out = BytesMut::with_capacity(batch * 64);
@@ -164,17 +214,36 @@ async fn drive(mut stream: DuplexStream, rounds: u64, batch: usize) -> io::Resul
     let mut read_total = 0u64;
     for _ in 0..rounds {
         out.clear();
-        for _ in 0..batch {
+        for slot in 0..batch {
             next_id += 1;
-            enc.request_raw(&mut out, next_id, ECHO_METHOD, &params)
-                .map_err(io::Error::other)?;
+            match slot_options.get(slot) {
+                Some(opts) if V2 => {
+                    enc.request_raw_with(&mut out, next_id, ECHO_METHOD, &params, opts)
+                }
+                _ => enc.request_raw(&mut out, next_id, ECHO_METHOD, &params),
+            }
+            .map_err(io::Error::other)?;
         }
         stream.write_all(&out).await?;
         let mut answered = 0;
         while answered < batch {
             while let Some(frame) = frames.decode(&mut inbuf).map_err(io::Error::other)? {
                 read_total += frame.len() as u64;
-                match Message::decode(frame).map_err(io::Error::other)? {
+                let message = if V2 {
+                    match Message::decode_any(frame, DEFAULT_MAX_DEPTH) {
+                        Ok(Decoded {
+                            version: Version::V2,
+                            message,
+                        }) => message,
+                        Ok(other) => {
+                            return Err(io::Error::other(format!("not version 2: {other:?}")));
+                        }
+                        Err(e) => return Err(io::Error::other(e)),
+                    }
+                } else {
+                    Message::decode(frame).map_err(io::Error::other)?
+                };
+                match message {
                     Message::Response(r) if matches!(&r.outcome, Ok(b) if b[..] == params[..]) => {}
                     other => return Err(io::Error::other(format!("unexpected {other:?}"))),
                 }
@@ -215,5 +284,14 @@ mod tests {
         assert!(read >= 5 * 16 * crate::ECHO_PARAMS_LEN as u64);
         // A second connection on the same service works the same.
         assert_eq!(service.run(5).expect("answered again"), read);
+    }
+
+    #[test]
+    fn service_loop_with_options_answers_every_call_in_version_2() {
+        let service = ServiceLoop::with_options(16).expect("a runtime");
+        let read = service
+            .run(5)
+            .expect("every call answered, none superseded");
+        assert!(read >= 5 * 16 * crate::ECHO_PARAMS_LEN as u64);
     }
 }

@@ -291,9 +291,25 @@ pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> 
             (None, Some(Some(addr))) => Endpoint::Tcp(addr),
             (None, _) => Endpoint::Unix(target.socket.clone()),
         };
+        // TCP peers show the token the daemon keeps beside its socket (PROTOCOL.md §3.4).
+        let tcp_token = match (&endpoint, &daemon) {
+            (Endpoint::Unix(_), _) => None,
+            (Endpoint::Tcp(_), Some(d)) => Some(d.socket().to_path_buf()),
+            (Endpoint::Tcp(_), None) => Some(target.socket.clone()),
+        }
+        .map(|socket| {
+            hearth_client::read_tcp_token(&socket).with_context(|| {
+                format!(
+                    "cannot read the TCP token beside {} (--socket names the daemon whose \
+                     tcp.token to read)",
+                    socket.display()
+                )
+            })
+        })
+        .transpose()?;
         let mut clients = Vec::with_capacity(connections);
         for _ in 0..connections {
-            clients.push(connect(&endpoint, target.timeout).await?);
+            clients.push(connect(&endpoint, tcp_token.as_deref(), target.timeout).await?);
         }
         anyhow::Ok((daemon, endpoint, clients))
     };
@@ -415,11 +431,16 @@ fn payload_data(bytes: usize) -> Vec<u8> {
     (0..bytes).map(|i| i as u8).collect()
 }
 
-/// One connection, with `timeout` for the connect and handshake and for every call.
-async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Client, hearth_client::Error> {
-    let config = ClientConfig::default()
+/// One connection (showing `tcp_token` on TCP), with `timeout` for the connect and handshake and for every call.
+async fn connect(
+    endpoint: &Endpoint,
+    tcp_token: Option<&str>,
+    timeout: Duration,
+) -> Result<Client, hearth_client::Error> {
+    let mut config = ClientConfig::default()
         .with_client_name(format!("hearth bench {}", env!("CARGO_PKG_VERSION")))
         .with_timeout(timeout);
+    config.tcp_token = tcp_token.map(str::to_owned);
     let connecting = async {
         match endpoint {
             Endpoint::Unix(path) => Client::connect_with(path, config).await,

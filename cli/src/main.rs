@@ -1,5 +1,6 @@
 //! `hearth`, the command-line client for a hearth daemon: call any method with JSON params,
-//! ping it, show its status, shut it down, load-test it, serve an editor over LSP (`lsp.rs`). This file owns the flags and the
+//! ping it, show its status, shut it down, load-test it, serve an editor over LSP (`lsp.rs`),
+//! bridge it to browsers (`hearth bridge`, the `hearth-bridge` crate). This file owns the flags and the
 //! dispatch; each command lives in `commands.rs`, `status.rs` or `bench.rs`, JSON⇄MessagePack
 //! in `json.rs`, and exit codes and error lines in `exit.rs`. The talking itself is the
 //! `hearth-client` library.
@@ -87,6 +88,9 @@ enum Command {
     /// language service (exit: 0 after shutdown+exit, 1 exit without shutdown or bad input,
     /// 3 no daemon or lost it)
     Lsp(lsp::LspArgs),
+    /// Serve HTTP and WebSocket for browser clients on a loopback port, token-guarded; prints
+    /// the URL to open (docs/BRIDGE.md)
+    Bridge(hearth_bridge::Args),
 }
 
 fn main() -> ExitCode {
@@ -131,6 +135,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Shutdown => commands::shutdown(&target).await,
         Command::Bench(args) => bench::run(&target, args).await,
         Command::Lsp(_) => unreachable!("served in main"),
+        Command::Bridge(args) => Ok(hearth_bridge::run(Some(target.socket), args).await?),
     }
 }
 
@@ -189,5 +194,41 @@ mod tests {
         assert!(!options.is_v2(), "no option, no v2 requirement");
         assert!(Cli::try_parse_from(["hearth", "call", "echo", "--deadline", "5"]).is_err());
         assert!(Cli::try_parse_from(["hearth", "call", "echo", "--supersede"]).is_err());
+    }
+
+    #[test]
+    fn bridge_takes_its_contract_flags() {
+        let cli = Cli::try_parse_from([
+            "hearth",
+            "bridge",
+            "--socket",
+            "/s",
+            "--listen",
+            "127.0.0.1:0",
+            "--origin",
+            "http://localhost:5173",
+            "--origin",
+            "http://localhost:8080",
+            "--unsafe-listen",
+        ])
+        .expect("valid flags");
+        assert_eq!(cli.socket, Some(PathBuf::from("/s")));
+        let Command::Bridge(args) = cli.command else {
+            panic!("not bridge: {:?}", cli.command);
+        };
+        assert_eq!(args.listen, "127.0.0.1:0");
+        assert_eq!(
+            args.origins,
+            ["http://localhost:5173", "http://localhost:8080"]
+        );
+        assert!(args.unsafe_listen);
+        let Command::Bridge(args) = Cli::try_parse_from(["hearth", "bridge"])
+            .expect("no flags")
+            .command
+        else {
+            panic!("not bridge");
+        };
+        assert_eq!(args.listen, "127.0.0.1:7727");
+        assert!(args.origins.is_empty() && !args.unsafe_listen);
     }
 }

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use hearth_protocol::reserved::{self, HelloParams, HelloResult};
+use hearth_protocol::reserved::{self, HelloResult};
 use hearth_protocol::{
     DEFAULT_MAX_DEPTH, DecodeError, EncodeError, Encoder, ErrorCode, ErrorObject, RequestId,
     RequestOptions, Version,
@@ -147,8 +147,10 @@ impl Client {
     /// requests leave at once, and does the same handshake as
     /// [`connect_with`](Self::connect_with); the client behaves the same from then on.
     ///
-    /// TCP is for comparisons and tools that cannot use a Unix socket: it has no owner check
-    /// (any local user can connect to the daemon's port). Fails with [`Error::ConnectTcp`] when
+    /// TCP is for comparisons and tools that cannot use a Unix socket. It has no owner check,
+    /// so the daemon asks for the token in `tcp.token` beside its socket: set
+    /// [`ClientConfig::tcp_token`] (see [`read_tcp_token`](crate::read_tcp_token)), or the
+    /// daemon answers `$/fatal` and closes. Fails with [`Error::ConnectTcp`] when
     /// the address cannot be reached, and with [`Error::VersionMismatch`] when the daemon
     /// speaks another protocol version.
     pub async fn connect_tcp_with(addr: SocketAddr, config: ClientConfig) -> Result<Client, Error> {
@@ -708,8 +710,16 @@ async fn handshake(
     config: &ClientConfig,
     version: Version,
 ) -> Result<Option<HelloResult>, Error> {
-    let params = HelloParams {
-        client: Some(config.client_name.clone()),
+    // `HelloParams` plus the TCP token (PROTOCOL.md §3.4) when one is configured.
+    #[derive(Serialize)]
+    struct Hello<'a> {
+        client: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        token: Option<&'a str>,
+    }
+    let params = Hello {
+        client: &config.client_name,
+        token: config.tcp_token.as_deref(),
     };
     let id = conn.next_id();
     let frame = encode(conn, |enc, buf| {

@@ -22,6 +22,10 @@ pub struct ClientConfig {
     /// The largest frame body this client accepts, and sends (it also never sends more than
     /// the daemon's announced maximum). Default [`DEFAULT_MAX_FRAME`] (8 MiB).
     pub max_frame: usize,
+    /// The token a daemon's TCP listener asks for in `$/hello` (PROTOCOL.md §3.4): the
+    /// contents of `tcp.token` beside its socket, e.g. from [`read_tcp_token`]. Sent when set;
+    /// a Unix socket ignores it. Default `None`.
+    pub tcp_token: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -31,6 +35,7 @@ impl Default for ClientConfig {
             timeout: None,
             notification_buffer: 1024,
             max_frame: DEFAULT_MAX_FRAME,
+            tcp_token: None,
         }
     }
 }
@@ -59,4 +64,18 @@ impl ClientConfig {
         self.max_frame = max;
         self
     }
+
+    /// Sets the token sent in `$/hello` for a daemon's TCP listener.
+    pub fn with_tcp_token(mut self, token: impl Into<String>) -> Self {
+        self.tcp_token = Some(token.into());
+        self
+    }
+}
+
+/// Reads the TCP token of the daemon whose socket is `socket`: the file `tcp.token` in the
+/// socket's folder (mode 0600 in a 0700 folder, so only the daemon's user can read it),
+/// without its trailing newline.
+pub fn read_tcp_token(socket: &std::path::Path) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(socket.with_file_name("tcp.token"))?;
+    Ok(text.trim_end().to_owned())
 }

@@ -41,7 +41,7 @@ mod socket;
 
 pub use call::{CallBuilder, CallStream, StreamEvent};
 pub use client::{Client, WeakClient};
-pub use config::ClientConfig;
+pub use config::{ClientConfig, read_tcp_token};
 pub use error::{CloseReason, Error, ProtocolError, RemoteError};
 pub use hearth_protocol as protocol;
 pub use hearth_protocol::reserved::{HelloResult, Limits, Stats};

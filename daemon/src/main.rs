@@ -39,13 +39,14 @@ struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_frame)]
     max_frame: usize,
 
-    /// Also listen on TCP, e.g. tcp:127.0.0.1:7070 (loopback only; for comparisons — TCP has
-    /// no owner check, so any local user can connect)
+    /// Also listen on TCP, e.g. tcp:127.0.0.1:7070 (loopback only; for comparisons). TCP has
+    /// no owner check, so connections must show the token written to tcp.token beside the
+    /// socket in their first message, $/hello (PROTOCOL.md §3.4)
     #[arg(long, value_name = "tcp:ADDR:PORT", value_parser = parse_listen)]
     listen: Option<std::net::SocketAddr>,
 
-    /// Allow --listen on a non-loopback address: exposes the daemon to the network with no
-    /// authentication
+    /// Allow --listen on a non-loopback address: exposes the daemon to the network, guarded
+    /// only by the TCP token
     #[arg(long, requires = "listen")]
     allow_non_loopback: bool,
 

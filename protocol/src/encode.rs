@@ -82,6 +82,7 @@ impl Encoder {
     ///
     /// `expected` is the body size to make room for up front (exact for raw payloads, a guess
     /// for serialized ones), so a fresh or small buffer grows once rather than field by field.
+    #[inline]
     fn frame(
         &self,
         dst: &mut BytesMut,
@@ -333,6 +334,7 @@ impl Encoder {
 
 /// The envelope array header with its version and kind: three single bytes, as the array is
 /// short and version and kind are positive fixints.
+#[inline]
 fn header(b: &mut BytesMut, version: Version, len: u8, kind: Kind) {
     const _: () = assert!(
         (Version::LATEST as u32) < 0x80,
@@ -343,6 +345,7 @@ fn header(b: &mut BytesMut, version: Version, len: u8, kind: Kind) {
 }
 
 /// An unsigned integer in its shortest MessagePack form.
+#[inline]
 fn uint(b: &mut BytesMut, v: u64) {
     if v < 0x80 {
         b.put_u8(v as u8);
@@ -362,6 +365,7 @@ fn uint(b: &mut BytesMut, v: u64) {
 
 /// A string: its shortest header, then its bytes. A string longer than `u32::MAX` cannot fit
 /// a frame; its header is then wrong, but the frame is refused as too large anyway.
+#[inline]
 fn str(b: &mut BytesMut, s: &str) {
     let n = s.len();
     if n < 32 {
@@ -402,6 +406,7 @@ fn options_map(b: &mut BytesMut, o: &RequestOptions) {
     }
 }
 
+#[inline]
 fn nil(b: &mut BytesMut) {
     b.put_u8(0xc0);
 }

@@ -334,6 +334,21 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The bytes of an option name (a string, not yet checked to be UTF-8): a slice of the
+    /// body, no copy and no reference count.
+    fn name(&mut self) -> Result<&'a [u8], DecodeError> {
+        match self.head()? {
+            Head::Str(n) => self.rd.bytes(n).map_err(parse),
+            other => Err(invalid(
+                format!(
+                    "an option name must be a string, found {}",
+                    other.describe()
+                ),
+                self.id,
+            )),
+        }
+    }
+
     /// A whole value nested `level` containers deep (1: an element of the envelope).
     fn raw_at(&mut self, level: usize) -> Result<Bytes, DecodeError> {
         let range = self
@@ -414,11 +429,13 @@ impl Message {
     /// Decodes one version 1 frame body, allowing the default nesting depth. A body of any
     /// other version is [`DecodeError::UnsupportedVersion`]; use [`Message::decode_any`] to
     /// accept every version this crate speaks.
+    #[inline]
     pub fn decode(body: Bytes) -> Result<Self, DecodeError> {
         Self::decode_with_depth(body, DEFAULT_MAX_DEPTH)
     }
 
     /// [`Message::decode`] with a nesting limit (see [`Message::decode_any`]).
+    #[inline]
     pub fn decode_with_depth(body: Bytes, max_depth: usize) -> Result<Self, DecodeError> {
         let decoded = Self::decode_any(body, max_depth)?;
         match decoded.version {
@@ -629,9 +646,10 @@ impl Fields<'_> {
                 self.raw_at(2)?;
                 continue;
             }
-            let key = self.text("an option name")?;
-            match key.as_str() {
-                "deadline_ms" => match self.head()? {
+            // The name is compared as bytes: a known name is UTF-8 by construction, so only
+            // an unknown one is checked (and then skipped), and no `Text` is made for it.
+            match self.name()? {
+                b"deadline_ms" => match self.head()? {
                     Head::Uint(ms) => opts.deadline_ms = Some(ms),
                     other => {
                         return Err(invalid(
@@ -643,8 +661,8 @@ impl Fields<'_> {
                         ));
                     }
                 },
-                "supersede" => opts.supersede = Some(self.text("option supersede")?),
-                "stream" => match self.head()? {
+                b"supersede" => opts.supersede = Some(self.text("option supersede")?),
+                b"stream" => match self.head()? {
                     Head::Bool(b) => opts.stream = b,
                     other => {
                         return Err(invalid(
@@ -656,7 +674,10 @@ impl Fields<'_> {
                         ));
                     }
                 },
-                _ => {
+                other => {
+                    if std::str::from_utf8(other).is_err() {
+                        return Err(invalid("an option name is not valid UTF-8", self.id));
+                    }
                     self.raw_at(2)?; // unknown options are ignored, for later additions
                 }
             }

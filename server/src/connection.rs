@@ -51,7 +51,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::budget::{Budget, Timer};
 use crate::client::ClientRequests;
-use crate::context::{NotificationContext, Notifier, RequestContext};
+use crate::context::{NotificationContext, Notifier, RequestContext, TokenSlot};
 use crate::in_flight::{Admission, InFlight, Stopped};
 use crate::router::{HandlerFuture, MethodEntry, Reply};
 use crate::server::{ServerHandle, Shared};
@@ -144,6 +144,9 @@ pub(crate) struct Connection<S> {
     table: InFlight<Request, Option<Arc<Stream>>>,
     /// Fires at the table's earliest deadline; never armed while no request has one.
     deadline_timer: Timer,
+    /// The token slot lent to the next request launched (see [`TokenSlot`]): reused while
+    /// nothing kept the last one, so a request whose handler asks for no token costs none.
+    spare: Arc<TokenSlot>,
     /// Fixed by the first message in a version the daemon speaks.
     version: Option<Version>,
     /// Version 2: requests the daemon made of the client, and the ids it gave up on.
@@ -185,6 +188,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             // reaches work a handler moved elsewhere, and so does dropping this connection.
             table: InFlight::new(hard.clone(), limits.queue_bound()),
             deadline_timer: Timer::default(),
+            spare: Arc::new(TokenSlot::new(hard.clone())),
             version: None,
             client: None,
             notes,
@@ -620,19 +624,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             return;
         }
-        let token = self.table.child_token();
         let stream = req.options.stream.then(|| Arc::new(Stream::default()));
         let deadline = admission.deadline;
+        let slot = self.lend_slot();
+        let Some(fut) = self.launch(entry, req, slot.clone(), deadline, stream.clone(), cx) else {
+            return;
+        };
+        // Still running: now it needs its token (the handler's, if it asked for it already),
+        // for the table to cancel. No cancel can have been read since the handler started.
+        let token = slot.token().clone();
         // `insert_running` cannot fail: the id was checked above.
-        if let Some(fut) = self.launch(entry, req, token.clone(), deadline, stream.clone(), cx)
-            && self
-                .table
-                .insert_running(id, token.clone(), admission, stream)
-                .is_ok()
+        if self
+            .table
+            .insert_running(id, token.clone(), admission, stream)
+            .is_ok()
         {
             self.shared.counters.in_flight.fetch_add(1, Relaxed);
             self.running.push(Box::pin(guard(id, token, fut)));
         }
+    }
+
+    /// The slot for the next request's token: the spare, emptied, when nothing holds it any
+    /// more (the usual case); a new one when a running request or a kept context does.
+    fn lend_slot(&mut self) -> Arc<TokenSlot> {
+        match Arc::get_mut(&mut self.spare) {
+            Some(slot) => slot.reset(),
+            None => self.spare = Arc::new(TokenSlot::new(self.hard.clone())),
+        }
+        self.spare.clone()
     }
 
     /// Starts the oldest queued request.
@@ -653,7 +672,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             .running_entry(id)
             .map(|(deadline, stream)| (deadline, stream.clone()))
             .unwrap_or_default();
-        match self.launch(entry, req, token.clone(), deadline, stream, cx) {
+        let slot = Arc::new(TokenSlot::with_token(self.hard.clone(), token.clone()));
+        match self.launch(entry, req, slot, deadline, stream, cx) {
             Some(fut) => {
                 self.shared.counters.in_flight.fetch_add(1, Relaxed);
                 self.running.push(Box::pin(guard(id, token, fut)));
@@ -678,7 +698,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         &mut self,
         entry: &MethodEntry,
         req: Request,
-        token: CancellationToken,
+        token: Arc<TokenSlot>,
         deadline: Option<Instant>,
         stream: Option<Arc<Stream>>,
         cx: &mut Context<'_>,
@@ -910,6 +930,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             ids.push(id);
         }
         ids
+    }
+}
+
+/// However the connection ends — `run` returning, or its future dropped mid-poll — its token
+/// fires: every request token descends from it, so work a handler moved elsewhere stops, also
+/// for requests answered long ago whose token was made after the fact (see [`TokenSlot`]).
+impl<S> Drop for Connection<S> {
+    fn drop(&mut self) {
+        self.hard.cancel();
     }
 }
 

@@ -6,7 +6,7 @@
 //! to the client go through the connection's bounded queue: sending waits when it is full
 //! (unless a stream chose to drop), so a handler cannot flood a client that does not read.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use hearth_protocol::{Encoder, RequestId, Version};
@@ -49,11 +49,67 @@ impl Notifier {
     }
 }
 
+/// A request's cancellation token, made only when someone asks for it.
+///
+/// Most handlers finish on their first poll and never look at their token; making one for
+/// each of them (a child of the connection's token: two locks of the parent, a node and a
+/// push into the parent's child list, then the same undone at drop) cost about 450
+/// instructions per call. The connection keeps one spare slot and lends it to each request it
+/// launches: a handler that asks for [`RequestContext::cancellation`] creates the token then,
+/// as a child of the connection's token (so a dropped connection still cancels work moved
+/// elsewhere); a handler that does not finish on its first poll has its token created by the
+/// connection right after that poll, for the in-flight table, before any cancel can be read.
+/// A slot still referenced after its request ended (a context clone kept by moved work) is
+/// left to its holders and the connection makes a new spare.
+#[derive(Debug)]
+pub(crate) struct TokenSlot {
+    /// The connection's token, parent of the request's.
+    parent: CancellationToken,
+    token: OnceLock<CancellationToken>,
+}
+
+impl TokenSlot {
+    /// An empty slot whose token will be a child of `parent`.
+    pub(crate) fn new(parent: CancellationToken) -> Self {
+        Self {
+            parent,
+            token: OnceLock::new(),
+        }
+    }
+
+    /// A slot holding `token` already (a request that was queued: the table made its token).
+    pub(crate) fn with_token(parent: CancellationToken, token: CancellationToken) -> Self {
+        Self {
+            parent,
+            token: OnceLock::from(token),
+        }
+    }
+
+    /// The request's token, created on first use.
+    pub(crate) fn token(&self) -> &CancellationToken {
+        self.token.get_or_init(|| self.parent.child_token())
+    }
+
+    /// Whether the request is cancelled, without creating its token: a token nobody asked
+    /// for yet can only be cancelled through its parent.
+    fn is_cancelled(&self) -> bool {
+        match self.token.get() {
+            Some(token) => token.is_cancelled(),
+            None => self.parent.is_cancelled(),
+        }
+    }
+
+    /// Empties the slot for the next request (the caller holds the only reference).
+    pub(crate) fn reset(&mut self) {
+        self.token.take();
+    }
+}
+
 /// What a request handler can see.
 #[derive(Clone, Debug)]
 pub struct RequestContext {
     pub(crate) id: RequestId,
-    pub(crate) token: CancellationToken,
+    pub(crate) token: Arc<TokenSlot>,
     pub(crate) notifier: Notifier,
     pub(crate) server: ServerHandle,
     pub(crate) connection: u64,
@@ -141,7 +197,7 @@ impl RequestContext {
     /// at shutdown. The handler's future is dropped at that moment too; the token is for work
     /// the handler moved elsewhere (spawned tasks, blocking threads).
     pub fn cancellation(&self) -> &CancellationToken {
-        &self.token
+        self.token.token()
     }
 
     /// Whether the request has been cancelled.

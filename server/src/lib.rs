@@ -35,6 +35,7 @@ mod server;
 mod socket;
 mod stats;
 mod stream;
+mod tcp_token;
 #[cfg(test)]
 mod v2_tests;
 
@@ -44,5 +45,6 @@ pub use error::{ClientRequestError, MethodError, NotifyError, ServeError, StartE
 pub use router::Router;
 pub use server::{Server, ServerBuilder, ServerHandle, Service, default_socket_path};
 pub use stream::Overflow;
+pub use tcp_token::FILE_NAME as TCP_TOKEN_FILE;
 
 pub use hearth_protocol as protocol;

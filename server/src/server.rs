@@ -6,6 +6,8 @@
 //! Every accepted connection is checked before a byte is read: the peer's uid (SO_PEERCRED)
 //! must be the daemon's own, and there must be a connection slot free. A peer of another user
 //! is closed silently (and logged); one over the limit is told why with `$/fatal` (-32001).
+//! A TCP connection, which has no uid to check, must first show the token `bind` wrote to
+//! `tcp.token` (`tcp_token.rs`), or it is refused with `$/fatal` (-32600).
 //!
 //! Shutdown, in order: stop accepting and remove the socket; every connection stops starting
 //! new requests (answering them -32003) and lets running ones finish for the grace period;
@@ -35,6 +37,7 @@ use crate::error::{ServeError, StartError};
 use crate::router::Router;
 use crate::socket::{self, SocketFiles};
 use crate::stats::Counters;
+use crate::tcp_token::{self, Replay, TcpToken};
 
 /// State shared by the accept loop, every connection and every handle. Read-only but for the
 /// atomic counters and the two tokens.
@@ -92,15 +95,17 @@ impl ServerBuilder {
     }
 
     /// Also listens on this TCP address (for comparisons and bridges; off by default).
-    /// TCP has no peer credentials, so any local user can connect to it: only loopback
-    /// addresses are accepted unless [`allow_non_loopback_tcp`](Self::allow_non_loopback_tcp).
+    /// TCP has no peer credentials, so [`bind`](Self::bind) writes a token to `tcp.token`
+    /// (0600) beside the socket and every TCP connection must show it in its first message,
+    /// `$/hello` (PROTOCOL.md §3.4); only loopback addresses are accepted unless
+    /// [`allow_non_loopback_tcp`](Self::allow_non_loopback_tcp).
     pub fn listen_tcp(mut self, addr: SocketAddr) -> Self {
         self.tcp = Some(addr);
         self
     }
 
     /// Accepts a non-loopback TCP address in [`listen_tcp`](Self::listen_tcp). This exposes
-    /// the daemon to the network with no authentication.
+    /// the daemon to the network, guarded only by the TCP token.
     pub fn allow_non_loopback_tcp(mut self, allow: bool) -> Self {
         self.allow_non_loopback = allow;
         self
@@ -181,9 +186,26 @@ impl ServerBuilder {
             source,
         })?;
 
+        // TCP peers prove their user with a token only the daemon's user can read
+        // (PROTOCOL.md §3.4).
+        let tcp_token = match &tcp {
+            None => None,
+            Some(_) => {
+                let folder = path.parent().unwrap_or_else(|| Path::new("."));
+                let token_path = folder.join(tcp_token::FILE_NAME);
+                let written = TcpToken::generate().and_then(|t| t.write(folder).map(|p| (t, p)));
+                let (token, token_path) = written.map_err(|source| StartError::Io {
+                    what: "cannot write the TCP token",
+                    path: token_path,
+                    source,
+                })?;
+                Some((Arc::new(token), token_path))
+            }
+        };
         Ok(Server {
             listener,
             tcp,
+            tcp_token,
             files,
             shared: self.into_shared(),
         })
@@ -205,6 +227,8 @@ pub fn default_socket_path() -> PathBuf {
 pub struct Server {
     listener: UnixListener,
     tcp: Option<TcpListener>,
+    /// With `tcp`: the token TCP peers must show, and the file holding it.
+    tcp_token: Option<(Arc<TcpToken>, PathBuf)>,
     files: SocketFiles,
     shared: Arc<Shared>,
 }
@@ -238,21 +262,29 @@ impl Server {
         self.tcp.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// With TCP: the file (`tcp.token`, mode 0600, beside the socket) holding the token every
+    /// TCP connection must show in its first message, `$/hello` (PROTOCOL.md §3.4).
+    pub fn tcp_token_path(&self) -> Option<&Path> {
+        self.tcp_token.as_ref().map(|(_, p)| p.as_path())
+    }
+
     /// Accepts and serves connections until shutdown is requested through a
     /// [`ServerHandle`], then drains (see the module docs) and removes the socket and lock.
     pub async fn run(self) -> Result<(), ServeError> {
         let Self {
             listener,
             tcp,
+            tcp_token,
             mut files,
             shared,
         } = self;
+        let gate = tcp_token.as_ref().map(|(t, _)| t.clone());
         let tracker = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(shared.limits.max_connections));
         let mut next_id = 0u64;
         tracing::info!(socket = %files.socket().display(), "listening");
         if let Some(addr) = tcp.as_ref().and_then(|l| l.local_addr().ok()) {
-            tracing::warn!(%addr, "also listening on TCP: any local user can connect there");
+            tracing::info!(%addr, "also listening on TCP: connections must show the token in tcp.token");
         }
         let accept_tcp = || async {
             match &tcp {
@@ -274,12 +306,12 @@ impl Server {
                     match stream {
                         Accepted::Unix(s) => {
                             if peer_is_us(&s, next_id, &shared) {
-                                admit(s, next_id, &shared, &slots, &tracker);
+                                admit(s, None, next_id, &shared, &slots, &tracker);
                             }
                         }
                         Accepted::Tcp(s) => {
                             let _ = s.set_nodelay(true);
-                            admit(s, next_id, &shared, &slots, &tracker);
+                            admit(s, gate.clone(), next_id, &shared, &slots, &tracker);
                         }
                     }
                 }
@@ -419,6 +451,7 @@ fn peer_is_us(stream: &UnixStream, id: u64, shared: &Shared) -> bool {
 /// Checks the connection limit, then serves the connection.
 fn admit<S: Peer>(
     stream: S,
+    gate: Option<Arc<TcpToken>>,
     id: u64,
     shared: &Arc<Shared>,
     slots: &Arc<Semaphore>,
@@ -459,7 +492,27 @@ fn admit<S: Peer>(
     };
     let shared = shared.clone();
     tracker.spawn(async move {
-        serve(stream, id, &shared).await;
+        let mut stream = stream;
+        match gate {
+            None => serve(stream, id, &shared).await,
+            Some(token) => {
+                let limits = &shared.limits;
+                let first = tcp_token::check_first_frame(
+                    &mut stream,
+                    &token,
+                    limits.max_depth,
+                    limits.frame_timeout,
+                );
+                match first.await {
+                    Ok(head) => serve(Replay::new(head, stream), id, &shared).await,
+                    Err(why) => {
+                        shared.counters.connections_refused.fetch_add(1, Relaxed);
+                        shared.counters.error(ErrorCode::INVALID_REQUEST);
+                        tracing::warn!(conn = id, "refused TCP connection: {why}");
+                    }
+                }
+            }
+        }
         drop(slot);
     });
 }

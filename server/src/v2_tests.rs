@@ -177,6 +177,100 @@ async fn dropping_the_serve_future_cancels_work_a_handler_moved_elsewhere() {
     assert_eq!(disconnects.load(Ordering::SeqCst), 1);
 }
 
+/// Waits until `token` fires, then sends on `seen`: work a handler moved elsewhere.
+fn watch(token: tokio_util::sync::CancellationToken) -> oneshot::Receiver<()> {
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        token.cancelled().await;
+        let _ = tx.send(());
+    });
+    rx
+}
+
+/// Request tokens are made lazily (`TokenSlot`): these pin what that must not change.
+#[tokio::test]
+async fn lazily_made_tokens_fire_on_cancel_and_disconnect_wherever_they_were_asked_for() {
+    type Seen = Arc<std::sync::Mutex<Vec<(u64, oneshot::Receiver<()>)>>>;
+    let seen: Seen = Arc::default();
+    let kept: Arc<std::sync::Mutex<Option<RequestContext>>> = Arc::default();
+    let (s1, s2, k) = (seen.clone(), seen.clone(), kept.clone());
+    let router = Router::new()
+        // Asks for its token in its first poll, then moves it away and finishes at once.
+        .method("detach_now", move |n: u64, ctx: RequestContext| {
+            s1.lock()
+                .unwrap()
+                .push((n, watch(ctx.cancellation().clone())));
+            async move { Ok::<_, MethodError>(n) }
+        })
+        // Keeps a clone of its context (never asking for the token) and finishes at once.
+        .method("keep", move |(): (), ctx: RequestContext| {
+            *k.lock().unwrap() = Some(ctx);
+            async move { Ok::<_, MethodError>(()) }
+        })
+        // Goes pending first, and only then asks for its token.
+        .method("ask_late", move |n: u64, ctx: RequestContext| {
+            let s2 = s2.clone();
+            async move {
+                tokio::task::yield_now().await;
+                assert!(!ctx.is_cancelled());
+                s2.lock()
+                    .unwrap()
+                    .push((n, watch(ctx.cancellation().clone())));
+                std::future::pending::<Result<(), MethodError>>().await
+            }
+        });
+    let (mut c, _, task) = start(router, Limits::default());
+    let none = RequestOptions::default;
+
+    c.request(1, "detach_now", json!(1), none()).await;
+    assert_eq!(result::<u64>(&c.response().await), 1);
+    c.request(2, "keep", Value::Null, none()).await;
+    assert!(c.response().await.outcome.is_ok());
+    // The next request gets a slot of its own: the kept context still holds the last one.
+    c.request(3, "ask_late", json!(3), none()).await;
+    let late = loop {
+        let found = {
+            let mut seen = seen.lock().unwrap();
+            let i = seen.iter().position(|(n, _)| *n == 3);
+            i.map(|i| seen.remove(i).1)
+        };
+        match found {
+            Some(rx) => break rx,
+            None => tokio::task::yield_now().await,
+        }
+    };
+    let mut wire = BytesMut::new();
+    c.enc.cancel(&mut wire, 3u64).unwrap();
+    c.send(wire).await;
+    let r = c.response().await;
+    assert_eq!(
+        (r.id.get(), code(&r)),
+        (3, Some(ErrorCode::REQUEST_CANCELLED))
+    );
+    late.await
+        .expect("a token asked for after the first poll fires on cancel");
+    let kept_ctx = kept.lock().unwrap().take().unwrap();
+    assert!(
+        !kept_ctx.is_cancelled(),
+        "request 3's cancel reached request 2"
+    );
+
+    // Dropping the connection reaches the work of requests answered long ago.
+    let kept_token = watch(kept_ctx.cancellation().clone());
+    let early = seen.lock().unwrap().pop().unwrap();
+    assert_eq!(early.0, 1);
+    task.abort();
+    let _ = task.await;
+    early
+        .1
+        .await
+        .expect("request 1's moved token fired at disconnect");
+    kept_token
+        .await
+        .expect("a token made from a kept context fired at disconnect");
+    assert!(kept_ctx.is_cancelled());
+}
+
 #[tokio::test]
 async fn hello_in_v2_and_a_later_v1_message_is_fatal() {
     let (mut c, _, _) = start(builtins::router(), Limits::default());

@@ -2,9 +2,11 @@
 //! `hearth_benches::hot_path` a given number of times and prints a checksum, for
 //! `.ci/perf-guard.sh` to count instructions under callgrind. Workloads: `codec` (one iteration
 //! is one typed call's encode/decode work), `service` (one iteration is one `echo` call
-//! through the daemon's connection code, in batches of [`SERVICE_BATCH`]) and `complete` (one
-//! iteration is 24 completions of the language service over an index of
-//! [`COMPLETE_OCCURRENCES`] identifier occurrences). It times nothing
+//! through the daemon's connection code, in batches of [`SERVICE_BATCH`]), `options` (the
+//! same in protocol version 2 with `supersede` and `deadline_ms` on every request), `seq`
+//! (one call in flight at a time: an editor's path, each call a wake-up of an idle
+//! connection task) and `complete` (one iteration is 24 completions of the language service
+//! over an index of [`COMPLETE_OCCURRENCES`] identifier occurrences). It times nothing
 //! and reads no clock itself; a release build is what the guard measures.
 
 use std::process::ExitCode;
@@ -29,14 +31,19 @@ fn main() -> ExitCode {
     };
     let checksum = match workload {
         "codec" => CodecLoop::new().run(iterations),
-        "service" => {
+        "service" | "options" => {
             if iterations % SERVICE_BATCH != 0 {
                 return usage(&format!(
                     "service iterations must be a multiple of {SERVICE_BATCH}"
                 ));
             }
             let batch = SERVICE_BATCH as usize;
-            match ServiceLoop::new(batch).and_then(|s| s.run(iterations / SERVICE_BATCH)) {
+            let service = if workload == "options" {
+                ServiceLoop::with_options(batch)
+            } else {
+                ServiceLoop::new(batch)
+            };
+            match service.and_then(|s| s.run(iterations / SERVICE_BATCH)) {
                 Ok(read) => read,
                 Err(e) => {
                     eprintln!("hot_path: service workload failed: {e}");
@@ -44,6 +51,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        "seq" => match ServiceLoop::new(1).and_then(|s| s.run(iterations)) {
+            Ok(read) => read,
+            Err(e) => {
+                eprintln!("hot_path: seq workload failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
         "complete" => CompleteLoop::new(COMPLETE_OCCURRENCES).run(iterations),
         other => return usage(&format!("unknown workload {other:?}")),
     };
@@ -52,6 +66,6 @@ fn main() -> ExitCode {
 }
 
 fn usage(why: &str) -> ExitCode {
-    eprintln!("hot_path: {why}\nusage: hot_path <codec|service|complete> <iterations>");
+    eprintln!("hot_path: {why}\nusage: hot_path <codec|service|options|seq|complete> <iterations>");
     ExitCode::from(2)
 }

@@ -295,7 +295,11 @@ fn a_running_daemon_can_be_benched_over_unix_and_tcp() {
     assert_eq!(r["daemon_cpu_us_per_call"], Value::Null, "not our daemon");
 
     let addr = daemon.tcp_addr().to_string();
-    let over_tcp: Vec<&str> = ["--tcp", &addr].into_iter().chain(common).collect();
+    // The token is read from tcp.token beside --socket (PROTOCOL.md §3.4).
+    let over_tcp: Vec<&str> = ["--tcp", &addr, "--socket", &socket]
+        .into_iter()
+        .chain(common)
+        .collect();
     let out = bench(&over_tcp);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = report(&out);

@@ -118,6 +118,12 @@ impl TestDaemon {
         &self.path
     }
 
+    /// A client config showing this daemon's TCP token (PROTOCOL.md §3.4).
+    pub(crate) fn tcp_config(&self) -> hearth_client::ClientConfig {
+        let token = hearth_client::read_tcp_token(&self.path).expect("the daemon's tcp.token");
+        hearth_client::ClientConfig::default().with_tcp_token(token)
+    }
+
     /// The TCP address, for a daemon started with [`start_tcp`](Self::start_tcp).
     pub(crate) fn tcp_addr(&self) -> SocketAddr {
         self.tcp.expect("a daemon started with start_tcp")

@@ -16,7 +16,7 @@ use crate::support::{Gate, TestDaemon, eventually, within};
 #[tokio::test]
 async fn calls_over_tcp_get_their_answers() {
     let daemon = TestDaemon::start_tcp();
-    let client = Client::connect_tcp(daemon.tcp_addr())
+    let client = Client::connect_tcp_with(daemon.tcp_addr(), daemon.tcp_config())
         .await
         .expect("connecting over TCP");
     assert_eq!(client.hello().protocol, 2);
@@ -45,7 +45,7 @@ async fn calls_over_tcp_get_their_answers() {
 async fn many_concurrent_calls_share_one_tcp_connection() {
     let gate = Gate::new();
     let daemon = TestDaemon::start_tcp_with(gate.add_to(builtins::router()), Limits::default());
-    let client = Client::connect_tcp(daemon.tcp_addr())
+    let client = Client::connect_tcp_with(daemon.tcp_addr(), daemon.tcp_config())
         .await
         .expect("connecting over TCP");
     // A call that stays unanswered until the gate opens, sent before all the others.
@@ -85,7 +85,7 @@ async fn many_concurrent_calls_share_one_tcp_connection() {
 #[tokio::test]
 async fn a_timed_out_call_is_cancelled_at_the_daemon_over_tcp() {
     let daemon = TestDaemon::start_tcp();
-    let config = ClientConfig::default().with_timeout(Duration::from_millis(50));
+    let config = daemon.tcp_config().with_timeout(Duration::from_millis(50));
     let client = Client::connect_tcp_with(daemon.tcp_addr(), config)
         .await
         .expect("connecting over TCP");
@@ -113,7 +113,7 @@ async fn a_timed_out_call_is_cancelled_at_the_daemon_over_tcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_a_tcp_daemon_dies_pending_calls_fail() {
     let mut daemon = TestDaemon::start_tcp();
-    let client = Client::connect_tcp(daemon.tcp_addr())
+    let client = Client::connect_tcp_with(daemon.tcp_addr(), daemon.tcp_config())
         .await
         .expect("connecting over TCP");
     let sleeping = {
@@ -157,4 +157,24 @@ async fn a_refused_tcp_connect_names_the_address() {
         err.to_string()
             .starts_with(&format!("cannot connect to tcp:{addr}"))
     );
+}
+
+#[tokio::test]
+async fn a_tcp_client_without_the_token_is_refused() {
+    let daemon = TestDaemon::start_tcp();
+    let err = Client::connect_tcp(daemon.tcp_addr())
+        .await
+        .expect_err("no token, no connection");
+    assert!(err.to_string().contains("token"), "{err}");
+    let wrong = ClientConfig::default().with_tcp_token("0".repeat(64));
+    let err = Client::connect_tcp_with(daemon.tcp_addr(), wrong)
+        .await
+        .expect_err("a wrong token, no connection");
+    assert!(err.to_string().contains("wrong token"), "{err}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(daemon.path().with_file_name("tcp.token"))
+            .expect("tcp.token")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
 }

@@ -260,6 +260,88 @@ async fn tcp_is_opt_in_and_loopback_only() {
         .await
         .expect("connect tcp");
     let mut c = Raw::from_stream(stream);
-    let back: String = c.call(1, "echo", &"over tcp").await;
+    // TCP peers open with $/hello and the token from tcp.token (PROTOCOL.md §3.4).
+    let token = std::fs::read_to_string(socket.with_file_name("tcp.token")).expect("tcp.token");
+    let _: serde::de::IgnoredAny = c
+        .call(1, "$/hello", &json!({"token": token.trim_end()}))
+        .await;
+    let back: String = c.call(2, "echo", &"over tcp").await;
     assert_eq!(back, "over tcp");
+
+    // Without it, or with a wrong one, the first message gets $/fatal and the connection
+    // closes.
+    let firsts = [
+        ("echo", json!("no hello")),
+        ("$/hello", json!(null)),
+        ("$/hello", json!({"token": "0".repeat(64)})),
+        ("$/hello", json!({"token": 7})),
+    ];
+    for (method, params) in firsts {
+        let stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect tcp");
+        let mut c = Raw::from_stream(stream);
+        c.request(1, method, &params).await;
+        let fatal = c.expect_fatal(ErrorCode::INVALID_REQUEST).await;
+        assert!(
+            fatal.message.contains("token"),
+            "{method} {params}: {}",
+            fatal.message
+        );
+    }
+    d.wait_for_line("refused TCP connection");
+}
+
+/// The TCP listener has no SO_PEERCRED, so its token is what keeps other users out: a client
+/// running as `nobody` cannot read tcp.token (0600 in the 0700 socket folder), and its
+/// connection is refused. The client is bash's /dev/tcp, run as nobody, sending an `echo`
+/// request; it needs root to change user, and without root the test says so and checks the
+/// file's mode instead.
+#[tokio::test]
+async fn a_tcp_client_of_another_user_is_refused() {
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let socket = tmp.path().join("run").join("hearthd.sock");
+    let mut cmd = Daemon::command(hearthd(), &socket);
+    cmd.arg("--listen").arg("tcp:127.0.0.1:0");
+    let mut d = Daemon::spawn(cmd);
+    let ready = d.wait_for_line("ready on").pop().expect("a line");
+    let port = ready
+        .rsplit("tcp:127.0.0.1:")
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("tcp port")
+        .to_owned();
+    let token_file = socket.with_file_name("tcp.token");
+    let mode = std::fs::metadata(&token_file)
+        .expect("tcp.token")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    if !is_root() {
+        eprintln!("not root: cannot run a client as another user; checked tcp.token's mode");
+        return;
+    }
+    // [1, 0, 1, "echo", 1] in a frame.
+    let script = r#"cat "$1" >/dev/null 2>&1 && echo READ-THE-TOKEN
+exec 3<>"/dev/tcp/127.0.0.1/$2" || exit 9
+printf '\x00\x00\x00\x0a\x95\x01\x00\x01\xa4echo\x01' >&3
+cat <&3"#;
+    let out = std::process::Command::new("timeout")
+        .args(["30", "bash", "-c", script, "client"])
+        .arg(&token_file)
+        .arg(&port)
+        .current_dir("/")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run bash as nobody");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!text.contains("READ-THE-TOKEN"), "nobody read the token");
+    assert!(
+        text.contains("$/fatal") && text.contains("token"),
+        "refused: {text:?}"
+    );
+    d.wait_for_line("refused TCP connection");
 }

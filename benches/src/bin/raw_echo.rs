@@ -1,0 +1,80 @@
+//! `raw_echo [IN_FLIGHT] [SECONDS]`: the raw baseline of `hearth_benches::raw_echo` (a
+//! blocking Unix-socket echo server and client in this one process, the 45-byte `echo` frame)
+//! run for a fixed time with a fixed window of frames outstanding, printing one JSON line —
+//! calls per second, nanoseconds per call, and the process's CPU per call (client and server
+//! threads together, from `/proc/self/stat` in 10 ms ticks). It exists so the baseline can be
+//! run interleaved with `hearth bench --spawn` from a shell script, at the same concurrency,
+//! under the same load; the criterion benches measure the same thing inside one process.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use hearth_benches::framed_echo_request;
+use hearth_benches::raw_echo::{EchoClient, EchoServer};
+
+/// Calls per `EchoClient::run`, per call in flight (about 10 ms pipelined or sequential on the
+/// machine of docs/PERFORMANCE.md): the clock is read between runs only, and each run ends by
+/// draining its window, which a longer run dilutes.
+const CHUNK_PER_IN_FLIGHT: u64 = 256;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let in_flight = args.first().map_or(Ok(256), |a| a.parse::<usize>());
+    let seconds = args.get(1).map_or(Ok(10.0), |a| a.parse::<f64>());
+    let (Ok(in_flight), Ok(seconds)) = (in_flight, seconds) else {
+        eprintln!("usage: raw_echo [IN_FLIGHT (default 256)] [SECONDS (default 10)]");
+        return ExitCode::from(2);
+    };
+    match run(in_flight.max(1), Duration::from_secs_f64(seconds)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("raw_echo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(in_flight: usize, duration: Duration) -> std::io::Result<()> {
+    let dir = std::env::temp_dir().join(format!("hearth-raw-echo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let server = EchoServer::bind(dir.join("echo.sock"))?;
+    let frame = framed_echo_request(1);
+    let mut client = EchoClient::connect(server.path(), &frame, in_flight)?;
+    let chunk = CHUNK_PER_IN_FLIGHT * in_flight as u64;
+    // One second of warm-up, not counted.
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_secs(1) {
+        client.run(chunk, in_flight)?;
+    }
+    let (cpu0, start) = (cpu_ticks(), Instant::now());
+    let mut calls = 0u64;
+    while start.elapsed() < duration {
+        client.run(chunk, in_flight)?;
+        calls += chunk;
+    }
+    let (elapsed, cpu1) = (start.elapsed(), cpu_ticks());
+    drop(client);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    let secs = elapsed.as_secs_f64();
+    let cpu_us = cpu0.zip(cpu1).map(|(a, b)| (b - a) as f64 * 10_000.0);
+    println!(
+        "{{\"bench\":\"raw_echo\",\"in_flight\":{in_flight},\"calls\":{calls},\"seconds\":{secs:.3},\"calls_per_s\":{:.0},\"ns_per_call\":{:.1},\"cpu_us_per_call\":{}}}",
+        calls as f64 / secs,
+        secs * 1e9 / calls as f64,
+        cpu_us.map_or("null".to_owned(), |us| format!("{:.3}", us / calls as f64)),
+    );
+    Ok(())
+}
+
+/// User + system CPU of this process so far, in clock ticks (10 ms), from `/proc/self/stat`.
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
