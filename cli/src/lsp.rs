@@ -1,9 +1,10 @@
 //! `hearth lsp`: the Language Server Protocol gateway (the `hearth-lsp` library) as an editor
-//! starts it — LSP on stdin/stdout, hearth to the daemon at the usual socket. This file only
-//! turns flags into `hearth_lsp::Options` and the outcome into an exit code: 0 after the
-//! editor's `shutdown` and `exit`, 1 for `exit` without `shutdown` (as LSP prescribes) or
-//! input that is not LSP, 3 when the daemon cannot be reached or goes away — each failure
-//! with one line on stderr (stdout belongs to the editor).
+//! starts it — LSP on stdin/stdout, hearth to the daemon at the usual socket (the global
+//! `--timeout` bounds connecting and each answer). This file only turns flags into
+//! `hearth_lsp::Options` and the outcome into an exit code: 0 after the editor's `shutdown`
+//! and `exit`, 1 for `exit` without `shutdown` (as LSP prescribes) or input that is not LSP,
+//! 3 when the daemon cannot be reached or goes away — each failure with one line on stderr
+//! (stdout belongs to the editor).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -23,8 +24,14 @@ pub(crate) struct LspArgs {
 }
 
 /// Serves one editor session on `runtime`, then exits the process.
-pub(crate) fn run(runtime: tokio::runtime::Runtime, socket: &Path, args: LspArgs) -> ExitCode {
+pub(crate) fn run(
+    runtime: tokio::runtime::Runtime,
+    socket: &Path,
+    timeout: Duration,
+    args: LspArgs,
+) -> ExitCode {
     let mut options = Options::default();
+    options.daemon_timeout = Some(timeout);
     options.completion_deadline = args.completion_deadline;
     options.index_on_initialize = !args.no_index;
     let code = match runtime.block_on(hearth_lsp::serve_stdio(socket, options)) {

@@ -129,7 +129,7 @@ fn main() -> ExitCode {
         {
             return exit::report(&e.into());
         }
-        return lsp::run(runtime, &socket, args);
+        return lsp::run(runtime, &socket, cli.timeout, args);
     }
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,

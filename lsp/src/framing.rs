@@ -261,6 +261,45 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// Any sequence of bodies, framed and cut at any points, decodes to the same bodies.
+        #[test]
+        fn framed_bodies_survive_any_split(
+            bodies in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..200), 1..8),
+            cuts in proptest::collection::vec(0usize..2000, 0..12),
+        ) {
+            let mut input = Vec::new();
+            for b in &bodies {
+                encode(b, &mut input);
+            }
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (input.len() + 1)).collect();
+            cuts.push(input.len());
+            cuts.sort_unstable();
+            let mut dec = Decoder::new(1024);
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            let mut at = 0;
+            for cut in cuts {
+                buf.extend_from_slice(&input[at..cut]);
+                at = cut;
+                while let Some(body) = dec.decode(&mut buf).expect("valid") {
+                    got.push(body.to_vec());
+                }
+            }
+            proptest::prop_assert_eq!(got, bodies);
+        }
+
+        /// Arbitrary bytes never panic the decoder, and it never holds a body over the cap.
+        #[test]
+        fn arbitrary_input_never_panics(input in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let mut dec = Decoder::new(64);
+            let mut buf = BytesMut::from(&input[..]);
+            while let Ok(Some(body)) = dec.decode(&mut buf) {
+                proptest::prop_assert!(body.len() <= 64);
+            }
+        }
+    }
+
     #[tokio::test]
     async fn the_reader_tells_a_clean_end_from_a_cut_message() {
         let input = framed("{}");

@@ -53,6 +53,9 @@ pub struct Options {
     /// The largest message accepted from the editor, in bytes; checked against the header
     /// before anything is allocated. Default [`DEFAULT_MAX_MESSAGE`] (64 MiB).
     pub max_message: usize,
+    /// For [`serve_stdio`]: the bound on connecting (the `$/hello` handshake) and on each
+    /// call's answer (streams excepted: indexing takes as long as it takes). Default none.
+    pub daemon_timeout: Option<Duration>,
     /// At most this many editor requests run at once (further ones wait, and the editor's
     /// input is not read meanwhile); also kept below the daemon's in-flight limit. Default 32.
     pub max_concurrent: usize,
@@ -67,6 +70,7 @@ impl Default for Options {
             index_on_initialize: true,
             max_message: DEFAULT_MAX_MESSAGE,
             max_concurrent: 32,
+            daemon_timeout: None,
         }
     }
 }

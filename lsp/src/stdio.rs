@@ -11,7 +11,10 @@ use crate::{ExitStatus, LspError, Options};
 /// Connects to hearthd at `socket` and serves one editor session on stdin/stdout. See
 /// [`run`](crate::run); the connect error says whether the daemon seems to be running.
 pub async fn serve_stdio(socket: &Path, options: Options) -> Result<ExitStatus, LspError> {
-    let config = ClientConfig::default().with_client_name("hearth lsp");
+    let mut config = ClientConfig::default().with_client_name("hearth lsp");
+    if let Some(timeout) = options.daemon_timeout {
+        config = config.with_timeout(timeout);
+    }
     let client = Client::connect_with(socket, config)
         .await
         .map_err(LspError::Connect)?;
