@@ -6,7 +6,7 @@
 #
 #   clients/nvim/test/run.sh            # every spec
 #   clients/nvim/test/run.sh framing    # specs whose name contains "framing"
-#   clients/nvim/test/run.sh --file clients/nvim/test/lang_live.lua   # one file
+#   clients/nvim/test/run.sh --file clients/nvim/test/lang_live_spec.lua   # one file
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 repo=$(cd "$here/../.." && pwd)

@@ -1,11 +1,11 @@
--- test/lang_live.lua owns a check of the editor integration against the REAL language
+-- test/lang_live_spec.lua owns a check of the editor integration against the REAL language
 -- service (hearth-lang), for a daemon that serves it: real buffers and edits (multibyte,
 -- emoji, line edits, join, undo), completion through 'omnifunc', and after every edit a
 -- probe that the service's text agrees with the buffer (the `prefix` it reports at every
--- character boundary of every line), with no `$/error` from the service. Not a *_spec.lua yet: hearthd does
--- not serve the language service today. Run it with a daemon that does:
+-- character boundary of every line), with no `$/error` from the service. hearthd serves the
+-- language service, so this runs with every other spec:
 --
---   HEARTHD=/path/to/daemon-with-lang clients/nvim/test/run.sh --file clients/nvim/test/lang_live.lua
+--   clients/nvim/test/run.sh lang_live
 
 local T = dofile(os.getenv("HEARTH_NVIM_ROOT") .. "/test/helper.lua")
 local S = dofile(os.getenv("HEARTH_NVIM_ROOT") .. "/test/support.lua")
