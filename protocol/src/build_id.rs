@@ -13,25 +13,32 @@ use std::path::Path;
 /// The environment variable that overrides the computed build id.
 pub const BUILD_ID_ENV: &str = "HEARTH_BUILD_ID";
 
-/// The hash part of a build id for the executable at `exe`: 16 hex digits of FNV-1a over its
-/// size, modification time and inode. Cheap (one `stat`), so a client can check on every
-/// start.
+/// The hash part of a build id for the executable at `exe`: [`identity_hash`] of its
+/// `stat`. Cheap (one `stat`), so a client can check on every start.
 pub fn file_hash(exe: &Path) -> io::Result<String> {
     let m = std::fs::metadata(exe)?;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for word in [
+    Ok(identity_hash(
         m.size(),
         m.mtime() as u64,
         m.mtime_nsec() as u64,
         m.ino(),
         m.dev(),
-    ] {
+    ))
+}
+
+/// 16 lowercase hex digits of 64-bit FNV-1a over five unsigned 64-bit words, each as 8
+/// little-endian bytes, in this order: the file's size, its modification time (whole seconds
+/// since the epoch, then the nanoseconds part), its inode and its device. Clients in other
+/// languages compute the same from their `stat`; `conformance/build_id.json` holds vectors.
+pub fn identity_hash(size: u64, mtime_sec: u64, mtime_nsec: u64, ino: u64, dev: u64) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for word in [size, mtime_sec, mtime_nsec, ino, dev] {
         for byte in word.to_le_bytes() {
             h ^= u64::from(byte);
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    Ok(format!("{h:016x}"))
+    format!("{h:016x}")
 }
 
 /// The build id a daemon of `version` running from `exe` announces: `override_id` (the value
