@@ -14,7 +14,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -90,6 +90,10 @@ pub enum StartError {
         #[source]
         source: io::Error,
     },
+    /// The socket's folder is unsafe or cannot be made (the daemon's rule,
+    /// [`hearth_transport::folder`]); nothing was created in it.
+    #[error(transparent)]
+    Folder(hearth_transport::folder::FolderError),
     /// A file beside the socket (the start lock, the log) could not be made.
     #[error("cannot use {}", path.display())]
     File {
@@ -295,17 +299,18 @@ impl<'a> Starter<'a> {
 
     /// Takes the start lock, waiting (bounded) for a client that holds it.
     async fn lock(&self) -> Result<File, Error> {
-        let dir = self.socket.parent().unwrap_or(Path::new("."));
-        if !dir.as_os_str().is_empty() && !dir.exists() {
-            // Only the last component, owner-only, as hearthd itself would make it.
-            std::fs::DirBuilder::new()
-                .mode(0o700)
-                .create(dir)
-                .map_err(|source| StartError::File {
-                    path: dir.to_owned(),
-                    source,
-                })?;
-        }
+        // The start lock and the log go beside the socket: check the folder as the daemon
+        // will (making it owner-only if missing) before creating anything in it, so that a
+        // refused folder is refused here with the daemon's advice, and nothing is left in it.
+        let dir = match self.socket.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = self
+            .socket
+            .file_name()
+            .unwrap_or(OsStr::new("hearthd.sock"));
+        hearth_transport::folder::check_socket_folder(dir, name).map_err(StartError::Folder)?;
         let path = start_lock_path(self.socket);
         let file = OpenOptions::new()
             .read(true)

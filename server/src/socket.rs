@@ -10,7 +10,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,12 +20,7 @@ use crate::error::StartError;
 /// The longest path a `sockaddr_un` holds, leaving room for the terminating NUL.
 pub(crate) const MAX_SOCKET_PATH: usize = 107;
 
-/// The effective user id of this process.
-#[allow(unsafe_code)]
-pub(crate) fn current_uid() -> u32 {
-    // SAFETY: geteuid takes no arguments, touches no memory we own, and cannot fail.
-    unsafe { libc::geteuid() }
-}
+pub(crate) use hearth_transport::folder::current_uid;
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StartError + 'a {
     move |source| StartError::Io {
@@ -96,71 +91,16 @@ impl Drop for SocketFiles {
     }
 }
 
-/// Checks (creating it if missing) that `dir` is safe for the socket: a real folder, not a
-/// symlink, owned by us, with no group or other permissions.
-///
-/// The advice for an unsafe folder never asks to change that folder: it may be `/tmp`, the
-/// user's home or a project folder, shared on purpose. It names a dedicated subfolder instead,
-/// which the daemon creates owner-only.
+/// Checks (creating it if missing) that `dir` is safe for the socket: the rule shared with
+/// clients that start a daemon, [`hearth_transport::folder::check_socket_folder`].
 pub(crate) fn check_folder(dir: &Path, file_name: &std::ffi::OsStr) -> Result<(), StartError> {
-    let unsafe_folder = |problem: String, fix: String| StartError::UnsafeFolder {
-        path: dir.to_owned(),
-        problem,
-        fix,
-    };
-    let subfolder = || {
-        format!(
-            "use a folder of its own, which hearthd creates owner-only: --socket {}",
-            dir.join(format!("hearth-{}", current_uid()))
-                .join(file_name)
-                .display()
-        )
-    };
-    let meta = match fs::symlink_metadata(dir) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            // Only the last component is created: its parent must already exist.
-            fs::DirBuilder::new()
-                .mode(0o700)
-                .create(dir)
-                .map_err(io_err("cannot create socket folder", dir))?;
-            // The mode passed to mkdir is filtered by the umask; set it exactly.
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .map_err(io_err("cannot set permissions on socket folder", dir))?;
-            fs::symlink_metadata(dir).map_err(io_err("cannot inspect socket folder", dir))?
+    use hearth_transport::folder::{FolderError, check_socket_folder};
+    check_socket_folder(dir, file_name).map_err(|e| match e {
+        FolderError::Unsafe { path, problem, fix } => {
+            StartError::UnsafeFolder { path, problem, fix }
         }
-        Err(e) => return Err(io_err("cannot inspect socket folder", dir)(e)),
-    };
-    if meta.file_type().is_symlink() {
-        return Err(unsafe_folder(
-            "it is a symbolic link".into(),
-            format!(
-                "remove the link (rm {}) or choose another path",
-                dir.display()
-            ),
-        ));
-    }
-    if !meta.is_dir() {
-        return Err(unsafe_folder(
-            "it is not a folder".into(),
-            "choose another path with --socket or HEARTH_SOCKET".into(),
-        ));
-    }
-    let me = current_uid();
-    if meta.uid() != me {
-        return Err(unsafe_folder(
-            format!("it is owned by uid {}, not by you (uid {me})", meta.uid()),
-            "choose a folder of your own with --socket or HEARTH_SOCKET".into(),
-        ));
-    }
-    let mode = meta.mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(unsafe_folder(
-            format!("other users have access to it (mode {mode:o})"),
-            subfolder(),
-        ));
-    }
-    Ok(())
+        FolderError::Io { what, path, source } => StartError::Io { what, path, source },
+    })
 }
 
 /// Takes the exclusive lock beside the socket, or reports that a daemon is running.
@@ -291,18 +231,4 @@ fn temp_name(dir: &Path) -> PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     dir.join(format!(".h{}.{n}", std::process::id() % 100_000))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn current_uid_matches_the_owner_of_a_file_we_create() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("f");
-        fs::write(&path, b"x").expect("write");
-        let owner = fs::metadata(&path).expect("stat").uid();
-        assert_eq!(current_uid(), owner);
-    }
 }

@@ -21,6 +21,8 @@
 //! do); this crate holds the workspace's only `unsafe` for I/O, each block with its `SAFETY`
 //! note and tests.
 
+pub mod folder;
+
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream as StdUnixStream;

@@ -138,3 +138,27 @@ async fn no_daemon_binary_is_an_error_that_says_where_it_looked() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_shared_folder_is_refused_before_anything_is_made_in_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = private_dir();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let socket = shared.join("hearthd.sock");
+    let err = Client::connect_or_start(&socket, ClientConfig::default(), &options("x"))
+        .await
+        .expect_err("the daemon would refuse this folder");
+    let Error::Start(StartError::Folder(folder)) = &err else {
+        panic!("not a folder refusal: {err}");
+    };
+    let text = folder.to_string();
+    assert!(text.contains("other users have access to it"), "{text}");
+    assert!(text.contains("hearth-"), "advises a subfolder: {text}");
+    let left: Vec<_> = std::fs::read_dir(&shared)
+        .expect("read the folder")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "nothing is created in a refused folder: {left:?}");
+}
