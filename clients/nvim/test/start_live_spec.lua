@@ -111,7 +111,52 @@ T.test("start: from nothing, hearthd is started detached, 0700 folder, 0600 log,
   T.eq(1, #pids, "one daemon")
   local args = cmdline(pids[1])
   T.ok(vim.tbl_contains(args, "--idle-exit") and vim.tbl_contains(args, "10m"), "idle exit: " .. vim.inspect(args))
+  T.eq(true, start.lock_is_held(start.lock_path(sock)), "the daemon holds its lock")
   c:close()
+  uv.kill(pids[1], "sigterm")
+  T.wait_for(function()
+    return #daemons_on(sock) == 0
+  end, "the daemon to exit")
+  T.eq(false, start.lock_is_held(start.lock_path(sock)), "the lock is free once it exited")
+end)
+
+T.test("editor: setup{} starts hearthd on first use; a start that fails is said once with vim.notify", function()
+  local hearth = require("hearth")
+  local notified = {}
+  local notify = vim.notify
+  vim.notify = function(msg)
+    table.insert(notified, msg)
+  end
+  local ok, e = pcall(function()
+    local bad = fresh_socket()
+    hearth.setup({ socket = bad, daemon = "/bin/false", auto_attach = false })
+    local c = hearth.client()
+    T.wait_for(function()
+      return #notified > 0
+    end, "the start failure notified")
+    T.ok(notified[1]:find("/bin/false exited", 1, true), notified[1])
+    T.eq(c, hearth.client(), "not started again on every use within 2 s")
+    hearth._state.client = nil -- as after 2 s: the next use tries again
+    local c2 = hearth.client()
+    local after = false
+    c2:connect(function() -- scheduled after setup's own connect callback
+      after = true
+    end)
+    T.wait_for(function()
+      return after
+    end, "the second attempt to fail")
+    T.eq(1, #notified, "the same failure is said once")
+
+    local sock = fresh_socket()
+    hearth.setup({ socket = sock, daemon = HEARTHD, auto_attach = false })
+    hearth._state.client = nil
+    local lines = hearth.status(false)
+    T.ok(lines[2]:find("hearthd", 1, true) and lines[2]:find("protocol 2", 1, true), vim.inspect(lines))
+    T.eq(1, #daemons_on(sock), "one daemon started")
+    hearth.client():close()
+  end)
+  vim.notify = notify
+  assert(ok, e)
 end)
 
 T.test("start: calls made before the daemon answers wait in the queue and are answered", function()
