@@ -73,6 +73,15 @@ T.test("limbs: decimal strings exactly, negative numbers modulo 2^64, nothing ab
   T.ok(not pcall(bid._limbs, "12x"), "not a number refused")
 end)
 
+T.test("stat_hash: the hash of fs_stat's fields, or nil when one is too big for a double", function()
+  local st = { size = 3, mtime = { sec = 1, nsec = 2 }, ino = 3, dev = 4 }
+  T.eq("6a8f00ea73435262", bid.stat_hash(st), "the 'a small file' vector")
+  st.ino = 2 ^ 53
+  local h, err = bid.stat_hash(st)
+  T.eq(nil, h, "inexact inode: no hash")
+  T.ok(err:find(bid.ENV, 1, true), "says to set " .. bid.ENV .. ": " .. tostring(err))
+end)
+
 T.test("matches: equal, or equal to the part after the last +", function()
   T.ok(bid.matches("abc", "abc"), "equal")
   T.ok(bid.matches("0.1.0+0123456789abcdef", "0123456789abcdef"), "hash part")

@@ -97,7 +97,11 @@ T.test("start: from nothing, hearthd is started detached, 0700 folder, 0600 log,
   T.ok(vim.fn.executable(HEARTHD) == 1, "hearthd at " .. HEARTHD .. " (cargo build -p hearthd)")
   local sock = fresh_socket()
   T.eq(nil, uv.fs_stat(start.dir_of(sock)), "no folder yet")
+  -- systemd's socket-passing variables are for a process systemd started: not passed on.
+  local saved_fds, saved_pid = os.getenv("LISTEN_FDS"), os.getenv("LISTEN_PID")
+  vim.env.LISTEN_FDS, vim.env.LISTEN_PID = "1", tostring(uv.os_getpid())
   local c, err = connect({ socket = sock, daemon = HEARTHD })
+  vim.env.LISTEN_FDS, vim.env.LISTEN_PID = saved_fds, saved_pid
   T.eq(nil, err, "connect")
   T.eq(2, c.version, "version 2")
   T.ok(c.hello.server:find("^hearthd "), "server: " .. tostring(c.hello.server))
@@ -111,6 +115,11 @@ T.test("start: from nothing, hearthd is started detached, 0700 folder, 0600 log,
   T.eq(1, #pids, "one daemon")
   local args = cmdline(pids[1])
   T.ok(vim.tbl_contains(args, "--idle-exit") and vim.tbl_contains(args, "10m"), "idle exit: " .. vim.inspect(args))
+  local fh = io.open("/proc/" .. pids[1] .. "/environ", "rb")
+  local environ = fh:read("*a")
+  fh:close()
+  T.ok(not environ:find("LISTEN_FDS=", 1, true) and not environ:find("LISTEN_PID=", 1, true), "no LISTEN_FDS/LISTEN_PID")
+  T.ok(environ:find("PATH=", 1, true), "the rest of the environment")
   T.eq(true, start.lock_is_held(start.lock_path(sock)), "the daemon holds its lock")
   c:close()
   uv.kill(pids[1], "sigterm")

@@ -141,13 +141,27 @@ function M.identity_hash(size, mtime_sec, mtime_nsec, ino, dev)
   return M._fnv_ffi(bytes) or M._fnv_limbs(bytes)
 end
 
+--- The hash part of the build id of the stat result st, or nil, err when a field may not be
+--- exact: fs_stat gives doubles, and a field at or above 2^53 (an inode on some network
+--- file systems) may have lost bits. Unknown is safer than wrong: a wrong id would have
+--- every client replace a daemon that is the right build.
+function M.stat_hash(st)
+  local words = { st.size, st.mtime.sec, st.mtime.nsec, st.ino, st.dev }
+  for _, w in ipairs(words) do
+    if math.abs(w) >= 2 ^ 53 then
+      return nil, "a stat field above 2^53 cannot be read exactly; set " .. M.ENV
+    end
+  end
+  return M.identity_hash(unpack(words))
+end
+
 --- The hash part of the build id of the binary at path (one stat), or nil, err.
 function M.file_hash(path)
   local st, err = uv.fs_stat(path)
   if not st then
     return nil, err
   end
-  return M.identity_hash(st.size, st.mtime.sec, st.mtime.nsec, st.ino, st.dev)
+  return M.stat_hash(st)
 end
 
 --- The id expected of a daemon started from `daemon`: `explicit` when given and not empty,

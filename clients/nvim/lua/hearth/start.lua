@@ -239,7 +239,7 @@ local function wait_ready(socket, o, child, log, cb)
         return done(fail(
           "START_FAILED",
           string.format(
-            "no daemon answered on %s within %d ms after starting %s; see %s",
+            "no daemon answered on %s within %d ms after starting %s; see its log %s (or raise ready_timeout_ms if it is only slow)",
             socket,
             o.ready_timeout_ms,
             child.path,
