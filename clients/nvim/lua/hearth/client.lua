@@ -315,24 +315,9 @@ function Client:expected_build_id()
 end
 
 -- Whether a $/hello result, answered in protocol `version`, comes from a hearthd of another
--- build than the one we would start (§9.1 "Mixed versions"): never over version 1, never a
--- daemon that is not hearthd; a version 2 hearthd without build_id is older than the key.
+-- build than the one we would start (hearth.start.is_stale).
 function Client:_hello_is_stale(res, version)
-  if version == 1 or tonumber(res.protocol) == 1 then
-    return false
-  end
-  if type(res.server) ~= "string" or res.server:sub(1, 8) ~= "hearthd " then
-    return false
-  end
-  local expected = self:expected_build_id()
-  if not expected then
-    return false
-  end
-  local found = res.build_id
-  if type(found) ~= "string" then
-    return true
-  end
-  return not build_id.matches(found, expected)
+  return start.is_stale(res, version, self:expected_build_id())
 end
 
 -- Whether to replace the daemon that just answered our $/hello.

@@ -314,6 +314,23 @@ function M.spawn_and_wait(socket, o, cb)
   wait_ready(socket, o, child, log, cb)
 end
 
+--- Whether a daemon whose $/hello result is res, answered in protocol `version`, is a hearthd
+--- of another build than `expected` (docs/PROTOCOL.md §9.1 "Mixed versions"): never over
+--- version 1, never a daemon whose server is not "hearthd ...", never when the expected id
+--- is unknown; a version 2 hearthd without build_id is older than the key, so stale.
+function M.is_stale(res, version, expected)
+  if type(res) ~= "table" or version == 1 or tonumber(res.protocol) == 1 then
+    return false
+  end
+  if type(res.server) ~= "string" or res.server:sub(1, 8) ~= "hearthd " or not expected then
+    return false
+  end
+  if type(res.build_id) ~= "string" then
+    return true
+  end
+  return not build_id.matches(res.build_id, expected)
+end
+
 -- Starts and replacements under way in this Neovim: socket -> { waiters = {cb...} }.
 local ops = {}
 
