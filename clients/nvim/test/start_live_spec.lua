@@ -203,6 +203,7 @@ T.test("start: 20 connections at the same moment are served by exactly one daemo
     T.eq(true, outcomes[i], "client " .. i)
   end
   T.eq(1, #daemons_on(sock), "one hearthd process")
+  T.eq(1, start.spawned[sock], "started once")
   -- The readiness probe's own connection may still be closing at the daemon: poll.
   local stats
   T.wait_for(function()
@@ -236,6 +237,58 @@ T.test("start: two separate starts racing leave one daemon; the loser exits 'alr
   end, "the loser to exit", 10000)
   local log = table.concat(vim.fn.readfile(start.log_path(sock)), "\n")
   T.ok(log:find("already running", 1, true), "log: " .. log)
+end)
+
+T.test("start: three Neovims starting at once end with one daemon serving all their clients", function()
+  local sock = fresh_socket()
+  local root = os.getenv("HEARTH_NVIM_ROOT")
+  local code = table.concat({
+    "local hc = require('hearth.client')",
+    "local n, ok = 0, 0",
+    "local cs = {}",
+    "for i = 1, 5 do cs[i] = hc.connect({ socket = os.getenv('HEARTH_TEST_SOCKET'), daemon = os.getenv('HEARTHD') }, function(e)",
+    "  n = n + 1; if e then io.stdout:write(tostring(e), '\\n') else ok = ok + 1 end end) end",
+    "vim.wait(30000, function() return n == 5 end, 5)",
+    "io.stdout:write('connected=' .. ok .. '\\n')",
+    "vim.cmd('qall!')",
+  }, " ")
+  local env = {}
+  for k, v in pairs(uv.os_environ()) do
+    env[#env + 1] = k .. "=" .. v
+  end
+  env[#env + 1] = "HEARTH_TEST_SOCKET=" .. sock
+  local outs, exits = {}, {}
+  for i = 1, 3 do
+    outs[i] = ""
+    local out = uv.new_pipe(false)
+    local handle, perr
+    handle, perr = uv.spawn(vim.v.progpath, {
+      args = { "--headless", "-u", "NONE", "-i", "NONE", "-n", "--cmd", "set rtp^=" .. root, "-c", "lua " .. code },
+      stdio = { nil, out, nil },
+      env = env,
+    }, function(c)
+      exits[i] = c
+      handle:close()
+    end)
+    T.ok(handle, "spawn " .. vim.v.progpath .. ": " .. tostring(perr))
+    out:read_start(function(_, data)
+      if data then
+        outs[i] = outs[i] .. data
+      elseif not out:is_closing() then
+        out:close()
+      end
+    end)
+  end
+  T.wait_for(function()
+    return exits[1] and exits[2] and exits[3] and outs[1]:find("connected=") and outs[2]:find("connected=") and outs[3]:find("connected=")
+  end, "three Neovims done", 60000)
+  for i = 1, 3 do
+    T.ok(outs[i]:find("connected=5", 1, true), "Neovim " .. i .. ": " .. outs[i])
+  end
+  -- A hearthd another Neovim started may still be on its way to "already running".
+  T.wait_for(function()
+    return #daemons_on(sock) == 1
+  end, "one hearthd process to remain", 10000)
 end)
 
 T.test("start: a daemon that exits at once fails with its exit code, the socket and the log", function()
@@ -326,6 +379,17 @@ T.test("start: HEARTH_NO_START=1 and start = false fail like a plain connect and
   T.eq(0, #daemons_on(sock), "no daemon")
 end)
 
+-- Waits until the one process serving socket is not old_pid (the old daemon may still be
+-- exiting after it let go of the socket and its lock); returns the pids.
+local function only_new_daemon(sock, old_pid)
+  local pids
+  T.wait_for(function()
+    pids = daemons_on(sock)
+    return #pids == 1 and pids[1] ~= old_pid
+  end, "only the new daemon to remain", 10000)
+  return pids
+end
+
 -- Starts a daemon announcing build id "old" (through a client that expects "old").
 local function old_daemon(sock)
   local c, err = connect({ socket = sock, daemon = HEARTHD, build_id = "old" })
@@ -349,9 +413,7 @@ T.test("replace: a client expecting build 'new' shuts the 'old' daemon down and 
   T.wait_for(function()
     return lost ~= nil
   end, "the old daemon's client sees its connection end")
-  local pids = daemons_on(sock)
-  T.eq(1, #pids, "one daemon")
-  T.ok(pids[1] ~= old_pid, "not the old one")
+  local pids = only_new_daemon(sock, old_pid)
   local res = c:request_sync("echo", "after", nil, 10000)
   T.eq("after", res, "echo on the new daemon")
   c:close()
@@ -377,9 +439,8 @@ T.test("replace: 20 clients expecting 'new' at once replace the 'old' daemon onc
     T.eq(true, outcomes[i], "client " .. i)
     T.eq("new", clients[i].hello.build_id, "client " .. i .. " on the new daemon")
   end
-  local pids = daemons_on(sock)
-  T.eq(1, #pids, "one daemon")
-  T.ok(pids[1] ~= old_pid, "not the old one")
+  T.eq(2, start.spawned[sock], "the old daemon and one replacement started")
+  local pids = only_new_daemon(sock, old_pid)
   for _, c in ipairs(clients) do
     c:close()
   end

@@ -217,7 +217,9 @@ function Client:_open()
       return
     end
     if err then
-      if self.start.enabled and not self.started and start.nothing_answers(err) then
+      -- Nothing answers: start one. Any other error while this Neovim starts or replaces
+      -- the daemon (a daemon going away resets connections): wait for that.
+      if self.start.enabled and not self.started and (start.nothing_answers(err) or start.busy(self.path)) then
         self:_start_daemon()
         return
       end

@@ -26,6 +26,9 @@ M.NO_START_ENV = "HEARTH_NO_START"
 M.NO_REPLACE_ENV = "HEARTH_NO_REPLACE"
 M.DAEMON_ENV = "HEARTHD"
 
+--- How many daemons this Neovim started, by socket (for :HearthStatus-like checks and tests).
+M.spawned = {}
+
 --- The start settings of a client from its options (see hearth.client.new): enabled
 --- (start ~= false and HEARTH_NO_START is not "1"), daemon, build_id (explicit, or nil),
 --- replace (the option, else HEARTH_NO_REPLACE is not "1"), ready_timeout_ms, idle_exit
@@ -96,6 +99,12 @@ end
 --- socket, so that starting a daemon may help; other errors (EACCES, ENOTSOCK) are reported.
 function M.nothing_answers(err)
   return type(err) == "string" and (err:find("^ENOENT") ~= nil or err:find("^ECONNREFUSED") ~= nil)
+end
+
+-- Whether a connect error is worth waiting out while a daemon starts or goes: nothing
+-- answers yet, or one that is going away reset the connection, or its backlog is full.
+local function passing(err)
+  return M.nothing_answers(err) or err:find("^ECONNRESET") ~= nil or err:find("^EAGAIN") ~= nil
 end
 
 --- Connects to socket and closes at once; cb(err) with libuv's error string or nil.
@@ -211,7 +220,7 @@ local function wait_ready(socket, o, child, log, cb)
       if err == nil then
         return done(nil)
       end
-      if not M.nothing_answers(err) then
+      if not passing(err) then
         return done(fail("NOT_CONNECTED", string.format("cannot connect to %s: %s", socket, err)))
       end
       if child.exited then
@@ -311,6 +320,7 @@ function M.spawn_and_wait(socket, o, cb)
   handle:unref() -- Neovim may exit while the daemon runs on
   child.pid = pid
   M.last_pid = pid
+  M.spawned[socket] = (M.spawned[socket] or 0) + 1
   wait_ready(socket, o, child, log, cb)
 end
 
@@ -404,14 +414,12 @@ local function wait_gone(socket, o, info, still_stale, cb)
   end
   step = function()
     M.probe(socket, function(err)
-      if err ~= nil and M.nothing_answers(err) then
+      if err ~= nil then
+        -- Nothing accepts any more (whatever the error, as in Rust): gone once the lock is free.
         if M.lock_is_held(M.lock_path(socket)) then
           return again()
         end
         return done(nil)
-      end
-      if err ~= nil then
-        return done(fail("NOT_CONNECTED", string.format("cannot connect to %s: %s", socket, err)))
       end
       still_stale(function(stale)
         if stale then
