@@ -1,7 +1,8 @@
 -- test/start_live_spec.lua owns the tests of starting hearthd on first use (hearth.start and
 -- its use in hearth.client) against LIVE hearthds from $HEARTHD: a start from nothing (0700
 -- folder, 0600 log, --idle-exit 10m, hello answers), 20 connections at once served by one
--- daemon, two separate starts racing (the daemon's lock decides), failing starts (/bin/false,
+-- daemon, two separate starts racing and three Neovims starting at once (the daemon's lock
+-- decides), setup{}'s start path and its notice, failing starts (/bin/false,
 -- a missing binary, none found, a daemon that never answers), the opt-outs, and a daemon of
 -- another build replaced or kept. Every test uses a fresh socket folder; every daemon found
 -- on it is shut down and killed after the test, passed or failed. Waits are vim.wait on a
@@ -17,6 +18,7 @@ local uv = vim.uv or vim.loop
 local HEARTHD = S.hearthd_path()
 local sockets = {} -- every socket a test used, for cleanup
 local extra_pids = {} -- processes a test started that are not hearthd
+local children = {} -- Neovims a test started: {handle=, exited=}
 
 -- The pids of the processes whose command line serves socket (`--socket <socket>`).
 local function daemons_on(socket)
@@ -53,6 +55,21 @@ local function fresh_socket()
 end
 
 local function cleanup()
+  -- Neovims first, so that none starts a daemon after the sweep below.
+  for _, ch in ipairs(children) do
+    if not ch.exited then
+      ch.handle:kill("sigkill")
+    end
+  end
+  vim.wait(5000, function()
+    for _, ch in ipairs(children) do
+      if not ch.exited then
+        return false
+      end
+    end
+    return true
+  end, 10)
+  children = {}
   for _, s in ipairs(sockets) do
     local pids = daemons_on(s)
     for _, pid in ipairs(pids) do
@@ -261,16 +278,19 @@ T.test("start: three Neovims starting at once end with one daemon serving all th
   for i = 1, 3 do
     outs[i] = ""
     local out = uv.new_pipe(false)
+    local ch = { exited = false }
     local handle, perr
     handle, perr = uv.spawn(vim.v.progpath, {
       args = { "--headless", "-u", "NONE", "-i", "NONE", "-n", "--cmd", "set rtp^=" .. root, "-c", "lua " .. code },
       stdio = { nil, out, nil },
       env = env,
     }, function(c)
-      exits[i] = c
+      exits[i], ch.exited = c, true
       handle:close()
     end)
     T.ok(handle, "spawn " .. vim.v.progpath .. ": " .. tostring(perr))
+    ch.handle = handle
+    table.insert(children, ch)
     out:read_start(function(_, data)
       if data then
         outs[i] = outs[i] .. data
