@@ -311,6 +311,35 @@ T.test("start: three Neovims starting at once end with one daemon serving all th
   end, "one hearthd process to remain", 10000)
 end)
 
+T.test("start: a socket folder others can reach is refused with the daemon's advice; nothing is made in it", function()
+  local dir = vim.fn.tempname()
+  vim.fn.mkdir(dir, "p")
+  uv.fs_chmod(dir, tonumber("755", 8))
+  local sock = dir .. "/hearthd.sock"
+  table.insert(sockets, sock)
+  local _, err = connect({ socket = sock, daemon = HEARTHD })
+  T.eq(codes.START_FAILED, err.code, "code")
+  T.ok(err.message:find("refusing to use socket folder " .. dir .. ": other users have access to it (mode 755)", 1, true), err.message)
+  T.ok(err.message:find(string.format("%s/hearth-%d/hearthd.sock", dir, uv.getuid()), 1, true), "advises a subfolder: " .. err.message)
+  T.eq("755", mode_of(dir), "the folder is left as it is")
+  T.eq({}, vim.fn.readdir(dir), "no log, no socket")
+  T.eq(0, #daemons_on(sock), "no daemon")
+end)
+
+T.test("start: a socket folder that is a symbolic link is refused", function()
+  local real = vim.fn.tempname()
+  vim.fn.mkdir(real, "p", tonumber("700", 8))
+  local link = vim.fn.tempname()
+  T.ok(uv.fs_symlink(real, link), "symlink")
+  local sock = link .. "/hearthd.sock"
+  table.insert(sockets, real .. "/hearthd.sock")
+  local _, err = connect({ socket = sock, daemon = HEARTHD })
+  os.remove(link)
+  T.eq(codes.START_FAILED, err.code, "code")
+  T.ok(err.message:find("refusing to use socket folder " .. link .. ": it is a symbolic link", 1, true), err.message)
+  T.eq({}, vim.fn.readdir(real), "nothing made behind the link")
+end)
+
 T.test("start: a daemon that exits at once fails with its exit code, the socket and the log", function()
   local sock = fresh_socket()
   local got

@@ -187,6 +187,68 @@ local function fail(code, message, data)
   return { code = code, message = message, data = data }
 end
 
+--- Checks the socket's folder with the daemon's rule (hearth_transport::folder) before
+--- anything is made in it: a real folder, not a symbolic link, owned by this user, with no
+--- group or other permissions; a missing one is made owner-only (its last component only).
+--- An existing folder is never changed: the advice names a subfolder of its own instead.
+--- Returns nil, or an error (START_FAILED) saying what is wrong and what to do.
+function M.check_folder(socket)
+  local dir = M.dir_of(socket)
+  local name = socket:match("([^/]*)$")
+  local function unsafe(problem, fix)
+    return fail(
+      "START_FAILED",
+      string.format("refusing to use socket folder %s: %s; %s", dir, problem, fix),
+      { socket = socket, folder = dir }
+    )
+  end
+  local me = uv.getuid()
+  local st, err = uv.fs_lstat(dir)
+  if not st then
+    if not tostring(err):find("^ENOENT") then
+      return fail("START_FAILED", string.format("cannot inspect socket folder %s: %s", dir, tostring(err)), { socket = socket })
+    end
+    local ok, merr = uv.fs_mkdir(dir, 448) -- 0700
+    if not ok and not tostring(merr):find("^EEXIST") then
+      return fail("START_FAILED", string.format("cannot create socket folder %s: %s", dir, tostring(merr)), { socket = socket })
+    end
+    st, err = uv.fs_lstat(dir)
+    if not st then
+      return fail("START_FAILED", string.format("cannot inspect socket folder %s: %s", dir, tostring(err)), { socket = socket })
+    end
+    -- mkdir's mode passes through the umask: set it exactly, on a folder of ours only.
+    if ok and st.type == "directory" and st.uid == me and st.mode % 512 ~= 448 then
+      uv.fs_chmod(dir, 448)
+      st = uv.fs_lstat(dir) or st
+    end
+  end
+  if st.type == "link" then
+    return unsafe("it is a symbolic link", string.format("remove the link (rm %s) or choose another path", dir))
+  end
+  if st.type ~= "directory" then
+    return unsafe("it is not a folder", "choose another path with setup{ socket = ... } or HEARTH_SOCKET")
+  end
+  if st.uid ~= me then
+    return unsafe(
+      string.format("it is owned by uid %d, not by you (uid %d)", st.uid, me),
+      "choose a folder of your own with setup{ socket = ... } or HEARTH_SOCKET"
+    )
+  end
+  local mode = st.mode % 512
+  if mode % 64 ~= 0 then
+    return unsafe(
+      string.format("other users have access to it (mode %o)", mode),
+      string.format(
+        "use a folder of its own, which hearthd creates owner-only: setup{ socket = '%s/hearth-%d/%s' }",
+        dir == "/" and "" or dir,
+        me,
+        name
+      )
+    )
+  end
+  return nil
+end
+
 -- The environment of a started daemon: ours without LISTEN_FDS/LISTEN_PID (those are
 -- systemd's, for a process it started), with HEARTH_BUILD_ID when the caller gave an id.
 local function environment(o)
@@ -276,14 +338,11 @@ function M.spawn_and_wait(socket, o, cb)
       { socket = socket }
     ))
   end
-  local dir = M.dir_of(socket)
-  if not uv.fs_stat(dir) then
-    -- Only the last component, owner-only, as hearthd itself would make it; an existing
-    -- folder is never touched.
-    local ok, err = uv.fs_mkdir(dir, 448) -- 0700
-    if not ok and not uv.fs_stat(dir) then
-      return cb(fail("START_FAILED", string.format("cannot make the socket's folder %s: %s", dir, tostring(err)), { socket = socket }))
-    end
+  -- The log goes beside the socket: check the folder as the daemon will first, so that a
+  -- folder it would refuse is refused here with its advice and nothing is left in it.
+  local ferr0 = M.check_folder(socket)
+  if ferr0 then
+    return cb(ferr0)
   end
   local log = M.log_path(socket)
   local before = uv.fs_stat(log)
