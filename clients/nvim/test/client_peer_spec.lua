@@ -365,8 +365,8 @@ T.test("scripted peer: a refused version 2 hello is retried once in version 1 on
   c:close()
 end)
 
-T.test("scripted peer: no socket: connect and calls fail with NOT_CONNECTED", function()
-  local c = hclient.connect({ socket = vim.fn.tempname() .. "/none.sock" })
+T.test("scripted peer: no socket and start = false: connect and calls fail with NOT_CONNECTED", function()
+  local c = hclient.connect({ socket = vim.fn.tempname() .. "/none.sock", start = false })
   local r = results()
   c:request("echo", 1, nil, r.cb("e"))
   T.wait_for(function()

@@ -4,7 +4,9 @@
 -- by id, cancels that still consume the late answer (§7.2), the version 2 request options
 -- and partial results (§15.1), requests from the daemon served by `serve` and answered
 -- exactly once (§15.3), notifications, local flow control below `max_in_flight` (§7.4),
--- and failing every pending call at once when the connection ends.
+-- and failing every pending call at once when the connection ends. When nothing answers
+-- on the socket it has hearthd started (hearth.start), and it replaces a hearthd of another
+-- build (§9.1 "Mixed versions"); calls made meanwhile wait in its queue.
 --
 -- It runs on Neovim's libuv loop (`vim.loop` pipes). Bookkeeping happens in the libuv
 -- callbacks; every user callback (results, partials, notifications, served requests) is
@@ -15,14 +17,16 @@
 local uv = vim.uv or vim.loop
 local framing = require("hearth.framing")
 local envelope = require("hearth.envelope")
+local start = require("hearth.start")
+local build_id = require("hearth.build_id")
 
 local M = {}
 
 local NIL = vim.NIL
 
 --- Error codes. Negative codes from -32700 to -32000 are the wire's (docs/PROTOCOL.md §8.2);
---- CONNECTION_LOST, TIMEOUT, NOT_CONNECTED and CLOSED are made up by this client and never
---- travel on the wire.
+--- CONNECTION_LOST, TIMEOUT, NOT_CONNECTED, CLOSED and START_FAILED are made up by this
+--- client and never travel on the wire.
 M.codes = {
   PARSE_ERROR = -32700,
   INVALID_REQUEST = -32600,
@@ -42,6 +46,7 @@ M.codes = {
   TIMEOUT = -32098,
   NOT_CONNECTED = -32097,
   CLOSED = -32096,
+  START_FAILED = -32095,
 }
 local codes = M.codes
 
@@ -125,6 +130,12 @@ M.Client = Client
 --- version (2 default; 1 to force version 1), max_frame (largest frame accepted from the
 --- daemon, default 8 MiB), max_in_flight (cap on our calls in flight; default 90% of the
 --- daemon's announced limit).
+--- Starting hearthd when nothing answers (hearth.start): start (default true; false, or
+--- HEARTH_NO_START=1, turns it off), daemon (binary; default $HEARTHD, else hearthd on PATH),
+--- build_id (the id expected of the daemon, passed to one we start as HEARTH_BUILD_ID;
+--- default $HEARTH_BUILD_ID, else the hash of the binary), replace (replace a hearthd of
+--- another build; default true unless HEARTH_NO_REPLACE=1), ready_timeout_ms (10000),
+--- idle_exit ("10m"; false for none), daemon_args (more arguments for the daemon).
 function M.new(opts)
   opts = opts or {}
   local self = setmetatable({
@@ -150,6 +161,8 @@ function M.new(opts)
     hello = nil,
     fatal = nil,
     close_reason = nil,
+    start = start.options(opts),
+    started = false, -- this client started or replaced a daemon already: never twice
   }, Client)
   return self
 end
@@ -204,6 +217,12 @@ function Client:_open()
       return
     end
     if err then
+      -- Nothing answers: start one. Any other error while this Neovim starts or replaces
+      -- the daemon (a daemon going away resets connections): wait for that.
+      if self.start.enabled and not self.started and (start.nothing_answers(err) or start.busy(self.path)) then
+        self:_start_daemon()
+        return
+      end
       self:_shutdown(M.error(codes.NOT_CONNECTED, string.format("cannot connect to %s: %s", self.path, err)))
       return
     end
@@ -232,6 +251,10 @@ function Client:_on_hello(err, res)
   if self.state ~= "hello" then
     return
   end
+  if err == nil and type(res) == "table" and self:_stale(res) then
+    self:_replace(res)
+    return
+  end
   if err == nil and type(res) == "table" then
     self.hello = res
     local h = M.parse_hello(res)
@@ -254,6 +277,110 @@ function Client:_on_hello(err, res)
     schedule_call(w, err, self.hello)
   end
   self:_pump()
+end
+
+-- An error reported by hearth.start ({code = name, message, data}) as a typed error.
+local function start_error(e)
+  return M.error(codes[e.code] or codes.START_FAILED, e.message, e.data)
+end
+
+-- Nothing answered on the socket: have a daemon started (or join the start under way in
+-- this Neovim), then connect again. Queued calls and ready waiters wait meanwhile.
+function Client:_start_daemon()
+  self:_drop_connection()
+  self.state = "starting"
+  self.started = true
+  start.ensure(self.path, self.start, function(serr)
+    self:_after_start(serr)
+  end)
+end
+
+-- A start or replacement this client waited for is over: connect to what answers now.
+function Client:_after_start(serr)
+  if self.state ~= "starting" and self.state ~= "replacing" then
+    return -- closed meanwhile
+  end
+  if serr then
+    self:_shutdown(start_error(serr))
+  else
+    self:_open()
+  end
+end
+
+--- The build id expected of the daemon (hearth.build_id.expected of the binary this client
+--- would start), or nil when there is no binary to inspect.
+function Client:expected_build_id()
+  if self._expected == nil then
+    self._expected = build_id.expected(start.find_daemon(self.start.daemon), self.start.build_id) or false
+  end
+  return self._expected or nil
+end
+
+-- Whether a $/hello result, answered in protocol `version`, comes from a hearthd of another
+-- build than the one we would start (hearth.start.is_stale).
+function Client:_hello_is_stale(res, version)
+  return start.is_stale(res, version, self:expected_build_id())
+end
+
+-- Whether to replace the daemon that just answered our $/hello.
+function Client:_stale(res)
+  return self.start.enabled and self.start.replace and not self.started and self:_hello_is_stale(res, self.version)
+end
+
+-- Ends the current connection without failing anything queued: only internal calls
+-- ($/hello, shutdown) were sent on it.
+function Client:_drop_connection()
+  self:_close_pipe()
+  self.calls, self.inflight = {}, 0
+end
+
+-- The daemon that answered is a hearthd of another build: ask it to shut down on this
+-- connection, wait (hearth.start) until it is gone, start ours and connect to it. A
+-- replacement already under way in this Neovim is joined instead.
+function Client:_replace(res)
+  self.state = "replacing"
+  self.started = true
+  local function resume(serr)
+    self:_after_start(serr)
+  end
+  if start.busy(self.path) then
+    self:_drop_connection()
+    start.join(self.path, resume)
+    return
+  end
+  local info = { found = type(res.build_id) == "string" and res.build_id or "none", expected = self:expected_build_id() }
+  local function shutdown(done)
+    local fired = false
+    local timer = (vim.uv or vim.loop).new_timer()
+    local function go()
+      if fired then
+        return
+      end
+      fired = true
+      if not timer:is_closing() then
+        timer:close()
+      end
+      self.on_replace_lost = nil
+      self:_drop_connection()
+      done()
+    end
+    -- The answer may or may not arrive before the connection closes; either will do, and
+    -- so does the ready timeout (then hearth.start finds the daemon still there and says so).
+    self.on_replace_lost = go
+    timer:start(self.start.ready_timeout_ms, 0, go)
+    local call = self:_new_call("shutdown", nil, nil, go)
+    call.internal = true
+    self:_send_call(call)
+  end
+  local function still_stale(cb)
+    local check = M.new({ socket = self.path, start = false, client_name = self.client_name })
+    check:connect(function(err, hello)
+      local stale = err ~= nil or type(hello) ~= "table" or self:_hello_is_stale(hello, check.version)
+      check:close()
+      cb(stale)
+    end)
+  end
+  start.replace(self.path, self.start, info, shutdown, still_stale, resume)
 end
 
 function Client:_new_call(method, params, opts, callback)
@@ -698,6 +825,26 @@ end
 -- The connection ended without us asking.
 function Client:_lost(why, code)
   if self.state == "closed" or self.state == "idle" then
+    return
+  end
+  if self.state == "hello" and not self.fallback and self.start.enabled and not self.started and start.busy(self.path) then
+    -- The daemon went before answering our $/hello, while this Neovim replaces it (or
+    -- starts one): wait for that, then connect to the new one.
+    self:_drop_connection()
+    self.state = "starting"
+    self.started = true
+    start.join(self.path, function(serr)
+      self:_after_start(serr)
+    end)
+    return
+  end
+  if self.state == "replacing" then
+    -- the daemon we asked to shut down went
+    if self.on_replace_lost then
+      self.on_replace_lost()
+    else
+      self:_drop_connection()
+    end
     return
   end
   if self.fallback then

@@ -24,6 +24,11 @@ local defaults = {
   complete_deadline_ms = 300, -- deadline sent with every `complete`
   complete_limit = 50,
   client_name = "hearth.nvim",
+  start = true, -- start hearthd when nothing answers (HEARTH_NO_START=1 also turns it off)
+  daemon = nil, -- the hearthd to start; nil: $HEARTHD, else hearthd on PATH
+  replace = nil, -- replace a hearthd of another build; nil: yes unless HEARTH_NO_REPLACE=1
+  build_id = nil, -- the build id expected of the daemon; nil: $HEARTH_BUILD_ID, else the binary's hash
+  ready_timeout_ms = 10000, -- how long a started daemon may take to answer
 }
 
 M.config = vim.deepcopy(defaults)
@@ -36,16 +41,36 @@ local state = {
 }
 M._state = state
 
---- The shared client, connecting on first use (and again after the connection died).
+--- The shared client, connecting on first use (and again after the connection died); when
+--- nothing answers, hearth.client starts hearthd (unless `start = false`).
 function M.client()
   local c = state.client
   local now = (vim.uv or vim.loop).now()
-  if c and c.state == "closed" and c.close_reason and c.close_reason.code == hclient.codes.NOT_CONNECTED and now - (state.connected_at or 0) < 2000 then
-    return c -- no daemon when we tried, under 2 s ago: do not try on every keystroke
+  local why = c and c.state == "closed" and c.close_reason and c.close_reason.code
+  if (why == hclient.codes.NOT_CONNECTED or why == hclient.codes.START_FAILED) and now - (state.connected_at or 0) < 2000 then
+    return c -- no daemon (or it would not start) when we tried, under 2 s ago: not on every keystroke
   end
   if c == nil or c.state == "closed" then
     state.connected_at = now
-    c = hclient.connect({ socket = M.config.socket, client_name = M.config.client_name })
+    local cfg = M.config
+    c = hclient.connect({
+      socket = cfg.socket,
+      client_name = cfg.client_name,
+      start = cfg.start,
+      daemon = cfg.daemon,
+      replace = cfg.replace,
+      build_id = cfg.build_id,
+      ready_timeout_ms = cfg.ready_timeout_ms,
+    }, function(err)
+      -- A daemon that would not start is worth saying once (the same message is not
+      -- repeated); calls made meanwhile fail with the same error through their callbacks.
+      if err and err.code == hclient.codes.START_FAILED and err.message ~= state.start_error then
+        state.start_error = err.message
+        vim.notify("hearth: " .. err.message, vim.log.levels.WARN)
+      elseif not err then
+        state.start_error = nil
+      end
+    end)
     state.client = c
     -- Document notifications have no id: the service reports their errors as $/error
     -- (docs/LANGUAGE.md §7). Kept for :HearthStatus.
@@ -500,7 +525,7 @@ function M.status(show)
   return lines
 end
 
---- require("hearth").setup{ socket = nil, filetypes = nil, auto_attach = true, ... }
+--- require("hearth").setup{ socket = nil, filetypes = nil, auto_attach = true, start = true, ... }
 function M.setup(opts)
   M.config = vim.tbl_extend("force", vim.deepcopy(defaults), opts or {})
   state.augroup = api.nvim_create_augroup("hearth", { clear = true })
