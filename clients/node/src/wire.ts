@@ -260,6 +260,8 @@ export interface Hello {
   protocol: number;
   server: string;
   build: string;
+  /** Which build of the daemon this is (§9.1 `build_id`); absent from older daemons. */
+  buildId?: string;
   methods: string[];
   maxFrame: number;
   maxInFlight: number;
@@ -277,6 +279,7 @@ export function parseHello(r: unknown): Hello {
     protocol: num(r.protocol, 1),
     server: String(r.server ?? ""),
     build: String(r.build ?? ""),
+    buildId: typeof r.build_id === "string" ? r.build_id : undefined,
     methods: Array.isArray(r.methods) ? r.methods.map(String) : [],
     maxFrame: num(limits.max_frame, DEFAULT_MAX_FRAME),
     maxInFlight: num(limits.max_in_flight, 1024),

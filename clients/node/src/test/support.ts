@@ -286,3 +286,50 @@ export class ScriptedPeer {
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+// ------------------------------------------------------------------ started daemons
+
+/**
+ * The pids of the live hearthd processes serving `socket` (their command line has
+ * `--socket <socket>`), from /proc. Zombies have no command line and are not counted.
+ */
+export function daemonPids(socket: string): number[] {
+  const pids: number[] = [];
+  for (const name of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    let argv: string[];
+    try {
+      argv = fs.readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue; // gone meanwhile
+    }
+    const i = argv.indexOf("--socket");
+    if (i >= 0 && argv[i + 1] === socket && path.basename(argv[0]).startsWith("hearthd")) pids.push(Number(name));
+  }
+  return pids;
+}
+
+/** SIGKILLs every hearthd serving `socket` and waits (bounded) until none is left. */
+export async function killDaemons(socket: string): Promise<void> {
+  const giveUp = Date.now() + 10000;
+  for (;;) {
+    const pids = daemonPids(socket);
+    if (pids.length === 0) return;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        /* already gone */
+      }
+    }
+    if (Date.now() > giveUp) throw new Error(`hearthd ${pids.join(", ")} on ${socket} would not die`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The environment without the variables that change how clients start daemons. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of ["HEARTH_NO_START", "HEARTH_NO_REPLACE", "HEARTH_BUILD_ID", "HEARTH_SOCKET", "LISTEN_FDS", "LISTEN_PID"]) delete env[k];
+  return { ...env, ...extra };
+}
