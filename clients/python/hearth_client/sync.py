@@ -14,19 +14,28 @@ import threading
 from typing import Any, Callable, Optional
 
 from .session import Client, connect
+from .start import connect_or_start
 
 
 class SyncClient:
-    """``with hearth_client.connect_sync() as c: c.call("echo", 1)``."""
+    """``with hearth_client.connect_sync() as c: c.call("echo", 1)``.
+
+    ``start`` (a dict of :func:`~hearth_client.start.connect_or_start` options, ``{}`` for the
+    defaults) connects with start on first use; without it the client never starts a daemon.
+    """
 
     def __init__(self, path: Optional[str] = None, *, client: str = "hearth_client.py",
-                 protocol: int = 2):
+                 protocol: int = 2, start: Optional[dict] = None):
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="hearth-client")
         self._thread.start()
         try:
-            self._client: Client = self._run(connect(path, client=client, protocol=protocol))
+            if start is None:
+                opening = connect(path, client=client, protocol=protocol)
+            else:
+                opening = connect_or_start(path, client=client, protocol=protocol, **start)
+            self._client: Client = self._run(opening)
         except BaseException:
             self._stop()
             raise
@@ -92,5 +101,12 @@ class SyncClient:
 
 
 def connect_sync(path: Optional[str] = None, **kw) -> SyncClient:
-    """Connects and says ``$/hello``, blocking; see :class:`SyncClient`."""
+    """Connects and says ``$/hello``, blocking; see :class:`SyncClient`. Never starts a daemon."""
     return SyncClient(path, **kw)
+
+
+def connect_or_start_sync(path: Optional[str] = None, *, client: str = "hearth_client.py",
+                          protocol: int = 2, **start) -> SyncClient:
+    """:func:`~hearth_client.start.connect_or_start`, blocking: connects, starting hearthd when
+    nothing answers (same options, same errors); see :class:`SyncClient`."""
+    return SyncClient(path, client=client, protocol=protocol, start=start)

@@ -247,6 +247,8 @@ class Hello:
     protocol: int
     server: str
     build: str = ""
+    #: Which build of the daemon this is (§9.1 ``build_id``); None from older daemons.
+    build_id: Optional[str] = None
     methods: list = field(default_factory=list)
     max_frame: int = DEFAULT_MAX_FRAME
     max_in_flight: int = 1024
@@ -261,7 +263,9 @@ class Hello:
             raise EnvelopeError("$/hello result must be a map")
         limits = r.get("limits") or {}
         return cls(protocol=int(r.get("protocol", 1)), server=str(r.get("server", "")),
-                   build=str(r.get("build", "")), methods=list(r.get("methods", [])),
+                   build=str(r.get("build", "")),
+                   build_id=r["build_id"] if isinstance(r.get("build_id"), str) else None,
+                   methods=list(r.get("methods", [])),
                    max_frame=int(limits.get("max_frame", DEFAULT_MAX_FRAME)),
                    max_in_flight=int(limits.get("max_in_flight", 1024)),
                    max_connections=int(limits.get("max_connections", 0)),

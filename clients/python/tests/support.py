@@ -214,3 +214,52 @@ class ScriptedPeer:
         self._server.close()
         await self._server.wait_closed()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ started daemons
+
+def daemon_pids(socket: str) -> list:
+    """The pids of the live hearthd processes serving ``socket`` (their command line has
+    ``--socket <socket>``), from /proc. Zombies have no command line and are not counted."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue  # gone meanwhile
+        if "--socket" in argv:
+            i = argv.index("--socket")
+            if i + 1 < len(argv) and argv[i + 1] == socket and \
+                    os.path.basename(argv[0]).startswith("hearthd"):
+                pids.append(int(name))
+    return pids
+
+
+def kill_daemons(socket: str) -> None:
+    """SIGKILLs every hearthd serving ``socket`` and waits (bounded) until none is left."""
+    import signal
+    import time
+    give_up = time.monotonic() + GUARD
+    while True:
+        pids = daemon_pids(socket)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        assert time.monotonic() < give_up, f"hearthd {pids} on {socket} would not die"
+        time.sleep(0.01)
+
+
+def clean_env(**extra: str) -> dict:
+    """The environment without the variables that change how clients start daemons."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HEARTH_NO_START", "HEARTH_NO_REPLACE", "HEARTH_BUILD_ID",
+                        "HEARTH_SOCKET", "LISTEN_FDS", "LISTEN_PID")}
+    env.update(extra)
+    return env
