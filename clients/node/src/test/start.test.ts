@@ -7,8 +7,11 @@
  * command line (`--socket <the test's socket>`).
  */
 
+import { Encoder } from "@msgpack/msgpack";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
@@ -25,6 +28,7 @@ import {
   logPath,
   type StartOptions,
 } from "../start";
+import { FrameReader, decodeEnvelope, unpack } from "../wire";
 import { HEARTHD, cleanEnv, daemonPids, guard, killDaemons, loadJson, tempDir } from "./support";
 
 const GUARD = 30000;
@@ -225,5 +229,88 @@ test("a daemon of another build is replaced; HEARTH_NO_REPLACE=1 and version 1 k
     assert.equal(pids.length, 1);
     assert.notEqual(pids[0], oldPid);
     await fresh.close();
+  });
+});
+
+test("node processes starting at the same moment: the daemon's lock leaves one", async () => {
+  await withSocket(async (socket) => {
+    const index = path.resolve(__dirname, "..", "index.js");
+    const script = `require(${JSON.stringify(index)}).connectOrStart({ path: process.argv[1], daemon: process.argv[2] })
+      .then(async (c) => { console.log(c.hello.server); await c.close(); }, (e) => { console.error(e.message); process.exit(1); });`;
+    const runs = Array.from({ length: 6 }, () => {
+      const p = spawn(process.execPath, ["-e", script, socket, HEARTHD], { env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      p.stdout!.on("data", (d) => (out += d));
+      p.stderr!.on("data", (d) => (out += d));
+      return new Promise<string>((resolve) => p.once("exit", (code) => resolve(`${code} ${out}`)));
+    });
+    for (const r of await Promise.all(runs)) assert.match(r, /^0 hearthd /);
+    assert.equal(daemonPids(socket).length, 1);
+    const log = fs.readFileSync(logPath(socket), "utf8");
+    assert.equal(log.split("ready on").length - 1, 1, log);
+  });
+});
+
+/**
+ * A fake daemon that answers `$/hello` with `hello` (no build_id) and, asked to `shutdown`,
+ * answers and stops listening: stands in for a hearthd from before build ids.
+ */
+function fakeDaemon(socket: string, hello: Record<string, unknown>): Promise<{ shutdown: Promise<void>; stop(): Promise<void> }> {
+  const enc = new Encoder();
+  const frame = (v: unknown) => {
+    const body = enc.encode(v);
+    const b = Buffer.alloc(4 + body.length);
+    b.writeUInt32BE(body.length, 0);
+    b.set(body, 4);
+    return b;
+  };
+  const conns = new Set<net.Socket>();
+  let shut!: () => void;
+  const shutdown = new Promise<void>((r) => (shut = r));
+  const server = net.createServer((s) => {
+    conns.add(s);
+    s.on("close", () => conns.delete(s));
+    s.on("error", () => {});
+    const reader = new FrameReader();
+    s.on("data", (d) =>
+      reader.feed(d, (body) => {
+        const env = decodeEnvelope(unpack(body));
+        if (env.kind !== 0) return;
+        if (env.method === "$/hello") s.write(frame([env.version, 1, env.id, null, hello]));
+        else if (env.method === "shutdown") {
+          s.write(frame([env.version, 1, env.id, null, null]));
+          stop().then(shut);
+        } else s.write(frame([env.version, 1, env.id, { code: -32601, message: "no" }, null]));
+      }),
+    );
+  });
+  const stop = () =>
+    new Promise<void>((r) => {
+      for (const c of conns) c.destroy();
+      server.close(() => r()); // unlinks the socket file
+    });
+  return new Promise((resolve) => server.listen(socket, () => resolve({ shutdown, stop })));
+}
+
+test("a hearthd without build_id (older than the key) is replaced; another server is never", async () => {
+  await withSocket(async (socket) => {
+    const old = await fakeDaemon(socket, { protocol: 2, server: "hearthd 0.0.1", supported: [1, 2] });
+    const c = await connectOrStart(opts(socket));
+    await old.shutdown; // it was asked to go
+    assert.ok(c.hello.buildId !== undefined, "connected to a real hearthd, which announces its build");
+    assert.equal(daemonPids(socket).length, 1);
+    await c.close();
+    await killDaemons(socket);
+    fs.rmSync(socket, { force: true }); // a killed daemon leaves its socket file
+
+    const other = await fakeDaemon(socket, { protocol: 2, server: "not-hearthd 9", supported: [2] });
+    try {
+      const d = await connectOrStart(opts(socket, { buildId: "new" }));
+      assert.equal(d.hello.server, "not-hearthd 9");
+      await d.close();
+      assert.deepEqual(daemonPids(socket), []);
+    } finally {
+      await other.stop();
+    }
   });
 });
