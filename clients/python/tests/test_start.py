@@ -241,3 +241,65 @@ def test_a_stale_daemon_is_replaced_and_no_replace_keeps_it(sock):
         assert len(pids) == 1 and pids[0] != old_pid
         await fresh.close()
     run(main())
+
+
+async def fake_daemon(socket: str, hello: dict):
+    """A fake daemon that answers ``$/hello`` with ``hello`` (no build_id) and, asked to
+    ``shutdown``, answers and stops listening: stands in for a hearthd from before build ids.
+    Returns ``(server, shut)``; ``shut`` is set once it was asked to go."""
+    import msgpack
+    from hearth_client.wire import FrameReader, decode_envelope
+    shut = asyncio.Event()
+    writers = []
+
+    def frame(v) -> bytes:
+        body = msgpack.packb(v, use_bin_type=True)
+        return len(body).to_bytes(4, "big") + body
+
+    async def on_conn(r, w):
+        writers.append(w)
+        reader = FrameReader()
+        while data := await r.read(65536):
+            for v in reader.feed(data):
+                env = decode_envelope(v)
+                if env.kind != 0:
+                    continue
+                if env.method == "$/hello":
+                    w.write(frame([env.version, 1, env.id, None, hello]))
+                elif env.method == "shutdown":
+                    w.write(frame([env.version, 1, env.id, None, None]))
+                    server.close()
+                    os.unlink(socket)
+                    for x in writers:
+                        x.close()
+                    shut.set()
+                    return
+                else:
+                    w.write(frame([env.version, 1, env.id, {"code": -32601, "message": "no"},
+                                   None]))
+    server = await asyncio.start_unix_server(on_conn, socket)
+    return server, shut
+
+
+def test_a_hearthd_without_build_id_is_replaced_and_another_server_never(sock):
+    async def main():
+        old, shut = await fake_daemon(sock, {"protocol": 2, "server": "hearthd 0.0.1",
+                                             "supported": [1, 2]})
+        c = await connect_or_start(sock, **opts())
+        assert shut.is_set(), "it was asked to go"
+        assert c.hello.build_id is not None, "connected to a real hearthd"
+        assert len(daemon_pids(sock)) == 1
+        await c.close()
+        kill_daemons(sock)
+        os.unlink(sock)  # a killed daemon leaves its socket file
+
+        other, _ = await fake_daemon(sock, {"protocol": 2, "server": "not-hearthd 9",
+                                            "supported": [2]})
+        try:
+            d = await connect_or_start(sock, **opts(build_id="new"))
+            assert d.hello.server == "not-hearthd 9"
+            await d.close()
+            assert daemon_pids(sock) == []
+        finally:
+            other.close()
+    run(main())
