@@ -150,7 +150,8 @@ export function findDaemon(env: NodeJS.ProcessEnv = process.env): string {
   }
   return fail(
     "not_found",
-    `no hearthd to start: $${DAEMON_ENV} is not set and there is no hearthd on PATH; install hearthd (cargo install --path daemon), set ${DAEMON_ENV}=/path/to/hearthd, or pass the daemon option`,
+    `no hearthd to start: $${DAEMON_ENV} is not set and there is no hearthd on PATH; ` +
+      `install hearthd (cargo install --path daemon), set ${DAEMON_ENV}=/path/to/hearthd, or pass the daemon option`,
   );
 }
 
@@ -322,7 +323,8 @@ class Starter {
         if (!up) return;
         fail(
           "stale_stays",
-          `the daemon on ${this.socket} (build ${found}) did not shut down within ${this.readyTimeout} ms to be replaced by build ${this.expected}; stop it, or set ${NO_REPLACE_ENV}=1 to keep it`,
+          `the daemon on ${this.socket} (build ${found}) did not shut down within ${this.readyTimeout} ms ` +
+            `to be replaced by build ${this.expected}; stop it, or set ${NO_REPLACE_ENV}=1 to keep it`,
           { socket: this.socket },
         );
       }
@@ -353,15 +355,13 @@ class Starter {
     const uid = process.getuid?.() ?? st.uid;
     const sub = path.join(dir, `hearth-${uid}`, path.basename(this.socket));
     const advice = `use a folder of its own, which hearthd creates owner-only: HEARTH_SOCKET=${sub} (or the path option)`;
-    if (st.isSymbolicLink()) fail("unsafe_folder", `hearthd would refuse the socket folder ${dir}: it is a symbolic link; ${advice}`, { path: dir });
-    if (!st.isDirectory()) fail("unsafe_folder", `hearthd would refuse the socket folder ${dir}: it is not a folder; ${advice}`, { path: dir });
-    if (st.uid !== uid) {
-      fail("unsafe_folder", `hearthd would refuse the socket folder ${dir}: it is owned by uid ${st.uid}, not by you (uid ${uid}); ${advice}`, { path: dir });
-    }
+    const refuse = (problem: string) =>
+      fail("unsafe_folder", `hearthd would refuse the socket folder ${dir}: ${problem}; ${advice}`, { path: dir });
+    if (st.isSymbolicLink()) refuse("it is a symbolic link");
+    if (!st.isDirectory()) refuse("it is not a folder");
+    if (st.uid !== uid) refuse(`it is owned by uid ${st.uid}, not by you (uid ${uid})`);
     const mode = st.mode & 0o777;
-    if (mode & 0o077) {
-      fail("unsafe_folder", `hearthd would refuse the socket folder ${dir}: other users have access to it (mode ${mode.toString(8)}); ${advice}`, { path: dir });
-    }
+    if (mode & 0o077) refuse(`other users have access to it (mode ${mode.toString(8)})`);
   }
 
   /** Starts the daemon detached: its own session, no stdin, output appended to the log. */
