@@ -303,3 +303,21 @@ def test_a_hearthd_without_build_id_is_replaced_and_another_server_never(sock):
         finally:
             other.close()
     run(main())
+
+
+def test_ten_clients_of_a_new_build_at_once_replace_the_old_daemon_once(sock):
+    async def main():
+        old = await connect_or_start(sock, **opts(build_id="old"))
+        [old_pid] = daemon_pids(sock)
+        fresh = await asyncio.gather(*(connect_or_start(sock, **opts(build_id="new"))
+                                       for _ in range(10)))
+        assert {c.hello.build_id for c in fresh} == {"new"}
+        await old.wait_closed()
+        pids = daemon_pids(sock)
+        assert len(pids) == 1 and pids[0] != old_pid
+        assert (await fresh[0].call("$/stats"))["connections"] == 10
+        for c in fresh:
+            await c.close()
+    run(main())
+    with open(log_path(sock)) as f:
+        assert f.read().count("ready on") == 2

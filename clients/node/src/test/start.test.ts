@@ -314,3 +314,18 @@ test("a hearthd without build_id (older than the key) is replaced; another serve
     }
   });
 });
+
+test("10 clients of a new build at once replace the old daemon once", async () => {
+  await withSocket(async (socket) => {
+    const old = await connectOrStart(opts(socket, { buildId: "old" }));
+    const [oldPid] = daemonPids(socket);
+    const fresh = await Promise.all(Array.from({ length: 10 }, () => connectOrStart(opts(socket, { buildId: "new" }))));
+    for (const c of fresh) assert.equal(c.hello.buildId, "new");
+    await old.closed;
+    const pids = daemonPids(socket);
+    assert.equal(pids.length, 1);
+    assert.notEqual(pids[0], oldPid);
+    assert.equal(Number(((await fresh[0].call("$/stats")) as Record<string, unknown>).connections), 10);
+    await Promise.all(fresh.map((c) => c.close()));
+  });
+});
