@@ -116,7 +116,15 @@ def test_start_from_nothing(sock):
 
 def test_twenty_tasks_starting_at_once_share_one_daemon(sock):
     async def main():
-        clients = await asyncio.gather(*(connect_or_start(sock, **opts()) for _ in range(20)))
+        # return_exceptions: a failure must not leave other starts running past the cleanup.
+        got = await asyncio.gather(*(connect_or_start(sock, **opts()) for _ in range(20)),
+                                   return_exceptions=True)
+        clients = [c for c in got if not isinstance(c, BaseException)]
+        errors = [e for e in got if isinstance(e, BaseException)]
+        if errors:
+            for c in clients:
+                await c.close()
+        assert errors == []
         stats = await clients[0].call("$/stats")
         assert stats["connections"] == 20
         assert len(daemon_pids(sock)) == 1
@@ -309,8 +317,10 @@ def test_ten_clients_of_a_new_build_at_once_replace_the_old_daemon_once(sock):
     async def main():
         old = await connect_or_start(sock, **opts(build_id="old"))
         [old_pid] = daemon_pids(sock)
-        fresh = await asyncio.gather(*(connect_or_start(sock, **opts(build_id="new"))
-                                       for _ in range(10)))
+        got = await asyncio.gather(*(connect_or_start(sock, **opts(build_id="new"))
+                                     for _ in range(10)), return_exceptions=True)
+        assert [e for e in got if isinstance(e, BaseException)] == []
+        fresh = got
         assert {c.hello.build_id for c in fresh} == {"new"}
         await old.wait_closed()
         pids = daemon_pids(sock)

@@ -134,7 +134,12 @@ test("start from nothing: an owner-only folder, a log beside the socket, a daemo
 
 test("20 clients starting at the same moment: one daemon serves them all", async () => {
   await withSocket(async (socket) => {
-    const clients: Client[] = await Promise.all(Array.from({ length: 20 }, () => connectOrStart(opts(socket))));
+    // allSettled: a failure must not leave other starts running past the test's cleanup.
+    const settled = await Promise.allSettled(Array.from({ length: 20 }, () => connectOrStart(opts(socket))));
+    const clients: Client[] = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    const failed = settled.flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
+    if (failed.length > 0) await Promise.all(clients.map((c) => c.close()));
+    assert.deepEqual(failed, []);
     const stats = (await clients[0].call("$/stats")) as Record<string, unknown>;
     assert.equal(Number(stats.connections), 20);
     assert.equal(daemonPids(socket).length, 1);
@@ -295,11 +300,15 @@ function fakeDaemon(socket: string, hello: Record<string, unknown>): Promise<{ s
 test("a hearthd without build_id (older than the key) is replaced; another server is never", async () => {
   await withSocket(async (socket) => {
     const old = await fakeDaemon(socket, { protocol: 2, server: "hearthd 0.0.1", supported: [1, 2] });
-    const c = await connectOrStart(opts(socket));
-    await old.shutdown; // it was asked to go
-    assert.ok(c.hello.buildId !== undefined, "connected to a real hearthd, which announces its build");
-    assert.equal(daemonPids(socket).length, 1);
-    await c.close();
+    try {
+      const c = await connectOrStart(opts(socket));
+      assert.ok(c.hello.buildId !== undefined, "connected to a real hearthd, which announces its build");
+      await old.shutdown; // the fake was asked to go
+      assert.equal(daemonPids(socket).length, 1);
+      await c.close();
+    } finally {
+      await old.stop(); // a failure must not leave it listening (and the test process alive)
+    }
     await killDaemons(socket);
     fs.rmSync(socket, { force: true }); // a killed daemon leaves its socket file
 
@@ -319,7 +328,12 @@ test("10 clients of a new build at once replace the old daemon once", async () =
   await withSocket(async (socket) => {
     const old = await connectOrStart(opts(socket, { buildId: "old" }));
     const [oldPid] = daemonPids(socket);
-    const fresh = await Promise.all(Array.from({ length: 10 }, () => connectOrStart(opts(socket, { buildId: "new" }))));
+    const settled = await Promise.allSettled(Array.from({ length: 10 }, () => connectOrStart(opts(socket, { buildId: "new" }))));
+    const fresh: Client[] = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    assert.deepEqual(
+      settled.flatMap((r) => (r.status === "rejected" ? [r.reason] : [])),
+      [],
+    );
     for (const c of fresh) assert.equal(c.hello.buildId, "new");
     await old.closed;
     const pids = daemonPids(socket);

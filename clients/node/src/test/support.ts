@@ -62,7 +62,7 @@ export async function spawnDaemon(args: string[] = []): Promise<Daemon> {
   });
   const exited = new Promise<void>((r) => proc.once("exit", () => r()));
   let log = "";
-  await guard(
+  const ready = guard(
     new Promise<void>((resolve, reject) => {
       const onData = (d: Buffer) => {
         log += d.toString();
@@ -76,6 +76,14 @@ export async function spawnDaemon(args: string[] = []): Promise<Daemon> {
     20000,
     `hearthd ready (${HEARTHD})`,
   );
+  try {
+    await ready;
+  } catch (e) {
+    // No daemon for the test: leave nothing behind either.
+    if (proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined) proc.kill("SIGKILL");
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     socket,
     proc,
