@@ -219,8 +219,8 @@ function answers(socket: string): Promise<boolean> {
  */
 export async function connectOrStart(opts: StartOptions = {}): Promise<Client> {
   const env = opts.env ?? process.env;
-  if (opts.start === false || env[NO_START_ENV] === "1") return connect(opts);
   const socket = opts.path ?? socketPath(env);
+  if (opts.start === false || env[NO_START_ENV] === "1") return connect({ ...opts, path: socket });
   const starter = new Starter(socket, { ...opts, path: socket }, env);
   const attempt = async (): Promise<Client | undefined> => {
     try {

@@ -189,9 +189,9 @@ async def connect_or_start(path: Optional[str] = None, *, client: str = "hearth_
     that is not a socket, a refused handshake), else :class:`StartError`.
     """
     env = os.environ if env is None else env
+    path = path or socket_path(env)
     if start is False or env.get(NO_START_ENV) == "1":
         return await connect(path, client=client, protocol=protocol)
-    path = path or socket_path(env)
     s = _Starter(path, client, protocol, daemon, idle_exit, args, replace_stale, build_id,
                  ready_timeout, env)
     c = await s.attempt()

@@ -331,3 +331,16 @@ def test_ten_clients_of_a_new_build_at_once_replace_the_old_daemon_once(sock):
     run(main())
     with open(log_path(sock)) as f:
         assert f.read().count("ready on") == 2
+
+
+def test_without_a_path_the_socket_follows_hearth_socket_of_env(sock):
+    env = clean_env(HEARTH_SOCKET=sock)
+
+    async def main():
+        with pytest.raises(FileNotFoundError):
+            await connect_or_start(daemon=HEARTHD, env=dict(env, HEARTH_NO_START="1"))
+        c = await connect_or_start(daemon=HEARTHD, env=env)
+        assert c.path == sock
+        assert len(daemon_pids(sock)) == 1
+        await c.close()
+    run(main())

@@ -343,3 +343,17 @@ test("10 clients of a new build at once replace the old daemon once", async () =
     await Promise.all(fresh.map((c) => c.close()));
   });
 });
+
+test("without a path, the socket follows HEARTH_SOCKET of the env option", async () => {
+  await withSocket(async (socket) => {
+    const env = cleanEnv({ HEARTH_SOCKET: socket });
+    await assert.rejects(
+      connectOrStart({ daemon: HEARTHD, env: { ...env, HEARTH_NO_START: "1" } }),
+      (e: NodeJS.ErrnoException) => e.code === "ENOENT" && e.message.includes(socket),
+    );
+    const c = await connectOrStart({ daemon: HEARTHD, env });
+    assert.equal(c.path, socket);
+    assert.equal(daemonPids(socket).length, 1);
+    await c.close();
+  });
+});
