@@ -352,16 +352,22 @@ class Starter {
       }
       st = fs.lstatSync(dir);
     }
-    const uid = process.getuid?.() ?? st.uid;
-    const sub = path.join(dir, `hearth-${uid}`, path.basename(this.socket));
-    const advice = `use a folder of its own, which hearthd creates owner-only: HEARTH_SOCKET=${sub} (or the path option)`;
-    const refuse = (problem: string) =>
-      fail("unsafe_folder", `hearthd would refuse the socket folder ${dir}: ${problem}; ${advice}`, { path: dir });
-    if (st.isSymbolicLink()) refuse("it is a symbolic link");
-    if (!st.isDirectory()) refuse("it is not a folder");
-    if (st.uid !== uid) refuse(`it is owned by uid ${st.uid}, not by you (uid ${uid})`);
+    // The daemon's rule and advice (hearth_transport::folder): never change that folder.
+    const uid = process.geteuid?.() ?? st.uid;
+    const refuse = (problem: string, fix: string) =>
+      fail("unsafe_folder", `hearthd would refuse the socket folder ${dir}: ${problem}; ${fix}`, { path: dir });
+    const elsewhere = "(HEARTH_SOCKET or the path option)";
+    if (st.isSymbolicLink()) refuse("it is a symbolic link", `remove the link (rm ${dir}) or choose another path ${elsewhere}`);
+    if (!st.isDirectory()) refuse("it is not a folder", `choose another path ${elsewhere}`);
+    if (st.uid !== uid) refuse(`it is owned by uid ${st.uid}, not by you (uid ${uid})`, `choose a folder of your own ${elsewhere}`);
     const mode = st.mode & 0o777;
-    if (mode & 0o077) refuse(`other users have access to it (mode ${mode.toString(8)})`);
+    if (mode & 0o077) {
+      const sub = path.join(dir, `hearth-${uid}`, path.basename(this.socket));
+      refuse(
+        `other users have access to it (mode ${mode.toString(8)})`,
+        `use a folder of its own, which hearthd creates owner-only: HEARTH_SOCKET=${sub} (or the path option)`,
+      );
+    }
   }
 
   /** Starts the daemon detached: its own session, no stdin, output appended to the log. */

@@ -291,24 +291,28 @@ class _Starter:
                 raise StartError("file", f"cannot create the socket folder {d}: {e.strerror}",
                                  path=d) from e
             st = os.lstat(d)
-        uid = os.getuid()
-        sub = os.path.join(d, f"hearth-{uid}", os.path.basename(self.socket))
-        advice = (f"use a folder of its own, which hearthd creates owner-only: "
-                  f"HEARTH_SOCKET={sub} (or the path argument)")
+        # The daemon's rule and advice (hearth_transport::folder): never change that folder.
+        uid = os.geteuid()
+        elsewhere = "(HEARTH_SOCKET or the path argument)"
 
-        def refuse(problem: str):
+        def refuse(problem: str, fix: str):
             raise StartError("unsafe_folder",
-                             f"hearthd would refuse the socket folder {d}: {problem}; {advice}",
+                             f"hearthd would refuse the socket folder {d}: {problem}; {fix}",
                              path=d)
         if stat.S_ISLNK(st.st_mode):
-            refuse("it is a symbolic link")
+            refuse("it is a symbolic link",
+                   f"remove the link (rm {d}) or choose another path {elsewhere}")
         if not stat.S_ISDIR(st.st_mode):
-            refuse("it is not a folder")
+            refuse("it is not a folder", f"choose another path {elsewhere}")
         if st.st_uid != uid:
-            refuse(f"it is owned by uid {st.st_uid}, not by you (uid {uid})")
+            refuse(f"it is owned by uid {st.st_uid}, not by you (uid {uid})",
+                   f"choose a folder of your own {elsewhere}")
         mode = stat.S_IMODE(st.st_mode)
         if mode & 0o077:
-            refuse(f"other users have access to it (mode {mode:o})")
+            sub = os.path.join(d, f"hearth-{uid}", os.path.basename(self.socket))
+            refuse(f"other users have access to it (mode {mode:o})",
+                   f"use a folder of its own, which hearthd creates owner-only: "
+                   f"HEARTH_SOCKET={sub} (or the path argument)")
 
     async def lock(self) -> int:
         """Takes the start lock (``flock`` on ``<socket>.start``, as the Rust client does),

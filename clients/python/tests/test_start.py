@@ -222,6 +222,13 @@ def test_a_folder_hearthd_would_refuse_is_refused_with_advice(sock):
     assert e.value.kind == "unsafe_folder"
     assert os.path.join(shared, f"hearth-{os.getuid()}") in str(e.value)
     assert os.stat(shared).st_mode & 0o777 == 0o777, "an existing folder is never changed"
+    link = os.path.join(os.path.dirname(sock), "link")
+    os.symlink(os.path.dirname(sock), link)
+    with pytest.raises(StartError) as e:
+        run(connect_or_start(os.path.join(link, "hearthd.sock"), **opts()))
+    assert e.value.kind == "unsafe_folder" and "symbolic link" in str(e.value)
+    assert not os.path.exists(start_lock_path(sock)) and not os.path.exists(log_path(sock)), \
+        "nothing was made"
 
 
 def test_a_stale_daemon_is_replaced_and_no_replace_keeps_it(sock):

@@ -207,6 +207,13 @@ test("a folder hearthd would refuse is refused with advice", async () => {
         e instanceof StartError && e.kind === "unsafe_folder" && e.message.includes(path.join(shared, `hearth-${os.userInfo().uid}`)),
     );
     assert.equal(fs.statSync(shared).mode & 0o777, 0o777, "an existing folder is never changed");
+    const link = path.join(dir, "link");
+    fs.symlinkSync(dir, link);
+    await assert.rejects(
+      connectOrStart(opts(path.join(link, "hearthd.sock"))),
+      (e: unknown) => e instanceof StartError && e.kind === "unsafe_folder" && e.message.includes("symbolic link"),
+    );
+    assert.ok(!fs.existsSync(path.join(dir, "hearthd.sock.start")) && !fs.existsSync(logPath(path.join(dir, "x"))), "nothing made");
   });
 });
 
