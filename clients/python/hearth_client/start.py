@@ -327,19 +327,23 @@ class _Starter:
         loop = asyncio.get_running_loop()
         # The holder is bounded by its own ready and replace waits.
         give_up = loop.time() + self.ready_timeout * 3
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except BlockingIOError:
-                if loop.time() >= give_up:
-                    os.close(fd)
-                    raise StartError("file", f"another client held the start lock {path} too "
-                                     "long; is a hearthd start hanging?", path=path) from None
-            except OSError as e:
-                os.close(fd)
-                raise StartError("file", f"cannot lock {path}: {e.strerror}", path=path) from e
-            await asyncio.sleep(0.02)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return fd
+                except BlockingIOError:
+                    if loop.time() >= give_up:
+                        raise StartError("file", f"another client held the start lock {path} "
+                                         "too long; is a hearthd start hanging?",
+                                         path=path) from None
+                except OSError as e:
+                    raise StartError("file", f"cannot lock {path}: {e.strerror}",
+                                     path=path) from e
+                await asyncio.sleep(0.02)
+        except BaseException:  # an error, or the caller's task cancelled while waiting
+            os.close(fd)
+            raise
 
     async def replace(self, stale: Client) -> None:
         """Asks a daemon of another build to shut down, and waits until nothing answers and it

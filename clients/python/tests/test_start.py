@@ -351,3 +351,39 @@ def test_without_a_path_the_socket_follows_hearth_socket_of_env(sock):
         assert len(daemon_pids(sock)) == 1
         await c.close()
     run(main())
+
+
+def _open_fds_on(path: str) -> int:
+    """How many of this process's descriptors are open on ``path``."""
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}") == path
+        except OSError:
+            pass
+    return n
+
+
+def test_a_client_waiting_for_the_start_lock_gives_up_when_cancelled(sock):
+    import fcntl
+    lock = start_lock_path(sock)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another client is starting
+
+    async def main():
+        task = asyncio.ensure_future(connect_or_start(sock, **opts()))
+        # Wait (bounded) until it waits for the lock: its own descriptor on the lock file.
+        for _ in range(2000):
+            if task.done() or _open_fds_on(lock) == 2:
+                break
+            await asyncio.sleep(0.005)
+        assert not task.done() and _open_fds_on(lock) == 2
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    try:
+        run(main())
+        assert _open_fds_on(lock) == 1, "its descriptor on the lock file was closed"
+        assert daemon_pids(sock) == [], "nothing was started while another held the lock"
+    finally:
+        os.close(fd)
