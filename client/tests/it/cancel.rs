@@ -11,7 +11,7 @@ use hearth_server::{Limits, builtins};
 use serde::de::IgnoredAny;
 use serde_json::json;
 
-use crate::support::{TestDaemon, eventually};
+use crate::support::{TestDaemon, TestDaemonExt, eventually};
 
 fn cancelled(daemon: &TestDaemon) -> u64 {
     daemon

@@ -8,7 +8,7 @@ use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::support::{Gate, TestDaemon, eventually, within};
+use crate::support::{Gate, TestDaemon, TestDaemonExt, eventually, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_daemon_dies_every_pending_call_fails() {

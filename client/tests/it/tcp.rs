@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 
 use hearth_server::{Limits, builtins};
 
-use crate::support::{Gate, TestDaemon, eventually, within};
+use crate::support::{Gate, TestDaemon, TestDaemonExt, eventually, within};
 
 #[tokio::test]
 async fn calls_over_tcp_get_their_answers() {

@@ -14,7 +14,7 @@ use serde::de::IgnoredAny;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use crate::support::{FakeDaemon, Peer, TestDaemon, eventually, within};
+use crate::support::{FakeDaemon, Peer, TestDaemon, TestDaemonExt, eventually, within};
 
 #[tokio::test]
 async fn a_v2_daemon_gets_a_v2_connection() {
