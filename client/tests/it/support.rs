@@ -16,7 +16,7 @@ use bytes::BytesMut;
 use hearth_client::protocol::reserved::{FATAL, Fatal};
 use hearth_client::protocol::reserved::{HelloResult, Limits as HelloLimits};
 use hearth_client::protocol::{EncodeError, Encoder, ErrorCode, Message, Request, Version};
-use hearth_client::{Client, ClientConfig};
+use hearth_client::{Client, ClientConfig, Error};
 use tempfile::TempDir;
 use tokio::net::{UnixListener, UnixStream};
 
@@ -51,6 +51,19 @@ pub(crate) struct FakeDaemon {
 }
 
 impl FakeDaemon {
+    /// A daemon speaking version 2: answers the first connection's `$/hello` with protocol 2,
+    /// then runs `script` on it.
+    pub(crate) fn start_v2<F, Fut>(script: F) -> Self
+    where
+        F: FnOnce(Peer) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self::start(|mut peer| async move {
+            peer.answer_hello(2).await;
+            script(peer).await;
+        })
+    }
+
     /// Listens on a fresh socket and runs `script` on the first connection.
     pub(crate) fn start<F, Fut>(script: F) -> Self
     where
@@ -114,6 +127,27 @@ impl FakeDaemon {
         &self.path
     }
 
+    /// A client connected with the default configuration (failing the test if that fails or
+    /// hangs).
+    pub(crate) async fn client(&self) -> Client {
+        within("connect", Client::connect(&self.path))
+            .await
+            .expect("connect")
+    }
+
+    /// Connects, expecting that to fail (`why` says why it should); returns the error.
+    pub(crate) async fn connect_err(&self, why: &str) -> Error {
+        within("connect", Client::connect(&self.path))
+            .await
+            .expect_err(why)
+    }
+
+    /// Drops `client` (hanging up), then waits for the script to finish.
+    pub(crate) async fn finish_after(self, client: Client) {
+        drop(client);
+        self.finish().await;
+    }
+
     /// Waits for the script to finish, propagating its panics.
     pub(crate) async fn finish(self) {
         within("the fake daemon's script", self.script)
@@ -172,6 +206,18 @@ impl Peer {
     /// Sends bytes as they are, well-formed or not.
     pub(crate) async fn send_bytes(&mut self, bytes: &[u8]) {
         self.raw.send_bytes(bytes).await;
+    }
+
+    /// Answers `request` with its own params, as `echo` does.
+    pub(crate) async fn echo(&mut self, request: &Request) {
+        self.send(|enc, buf| enc.response_raw(buf, request.id, &request.params))
+            .await;
+    }
+
+    /// Asserts that the client sends no further request and hangs up.
+    pub(crate) async fn expect_hang_up(&mut self) {
+        let next = self.request().await;
+        assert!(next.is_none(), "the client hangs up, but sent {next:?}");
     }
 
     /// Reads the client's `$/hello` and answers it (in the hello's envelope version) as a
