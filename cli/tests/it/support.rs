@@ -1,19 +1,41 @@
-//! Test helpers for the `hearth` binary's tests: [`V1OnlyDaemon`], a scripted daemon that
-//! speaks protocol 1 only (the real one speaks 2). The shared pieces — [`TestDaemon`] (a real
+//! Test helpers for the `hearth` binary's tests: [`hearth_bench`], which runs `hearth bench`
+//! (building the `hearthd` its `--spawn` runs, next to `hearth`), and [`V1OnlyDaemon`], a
+//! scripted daemon that speaks protocol 1 only (the real one speaks 2). The shared pieces — [`TestDaemon`] (a real
 //! `hearth-server` on a fresh socket in its own runtime on its own thread, so a test can kill
 //! it outright), [`private_dir`], [`within`] and [`eventually`] — come from `hearth-testkit`.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use bytes::BytesMut;
 use hearth_server::protocol::reserved::{FATAL, Fatal, HELLO, HelloResult, Limits as HelloLimits};
 use hearth_server::protocol::{
     DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME, Encoder, ErrorCode, FrameDecoder, Message, Version,
 };
+use hearth_testkit::hearthd_bin;
 pub(crate) use hearth_testkit::{TestDaemon, eventually, private_dir, within};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
+
+/// `hearth bench <args>` with no `HEARTH_SOCKET` from the environment and no start on first
+/// use (these tests choose their daemons; start-on-first-use has its own tests). `--spawn`
+/// runs the `hearthd` next to `hearth`, which `cargo test -p hearth-cli` does not build: for
+/// those, [`hearthd_bin`] builds it first, with the same cargo, target folder and profile.
+pub(crate) fn hearth_bench(args: &[&str]) -> Output {
+    let hearth = Path::new(env!("CARGO_BIN_EXE_hearth"));
+    if args.contains(&"--spawn") {
+        let hearthd = hearthd_bin();
+        assert_eq!(hearthd.parent(), hearth.parent(), "hearthd next to hearth");
+    }
+    Command::new(hearth)
+        .arg("bench")
+        .args(args)
+        .env_remove("HEARTH_SOCKET")
+        .env("HEARTH_NO_START", "1")
+        .output()
+        .expect("running hearth bench")
+}
 
 /// A daemon that speaks protocol 1 only, as hearthd did before version 2: a connection whose
 /// first message is in version 2 gets `$/fatal` -32004 (`supported: [1]`) in a version 1

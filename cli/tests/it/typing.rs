@@ -2,10 +2,11 @@
 //! short runs. The JSON report's shape and that completions find the words being typed are
 //! asserted; no figure about time is.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
+
+use crate::support::hearth_bench;
 
 /// A corpus of `files` Rust files that share a vocabulary, each over the 512 bytes the bench
 /// wants of a file it opens.
@@ -34,19 +35,6 @@ fn corpus(files: usize) -> tempfile::TempDir {
     dir
 }
 
-/// `hearth bench <args>` with a spawned hearthd (built next to `hearth` first).
-fn bench(args: &[&str]) -> Output {
-    let hearthd = hearth_testkit::hearthd_bin();
-    let hearth = Path::new(env!("CARGO_BIN_EXE_hearth"));
-    assert_eq!(hearthd.parent(), hearth.parent(), "hearthd next to hearth");
-    Command::new(hearth)
-        .arg("bench")
-        .args(args)
-        .env_remove("HEARTH_SOCKET")
-        .output()
-        .expect("running hearth bench")
-}
-
 fn report(out: &Output) -> Value {
     assert_eq!(
         out.status.code(),
@@ -65,7 +53,7 @@ fn a_short_typing_run_reports_latency_drops_and_quality() {
     let root = dir.path().to_str().expect("utf-8 path");
     // A deadline long enough that a slow debug build still answers: quality, not speed, is
     // what this test looks at.
-    let out = bench(&[
+    let out = hearth_bench(&[
         "--spawn",
         "--workload",
         "typing",
@@ -118,7 +106,7 @@ fn a_short_typing_run_reports_latency_drops_and_quality() {
 fn with_index_the_run_measures_while_the_corpus_is_indexed() {
     let dir = corpus(6);
     let root = dir.path().to_str().expect("utf-8 path");
-    let out = bench(&[
+    let out = hearth_bench(&[
         "--spawn",
         "--workload",
         "typing",
@@ -143,11 +131,7 @@ fn with_index_the_run_measures_while_the_corpus_is_indexed() {
 
 #[test]
 fn typing_flags_without_the_typing_workload_are_bad_usage() {
-    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["bench", "--corpus", "/tmp", "--socket", "/nonexistent/sock"])
-        .env_remove("HEARTH_SOCKET")
-        .output()
-        .expect("running hearth bench");
+    let out = hearth_bench(&["--corpus", "/tmp", "--socket", "/nonexistent/sock"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--workload typing"), "{err}");
@@ -157,11 +141,7 @@ fn typing_flags_without_the_typing_workload_are_bad_usage() {
 fn an_empty_corpus_is_bad_input() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().to_str().expect("utf-8 path");
-    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["bench", "--workload", "typing", "--corpus", root])
-        .env_remove("HEARTH_SOCKET")
-        .output()
-        .expect("running hearth bench");
+    let out = hearth_bench(&["--workload", "typing", "--corpus", root]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no source files"), "{err}");
