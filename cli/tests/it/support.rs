@@ -1,5 +1,6 @@
-//! Test helpers for the `hearth` binary's tests: [`hearth_bench`], which runs `hearth bench`
-//! (building the `hearthd` its `--spawn` runs, next to `hearth`), and [`V1OnlyDaemon`], a
+//! Test helpers for the `hearth` binary's tests: [`hearth`] and [`hearth_bench`], which run the
+//! binary with the environment these tests want ([`hearth_command`]; `hearth_bench` also builds
+//! the `hearthd` its `--spawn` runs, next to `hearth`), and [`V1OnlyDaemon`], a
 //! scripted daemon that speaks protocol 1 only (the real one speaks 2). The shared pieces — [`TestDaemon`] (a real
 //! `hearth-server` on a fresh socket in its own runtime on its own thread, so a test can kill
 //! it outright), [`private_dir`], [`within`] and [`eventually`] — come from `hearth-testkit`.
@@ -18,21 +19,40 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
-/// `hearth bench <args>` with no `HEARTH_SOCKET` from the environment and no start on first
-/// use (these tests choose their daemons; start-on-first-use has its own tests). `--spawn`
-/// runs the `hearthd` next to `hearth`, which `cargo test -p hearth-cli` does not build: for
-/// those, [`hearthd_bin`] builds it first, with the same cargo, target folder and profile.
+/// The `hearth` under test, with no `HEARTH_SOCKET` from the environment and no start on first
+/// use: these tests choose their daemons (start-on-first-use has its own tests, in
+/// `lifecycle.rs`).
+pub(crate) fn hearth_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    cmd.env_remove("HEARTH_SOCKET").env("HEARTH_NO_START", "1");
+    cmd
+}
+
+/// `hearth --socket <socket> <args>` (see [`hearth_command`]).
+pub(crate) fn hearth(socket: &Path, args: &[&str]) -> Output {
+    hearth_command()
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .expect("running hearth")
+}
+
+/// `hearth bench <args>` (see [`hearth_command`]). `--spawn` runs the `hearthd` next to
+/// `hearth`, which `cargo test -p hearth-cli` does not build: for those, [`hearthd_bin`] builds
+/// it first, with the same cargo, target folder and profile.
 pub(crate) fn hearth_bench(args: &[&str]) -> Output {
-    let hearth = Path::new(env!("CARGO_BIN_EXE_hearth"));
     if args.contains(&"--spawn") {
-        let hearthd = hearthd_bin();
-        assert_eq!(hearthd.parent(), hearth.parent(), "hearthd next to hearth");
+        let hearth = Path::new(env!("CARGO_BIN_EXE_hearth"));
+        assert_eq!(
+            hearthd_bin().parent(),
+            hearth.parent(),
+            "hearthd next to hearth"
+        );
     }
-    Command::new(hearth)
+    hearth_command()
         .arg("bench")
         .args(args)
-        .env_remove("HEARTH_SOCKET")
-        .env("HEARTH_NO_START", "1")
         .output()
         .expect("running hearth bench")
 }
