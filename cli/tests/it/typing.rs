@@ -47,31 +47,41 @@ fn report(out: &Output) -> Value {
     serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
 
-#[test]
-fn a_short_typing_run_reports_latency_drops_and_quality() {
-    let dir = corpus(12);
+/// A `--spawn`ed typing run over a corpus of `files` files, with `flags` besides, and its JSON
+/// report (after checking it exited 0). The deadline is long enough that a slow debug build
+/// still answers: quality, not speed, is what these tests look at.
+fn typing_run(files: usize, flags: &[&str]) -> Value {
+    let dir = corpus(files);
     let root = dir.path().to_str().expect("utf-8 path");
-    // A deadline long enough that a slow debug build still answers: quality, not speed, is
-    // what this test looks at.
-    let out = hearth_bench(&[
+    let mut args = vec![
         "--spawn",
         "--workload",
         "typing",
         "--corpus",
         root,
-        "--editors",
-        "2",
-        "--keys-per-sec",
-        "40",
-        "--duration",
-        "1s",
-        "--warmup",
-        "100ms",
         "--deadline",
         "30s",
         "--json",
-    ]);
-    let r = report(&out);
+    ];
+    args.extend_from_slice(flags);
+    report(&hearth_bench(&args))
+}
+
+#[test]
+fn a_short_typing_run_reports_latency_drops_and_quality() {
+    let r = typing_run(
+        12,
+        &[
+            "--editors",
+            "2",
+            "--keys-per-sec",
+            "40",
+            "--duration",
+            "1s",
+            "--warmup",
+            "100ms",
+        ],
+    );
     assert_eq!(r["workload"], "typing");
     assert_eq!(r["editors"], 2);
     assert_eq!(r["index_files"], 12, "{r}");
@@ -104,26 +114,18 @@ fn a_short_typing_run_reports_latency_drops_and_quality() {
 
 #[test]
 fn with_index_the_run_measures_while_the_corpus_is_indexed() {
-    let dir = corpus(6);
-    let root = dir.path().to_str().expect("utf-8 path");
-    let out = hearth_bench(&[
-        "--spawn",
-        "--workload",
-        "typing",
-        "--corpus",
-        root,
-        "--keys-per-sec",
-        "20",
-        "--duration",
-        "1s",
-        "--warmup",
-        "0s",
-        "--deadline",
-        "30s",
-        "--index",
-        "--json",
-    ]);
-    let r = report(&out);
+    let r = typing_run(
+        6,
+        &[
+            "--keys-per-sec",
+            "20",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--index",
+        ],
+    );
     assert_eq!(r["index_during_run"], true);
     assert_eq!(r["index_files"], 6, "{r}");
     assert!(r["keystrokes"].is_u64(), "{r}");
