@@ -43,6 +43,29 @@ impl TestDaemonExt for TestDaemon {
     }
 }
 
+/// Requests the daemon stopped for the client: cancelled (-32800) or past their deadline
+/// (-32002). A timed-out call in version 2 is stopped by whichever comes first, the client's
+/// cancel or the daemon's own deadline, and answered once.
+pub(crate) fn stopped(daemon: &TestDaemon) -> u64 {
+    let errors = daemon.stats().errors;
+    let count = |code: &str| errors.get(code).copied().unwrap_or_default();
+    count("-32800") + count("-32002")
+}
+
+/// Calls `sleep` for a minute on `client`, whose configured timeout is far shorter: the call
+/// fails with [`Error::Timeout`], the daemon stops the request exactly once ([`stopped`]), and
+/// then nothing is in flight.
+pub(crate) async fn sleep_past_the_timeout(client: &Client, daemon: &TestDaemon) {
+    let err = client
+        .call::<_, serde::de::IgnoredAny>("sleep", &serde_json::json!({"ms": 60_000}))
+        .await
+        .expect_err("the sleep outlasts the timeout");
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    // `in_flight == 0` alone also holds before the daemon has read the sleep at all.
+    eventually("the daemon stops the call", || stopped(daemon) == 1).await;
+    eventually("nothing runs", || daemon.stats().in_flight == 0).await;
+}
+
 /// A scripted daemon for one connection: the script gets the accepted [`Peer`].
 pub(crate) struct FakeDaemon {
     _dir: TempDir,
