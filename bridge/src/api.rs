@@ -186,13 +186,13 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 fn render(raw: &[u8]) -> Json {
-    msgpack_to_json(raw).unwrap_or_else(|e| json!({ "unreadable": e }))
+    msgpack_to_json(raw).unwrap_or_else(|e| json!({ "unreadable": e.to_string() }))
 }
 
 fn result_response(raw: &[u8]) -> Response {
     match msgpack_to_json(raw) {
         Ok(value) => json_response(StatusCode::OK, &json!({ "result": value })),
-        Err(e) => bridge_error(StatusCode::BAD_GATEWAY, &e),
+        Err(e) => bridge_error(StatusCode::BAD_GATEWAY, &e.to_string()),
     }
 }
 

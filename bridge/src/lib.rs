@@ -7,7 +7,8 @@
 //! limits — is `docs/BRIDGE.md`; this crate's modules follow it: [`listen`] (which addresses are
 //! allowed), `guard` (Host, Origin, token), `api` (the JSON API), `ws` (the WebSocket relay),
 //! `page` (the demo page) and `serve` (the accept loop and its bounds). The `hearth bridge`
-//! command is [`run`]; tests and embedders use [`Bridge`].
+//! command is [`run`]; tests and embedders use [`Bridge`]. [`msgpack_to_json`] renders a
+//! daemon's answer as JSON, for the API here and for the `hearth` CLI's output.
 
 mod api;
 mod config;
@@ -24,5 +25,6 @@ mod ws;
 
 pub use config::{Args, Config, Limits};
 pub use error::Error;
+pub use json::{UnreadableAnswer, msgpack_to_json, to_json};
 pub use serve::{Bridge, run};
 pub use token::Token;

@@ -132,7 +132,7 @@ fn remote_data(remote: &hearth_client::RemoteError) -> Option<String> {
     let data = remote.data.as_deref()?;
     Some(match crate::json::msgpack_to_json(data) {
         Ok(json) => json.to_string(),
-        Err(why) => why,
+        Err(why) => why.to_string(),
     })
 }
 

@@ -13,7 +13,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use hearth_protocol::reserved::{Fatal, HelloResult};
 use hearth_protocol::{
-    Decoded, Encoder, ErrorCode, FrameDecoder, Message, RequestOptions, Response, Text, Version,
+    Decoded, Encoder, ErrorCode, FrameDecoder, Message, Partial, RequestOptions, Response, Text,
+    Version,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -102,6 +103,59 @@ impl Peer {
             }
         }
     }
+
+    /// The next `n` responses as (id, error code), in the order they came.
+    async fn answers(&mut self, n: usize) -> Vec<(u64, Option<ErrorCode>)> {
+        let mut got = Vec::with_capacity(n);
+        for _ in 0..n {
+            let r = self.response().await;
+            got.push((r.id.get(), code(&r)));
+        }
+        got
+    }
+
+    /// Every response until end of file as (id, error code), in the order they came; other
+    /// messages are skipped.
+    async fn answers_until_eof(&mut self) -> Vec<(u64, Option<ErrorCode>)> {
+        let mut got = Vec::new();
+        while let Some(msg) = self.next().await {
+            if let Message::Response(r) = msg.message {
+                got.push((r.id.get(), code(&r)));
+            }
+        }
+        got
+    }
+
+    /// The partials of a streamed call, then its response; any other message fails the test.
+    async fn stream(&mut self) -> (Vec<Partial>, Response) {
+        let mut partials = Vec::new();
+        loop {
+            match self.next().await.unwrap().message {
+                Message::Partial(p) => partials.push(p),
+                Message::Response(r) => return (partials, r),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
+
+/// `max_in_flight` requests run on a connection and `max_queued` more wait.
+fn queue(max_in_flight: usize, max_queued: usize) -> Limits {
+    Limits {
+        max_in_flight,
+        max_queued: Some(max_queued),
+        ..Limits::default()
+    }
+}
+
+/// One write of version 1 requests, `(id, method, params)` each.
+fn v1_requests(requests: &[(u64, &str, Value)]) -> BytesMut {
+    let v1 = Encoder::default();
+    let mut wire = BytesMut::new();
+    for (id, method, params) in requests {
+        v1.request(&mut wire, *id, method, params).unwrap();
+    }
+    wire
 }
 
 fn fatal(params: &[u8]) -> Fatal {
@@ -124,19 +178,16 @@ async fn frame_timer_does_not_run_while_the_daemon_chooses_not_to_read() {
         ..Limits::default()
     };
     let (mut c, _, _) = start(builtins::router(), limits);
-    let v1 = Encoder::default();
-    let mut wire = BytesMut::new();
-    for id in 1..=8u64 {
-        v1.request(&mut wire, id, "sleep", &json!({"ms": 2000}))
-            .unwrap();
-    }
-    c.send(wire).await;
-    let mut ids = Vec::new();
-    for _ in 0..8 {
-        let r = c.response().await; // panics on $/fatal
-        assert!(r.outcome.is_ok(), "{r:?}");
-        ids.push(r.id.get());
-    }
+    let sleeps: Vec<_> = (1..=8u64)
+        .map(|id| (id, "sleep", json!({"ms": 2000})))
+        .collect();
+    c.send(v1_requests(&sleeps)).await;
+    let answers = c.answers(8).await; // panics on $/fatal
+    assert!(
+        answers.iter().all(|(_, code)| code.is_none()),
+        "{answers:?}"
+    );
+    let mut ids: Vec<u64> = answers.iter().map(|(id, _)| *id).collect();
     ids.sort_unstable();
     assert_eq!(ids, (1..=8).collect::<Vec<_>>());
 }
@@ -349,11 +400,7 @@ async fn deadline_and_supersede_each_get_their_one_answer() {
         opts(Some(0), None, false),
     );
     c.send(wire).await;
-    let mut got = Vec::new();
-    for _ in 0..4 {
-        let r = c.response().await;
-        got.push((r.id.get(), code(&r)));
-    }
+    let mut got = c.answers(4).await;
     got.sort_unstable_by_key(|g| g.0);
     assert_eq!(
         got,
@@ -371,12 +418,7 @@ async fn deadline_and_supersede_each_get_their_one_answer() {
 
 #[tokio::test(start_paused = true)]
 async fn past_max_in_flight_v2_requests_queue_and_past_the_queue_are_busy() {
-    let limits = Limits {
-        max_in_flight: 1,
-        max_queued: Some(2),
-        ..Limits::default()
-    };
-    let (mut c, _, _) = start(builtins::router(), limits);
+    let (mut c, _, _) = start(builtins::router(), queue(1, 2));
     let mut wire = BytesMut::new();
     let none = || opts(None, None, false);
     c.v2(&mut wire, 1, "sleep", json!({"ms": 100}), none());
@@ -390,14 +432,7 @@ async fn past_max_in_flight_v2_requests_queue_and_past_the_queue_are_busy() {
     c.v2(&mut wire, 3, "echo", json!("queued"), none());
     c.v2(&mut wire, 4, "echo", json!("busy"), none());
     c.send(wire).await;
-    let order: Vec<_> = {
-        let mut v = Vec::new();
-        for _ in 0..4 {
-            let r = c.response().await;
-            v.push((r.id.get(), code(&r)));
-        }
-        v
-    };
+    let order = c.answers(4).await;
     assert_eq!(
         order,
         vec![
@@ -411,12 +446,7 @@ async fn past_max_in_flight_v2_requests_queue_and_past_the_queue_are_busy() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cancel_reaches_a_queued_request_and_shutdown_answers_the_queue() {
-    let limits = Limits {
-        max_in_flight: 1,
-        max_queued: Some(2),
-        ..Limits::default()
-    };
-    let (mut c, handle, _) = start(builtins::router(), limits);
+    let (mut c, handle, _) = start(builtins::router(), queue(1, 2));
     let mut wire = BytesMut::new();
     c.v2(
         &mut wire,
@@ -435,12 +465,7 @@ async fn a_cancel_reaches_a_queued_request_and_shutdown_answers_the_queue() {
         (2, Some(ErrorCode::REQUEST_CANCELLED))
     );
     handle.shutdown();
-    let mut got = Vec::new();
-    while let Some(msg) = c.next().await {
-        if let Message::Response(r) = msg.message {
-            got.push((r.id.get(), code(&r)));
-        }
-    }
+    let got = c.answers_until_eof().await;
     assert_eq!(got, vec![(3, Some(ErrorCode::SHUTTING_DOWN)), (1, None)]);
 }
 
@@ -451,23 +476,17 @@ async fn shutdown_answers_frames_left_undecoded_at_the_limit() {
         ..Limits::default()
     };
     let (mut c, handle, _) = start(builtins::router(), limits);
-    let v1 = Encoder::default();
-    let mut wire = BytesMut::new();
-    v1.request(&mut wire, 1, "sleep", &json!({"ms": 100}))
-        .unwrap();
-    v1.request(&mut wire, 2, "echo", &2).unwrap();
-    v1.request(&mut wire, 3, "echo", &3).unwrap();
-    c.send(wire).await;
+    c.send(v1_requests(&[
+        (1, "sleep", json!({"ms": 100})),
+        (2, "echo", json!(2)),
+        (3, "echo", json!(3)),
+    ]))
+    .await;
     while handle.stats().in_flight == 0 {
         tokio::task::yield_now().await;
     }
     handle.shutdown();
-    let mut got = Vec::new();
-    while let Some(msg) = c.next().await {
-        if let Message::Response(r) = msg.message {
-            got.push((r.id.get(), code(&r)));
-        }
-    }
+    let got = c.answers_until_eof().await;
     assert_eq!(
         got,
         vec![
@@ -488,23 +507,16 @@ async fn count_streams_partials_before_its_response() {
         opts(None, None, true),
     )
     .await;
-    let mut seen = Vec::new();
-    loop {
-        match c.next().await.unwrap().message {
-            Message::Partial(p) => {
-                assert_eq!(p.id, 6);
-                seen.push((
-                    p.seq,
-                    hearth_protocol::from_msgpack::<u64>(&p.chunk).unwrap(),
-                ));
-            }
-            Message::Response(r) => {
-                assert_eq!(result::<u64>(&r), 3);
-                break;
-            }
-            other => panic!("{other:?}"),
-        }
-    }
+    let (partials, r) = c.stream().await;
+    let seen: Vec<_> = partials
+        .iter()
+        .map(|p| {
+            assert_eq!(p.id, 6);
+            let chunk = hearth_protocol::from_msgpack::<u64>(&p.chunk).unwrap();
+            (p.seq, chunk)
+        })
+        .collect();
+    assert_eq!(result::<u64>(&r), 3);
     assert_eq!(seen, vec![(0, 0), (1, 1), (2, 2)]);
 
     // Without a stream: the same result, no partials.
@@ -538,17 +550,9 @@ async fn a_dropping_stream_with_full_output_still_ends_with_its_response() {
     let (mut c, _, _) = start_with(router, limits, 64);
     c.request(1, "burst", Value::Null, opts(None, None, true))
         .await;
-    let mut seqs = Vec::new();
-    loop {
-        match c.next().await.unwrap().message {
-            Message::Partial(p) => seqs.push(p.seq),
-            Message::Response(r) => {
-                assert_eq!(result::<String>(&r), "done");
-                break;
-            }
-            other => panic!("{other:?}"),
-        }
-    }
+    let (partials, r) = c.stream().await;
+    assert_eq!(result::<String>(&r), "done");
+    let seqs: Vec<u64> = partials.iter().map(|p| p.seq).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     assert_eq!(seqs.last(), Some(&999), "the latest chunk is kept");
     // Nothing after the response.
@@ -559,12 +563,7 @@ async fn a_dropping_stream_with_full_output_still_ends_with_its_response() {
 
 #[tokio::test]
 async fn handlers_waiting_on_the_client_never_block_its_answers() {
-    let limits = Limits {
-        max_in_flight: 2,
-        max_queued: Some(2),
-        ..Limits::default()
-    };
-    let (mut c, _, _) = start(builtins::router(), limits);
+    let (mut c, _, _) = start(builtins::router(), queue(2, 2));
     let mut wire = BytesMut::new();
     for id in 1..=4u64 {
         c.v2(
@@ -695,17 +694,9 @@ async fn a_waiting_stream_with_full_output_loses_nothing_and_ends_with_its_respo
     let (mut c, _, _) = start_with(builtins::router(), limits, 64);
     c.request(1, "count", json!({"n": 300}), opts(None, None, true))
         .await;
-    let mut seqs = Vec::new();
-    loop {
-        match c.next().await.unwrap().message {
-            Message::Partial(p) => seqs.push(p.seq),
-            Message::Response(r) => {
-                assert_eq!(result::<u64>(&r), 300);
-                break;
-            }
-            other => panic!("{other:?}"),
-        }
-    }
+    let (partials, r) = c.stream().await;
+    assert_eq!(result::<u64>(&r), 300);
+    let seqs: Vec<u64> = partials.iter().map(|p| p.seq).collect();
     assert_eq!(seqs, (0..300).collect::<Vec<_>>());
 }
 

@@ -1,5 +1,6 @@
 //! Bounded waiting for conditions no event announces (another process's counters, a file
-//! that appears): poll at a short interval, fail loudly after a generous overall bound.
+//! that appears): poll at a short interval, fail loudly after a generous overall bound; and
+//! [`within`], the same bound on one awaited future.
 
 use std::time::Duration;
 
@@ -21,5 +22,13 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
             "timed out waiting for {what}"
         );
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Awaits `fut`, failing the test instead of hanging after [`PATIENCE`].
+pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(PATIENCE, fut).await {
+        Ok(value) => value,
+        Err(_) => panic!("gave up waiting for {what}"),
     }
 }

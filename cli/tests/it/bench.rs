@@ -3,66 +3,15 @@
 //! and coordinated-omission correction shown on a case whose outcome follows from the
 //! arithmetic of the schedule rather than from timing luck.
 //!
-//! `--spawn` runs the `hearthd` next to `hearth`; `cargo test -p hearth-cli` does not build
-//! other packages' binaries, so [`hearthd`] builds it once, with the same cargo, target folder
-//! and profile.
+//! `--spawn` runs get their `hearthd` built by `support::hearth_bench`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 use hearth_server::{Limits, MethodError, Router};
 use serde_json::Value;
 
-use crate::support::{TestDaemon, eventually, within};
-
-/// Builds `hearthd` next to the `hearth` under test (once per test run) and returns its path.
-fn hearthd() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let hearth = Path::new(env!("CARGO_BIN_EXE_hearth"));
-        let profile_dir = hearth.parent().expect("hearth's folder");
-        let target_dir = profile_dir.parent().expect("the target folder");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-        let mut build = Command::new(cargo);
-        build
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--quiet", "-p", "hearthd", "--bin", "hearthd"])
-            .arg("--target-dir")
-            .arg(target_dir);
-        match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => {}
-            Some(profile) => {
-                build.args(["--profile", profile]);
-            }
-        }
-        let out = build.output().expect("running cargo build for hearthd");
-        assert!(
-            out.status.success(),
-            "cannot build hearthd: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let hearthd = profile_dir.join("hearthd");
-        assert!(hearthd.is_file(), "no {}", hearthd.display());
-        hearthd
-    })
-}
-
-/// `hearth bench <args>` with no `HEARTH_SOCKET` from the environment; `--spawn` runs get
-/// their `hearthd` built first.
-fn bench(args: &[&str]) -> Output {
-    if args.contains(&"--spawn") {
-        hearthd();
-    }
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .arg("bench")
-        .args(args)
-        .env_remove("HEARTH_SOCKET")
-        // These tests choose their daemons; start-on-first-use has its own tests.
-        .env("HEARTH_NO_START", "1")
-        .output()
-        .expect("running hearth bench")
-}
+use crate::support::{TestDaemon, eventually, hearth_bench, within};
 
 /// The JSON object on stdout's last line.
 fn report(out: &Output) -> Value {
@@ -88,7 +37,7 @@ fn u64_of(report: &Value, key: &str) -> u64 {
 
 #[test]
 fn a_closed_loop_with_a_spawned_daemon_counts_every_call() {
-    let out = bench(&["--spawn", "--calls", "2000", "--in-flight", "16", "--json"]);
+    let out = hearth_bench(&["--spawn", "--calls", "2000", "--in-flight", "16", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = report(&out);
     assert_eq!(r["calls"], 2000);
@@ -126,7 +75,7 @@ fn a_closed_loop_with_a_spawned_daemon_counts_every_call() {
 #[test]
 fn calls_past_their_deadline_are_counted_apart_and_do_not_fail_the_run() {
     // 0 ms is expired on arrival: every call is answered -32002 without starting.
-    let out = bench(&["--spawn", "--calls", "200", "--deadline", "0ms", "--json"]);
+    let out = hearth_bench(&["--spawn", "--calls", "200", "--deadline", "0ms", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = report(&out);
     assert_eq!(r["calls"], 200);
@@ -144,7 +93,7 @@ fn calls_past_their_deadline_are_counted_apart_and_do_not_fail_the_run() {
 
 #[test]
 fn superseded_calls_are_counted_apart_and_do_not_fail_the_run() {
-    let out = bench(&[
+    let out = hearth_bench(&[
         "--spawn",
         "--calls",
         "400",
@@ -166,7 +115,7 @@ fn superseded_calls_are_counted_apart_and_do_not_fail_the_run() {
     assert_eq!(r["latency_includes_superseded"], false);
 
     // A slot has one call out at a time, so a key per slot never replaces anything.
-    let out = bench(&[
+    let out = hearth_bench(&[
         "--spawn",
         "--calls",
         "200",
@@ -186,7 +135,7 @@ fn superseded_calls_are_counted_apart_and_do_not_fail_the_run() {
 
 #[test]
 fn an_open_loop_sends_no_more_than_its_schedule() {
-    let out = bench(&["--spawn", "--rate", "500", "--duration", "1s", "--json"]);
+    let out = hearth_bench(&["--spawn", "--rate", "500", "--duration", "1s", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = report(&out);
     let calls = u64_of(&r, "calls");
@@ -221,7 +170,7 @@ fn latency_runs_from_the_scheduled_time_when_the_client_falls_behind() {
         "--json",
     ];
     let open: Vec<&str> = args.iter().copied().chain(["--rate", "100"]).collect();
-    let out = bench(&open);
+    let out = hearth_bench(&open);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = report(&out);
     assert_eq!(r["calls"], 20);
@@ -236,7 +185,7 @@ fn latency_runs_from_the_scheduled_time_when_the_client_falls_behind() {
     );
 
     // The same calls in a closed loop are each measured from their sending.
-    let out = bench(&args);
+    let out = hearth_bench(&args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = report(&out);
     assert!(u64_of(&r, "p50_us") >= 20_000, "{r}");
@@ -245,7 +194,7 @@ fn latency_runs_from_the_scheduled_time_when_the_client_falls_behind() {
 
 #[test]
 fn tcp_works_with_a_spawned_daemon() {
-    let out = bench(&[
+    let out = hearth_bench(&[
         "--spawn",
         "--tcp",
         "--calls",
@@ -286,7 +235,7 @@ fn a_running_daemon_can_be_benched_over_unix_and_tcp() {
         "--json",
     ];
     let over_unix: Vec<&str> = ["--socket", &socket].into_iter().chain(common).collect();
-    let out = bench(&over_unix);
+    let out = hearth_bench(&over_unix);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = report(&out);
     assert_eq!(
@@ -302,7 +251,7 @@ fn a_running_daemon_can_be_benched_over_unix_and_tcp() {
         .into_iter()
         .chain(common)
         .collect();
-    let out = bench(&over_tcp);
+    let out = hearth_bench(&over_tcp);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = report(&out);
     assert_eq!(
@@ -321,7 +270,7 @@ fn every_echo_is_checked_and_failures_are_counted_by_code() {
     });
     let daemon = TestDaemon::start_with(router, Limits::default());
     let socket = daemon.path().to_str().expect("a UTF-8 path");
-    let out = bench(&[
+    let out = hearth_bench(&[
         "--socket", socket, "--calls", "50", "--warmup", "0s", "--json",
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -335,7 +284,7 @@ fn every_echo_is_checked_and_failures_are_counted_by_code() {
         stderr(&out)
     );
 
-    let out = bench(&[
+    let out = hearth_bench(&[
         "--socket", socket, "--method", "nope", "--calls", "7", "--json",
     ]);
     assert_eq!(out.status.code(), Some(1));
@@ -362,7 +311,7 @@ fn bad_flags_exit_2_before_connecting() {
     ] {
         let mut with_socket = vec!["--socket", "/nonexistent/hearthd.sock"];
         with_socket.extend_from_slice(args);
-        let out = bench(&with_socket);
+        let out = hearth_bench(&with_socket);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(out.stdout.is_empty(), "{args:?}");
     }
@@ -370,7 +319,7 @@ fn bad_flags_exit_2_before_connecting() {
 
 #[test]
 fn no_daemon_exits_3() {
-    let out = bench(&["--socket", "/nonexistent/hearthd.sock", "--calls", "1"]);
+    let out = hearth_bench(&["--socket", "/nonexistent/hearthd.sock", "--calls", "1"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("cannot connect"), "{}", stderr(&out));
 }

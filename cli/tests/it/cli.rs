@@ -1,24 +1,10 @@
 //! The `hearth` binary against a real daemon: output, stderr lines and exit codes.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use crate::support::{TestDaemon, V1OnlyDaemon};
-
-/// Runs `hearth --socket <socket> <args>` with no `HEARTH_SOCKET` from the environment.
-fn hearth(socket: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .env_remove("HEARTH_SOCKET")
-        // These tests choose their daemons; start-on-first-use has its own tests (lifecycle).
-        .env("HEARTH_NO_START", "1")
-        .output()
-        .expect("running hearth")
-}
+use crate::support::{TestDaemon, V1OnlyDaemon, hearth, hearth_command};
 
 fn stdout_json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -190,10 +176,8 @@ fn version_and_help() {
 
 /// `hearth <args>` with no socket at all: for what is decided before connecting.
 fn hearth_offline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
+    hearth_command()
         .args(args)
-        .env_remove("HEARTH_SOCKET")
-        .env("HEARTH_NO_START", "1")
         .output()
         .expect("running hearth")
 }

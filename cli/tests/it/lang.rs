@@ -2,25 +2,13 @@
 //! daemon): `hearth call --open FILE complete …` completes in a file from one command line,
 //! which works only because the document is opened on the call's own connection.
 
-use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 use hearth_server::Limits;
 use hearthd::hearth_lang::LangService;
 use serde_json::{Value, json};
 
-use crate::support::TestDaemon;
-
-fn hearth(socket: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .env_remove("HEARTH_SOCKET")
-        .output()
-        .expect("running hearth")
-}
+use crate::support::{TestDaemon, hearth};
 
 fn hearthd_daemon() -> TestDaemon {
     TestDaemon::start_with(

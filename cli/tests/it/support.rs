@@ -1,175 +1,60 @@
-//! Test helpers for the `hearth` binary's tests: [`TestDaemon`], a real `hearth-server` on a
-//! fresh socket in its own runtime on its own thread (so a test can kill it outright),
-//! [`V1OnlyDaemon`], a scripted daemon that speaks protocol 1 only (the real one speaks 2),
-//! and [`within`], a bounded await. [`TestDaemon`] is a copy of the one in
-//! `client/tests/it/support.rs` (which can kill its daemon outright, as `hearth-testkit`'s
-//! in-runtime server cannot); [`eventually`] and its bound come from `hearth-testkit`.
+//! Test helpers for the `hearth` binary's tests: [`hearth`] and [`hearth_bench`], which run the
+//! binary with the environment these tests want ([`hearth_command`]; `hearth_bench` also builds
+//! the `hearthd` its `--spawn` runs, next to `hearth`), and [`V1OnlyDaemon`], a
+//! scripted daemon that speaks protocol 1 only (the real one speaks 2). The shared pieces — [`TestDaemon`] (a real
+//! `hearth-server` on a fresh socket in its own runtime on its own thread, so a test can kill
+//! it outright), [`private_dir`], [`within`] and [`eventually`] — come from `hearth-testkit`.
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc as std_mpsc;
-use std::thread::JoinHandle;
+use std::process::{Command, Output};
 
 use bytes::BytesMut;
-use hearth_server::protocol::reserved::{
-    FATAL, Fatal, HELLO, HelloResult, Limits as HelloLimits, Stats,
-};
+use hearth_server::protocol::reserved::{FATAL, Fatal, HELLO, HelloResult, Limits as HelloLimits};
 use hearth_server::protocol::{
     DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME, Encoder, ErrorCode, FrameDecoder, Message, Version,
 };
-use hearth_server::{Limits, Router, ServeError, Server, ServerHandle, builtins};
-use hearth_testkit::PATIENCE;
-pub(crate) use hearth_testkit::eventually;
+use hearth_testkit::hearthd_bin;
+pub(crate) use hearth_testkit::{TestDaemon, eventually, private_dir, within};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::oneshot;
 
-/// A daemon serving on a temporary socket, in a multi-thread runtime of its own on a thread of
-/// its own. [`TestDaemon::kill`] drops that runtime: every connection vanishes at once with no
-/// goodbye, as when the process dies.
-pub(crate) struct TestDaemon {
-    _dir: TempDir,
-    path: PathBuf,
-    tcp: Option<SocketAddr>,
-    handle: ServerHandle,
-    kill: Option<oneshot::Sender<()>>,
-    /// Ends with the server's result, or `None` when it was killed.
-    thread: Option<JoinHandle<Option<Result<(), ServeError>>>>,
+/// The `hearth` under test, with no `HEARTH_SOCKET` from the environment and no start on first
+/// use: these tests choose their daemons (start-on-first-use has its own tests, in
+/// `lifecycle.rs`).
+pub(crate) fn hearth_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    cmd.env_remove("HEARTH_SOCKET").env("HEARTH_NO_START", "1");
+    cmd
 }
 
-impl TestDaemon {
-    /// The built-in methods with default limits.
-    pub(crate) fn start() -> Self {
-        Self::start_with(builtins::router(), Limits::default())
-    }
-
-    /// The built-in methods with default limits, also listening on a loopback TCP port.
-    pub(crate) fn start_tcp() -> Self {
-        Self::start_on(builtins::router(), Limits::default(), true)
-    }
-
-    /// Serves `router` under `limits`.
-    pub(crate) fn start_with(router: Router, limits: Limits) -> Self {
-        Self::start_on(router, limits, false)
-    }
-
-    fn start_on(router: Router, limits: Limits, tcp: bool) -> Self {
-        let dir = private_dir();
-        let path = dir.path().join("hearthd.sock");
-        let (ready_tx, ready_rx) = std_mpsc::channel();
-        let (kill_tx, kill_rx) = oneshot::channel::<()>();
-        let socket = path.clone();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a runtime for the daemon");
-            let mut builder = Server::builder()
-                .socket(socket)
-                .router(router)
-                .limits(limits);
-            if tcp {
-                builder = builder.listen_tcp(SocketAddr::from(([127, 0, 0, 1], 0)));
-            }
-            let bound = runtime.block_on(builder.bind());
-            let server = match bound {
-                Ok(server) => server,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.to_string()));
-                    return None;
-                }
-            };
-            let _ = ready_tx.send(Ok((server.handle(), server.tcp_addr())));
-            let outcome = runtime.block_on(async move {
-                let run = tokio::spawn(server.run());
-                tokio::select! {
-                    ran = run => Some(ran.expect("the server task does not panic")),
-                    // Killed, or the `TestDaemon` was dropped.
-                    _ = kill_rx => None,
-                }
-            });
-            // Whatever still runs (connections, handlers) is dropped here, sockets included.
-            drop(runtime);
-            outcome
-        });
-        let (handle, tcp) = match ready_rx.recv() {
-            Ok(Ok(ready)) => ready,
-            Ok(Err(e)) => panic!("the test daemon did not start: {e}"),
-            Err(_) => panic!("the test daemon thread died while starting"),
-        };
-        Self {
-            _dir: dir,
-            path,
-            tcp,
-            handle,
-            kill: Some(kill_tx),
-            thread: Some(thread),
-        }
-    }
-
-    /// The socket path.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The TCP address, for a daemon started with [`start_tcp`](Self::start_tcp).
-    pub(crate) fn tcp_addr(&self) -> SocketAddr {
-        self.tcp.expect("a daemon started with start_tcp")
-    }
-
-    /// The server's counters, read directly (a `$/stats` call would count itself in flight).
-    pub(crate) fn stats(&self) -> Stats {
-        self.handle.stats()
-    }
-
-    /// Kills the daemon: drops its runtime, and with it every connection. Returns once it is
-    /// gone.
-    pub(crate) fn kill(&mut self) {
-        if let Some(kill) = self.kill.take() {
-            let _ = kill.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-
-    /// Waits (blocking) until the server stopped by itself, after a shutdown, and returns its
-    /// result.
-    pub(crate) fn wait_stopped(mut self) -> Result<(), ServeError> {
-        let thread = self.thread.take().expect("the daemon thread");
-        match thread.join() {
-            Ok(Some(result)) => result,
-            Ok(None) => panic!("the daemon was killed, not stopped"),
-            Err(_) => panic!("the daemon thread panicked"),
-        }
-    }
+/// `hearth --socket <socket> <args>` (see [`hearth_command`]).
+pub(crate) fn hearth(socket: &Path, args: &[&str]) -> Output {
+    hearth_command()
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .expect("running hearth")
 }
 
-impl Drop for TestDaemon {
-    fn drop(&mut self) {
-        self.kill();
+/// `hearth bench <args>` (see [`hearth_command`]). `--spawn` runs the `hearthd` next to
+/// `hearth`, which `cargo test -p hearth-cli` does not build: for those, [`hearthd_bin`] builds
+/// it first, with the same cargo, target folder and profile.
+pub(crate) fn hearth_bench(args: &[&str]) -> Output {
+    if args.contains(&"--spawn") {
+        let hearth = Path::new(env!("CARGO_BIN_EXE_hearth"));
+        assert_eq!(
+            hearthd_bin().parent(),
+            hearth.parent(),
+            "hearthd next to hearth"
+        );
     }
-}
-
-/// A fresh temporary folder only we can use, as the daemon requires of its socket's folder.
-/// (`tempfile` creates folders with the default mode, which the umask may leave open.)
-pub(crate) fn private_dir() -> TempDir {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
-        .expect("making the temporary folder private");
-    dir
-}
-
-/// Awaits `fut`, failing the test instead of hanging after [`PATIENCE`].
-pub(crate) async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(PATIENCE, fut).await {
-        Ok(value) => value,
-        Err(_) => panic!("gave up waiting for {what}"),
-    }
+    hearth_command()
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("running hearth bench")
 }
 
 /// A daemon that speaks protocol 1 only, as hearthd did before version 2: a connection whose

@@ -2,10 +2,11 @@
 //! short runs. The JSON report's shape and that completions find the words being typed are
 //! asserted; no figure about time is.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
+
+use crate::support::hearth_bench;
 
 /// A corpus of `files` Rust files that share a vocabulary, each over the 512 bytes the bench
 /// wants of a file it opens.
@@ -34,19 +35,6 @@ fn corpus(files: usize) -> tempfile::TempDir {
     dir
 }
 
-/// `hearth bench <args>` with a spawned hearthd (built next to `hearth` first).
-fn bench(args: &[&str]) -> Output {
-    let hearthd = hearth_testkit::hearthd_bin();
-    let hearth = Path::new(env!("CARGO_BIN_EXE_hearth"));
-    assert_eq!(hearthd.parent(), hearth.parent(), "hearthd next to hearth");
-    Command::new(hearth)
-        .arg("bench")
-        .args(args)
-        .env_remove("HEARTH_SOCKET")
-        .output()
-        .expect("running hearth bench")
-}
-
 fn report(out: &Output) -> Value {
     assert_eq!(
         out.status.code(),
@@ -59,31 +47,41 @@ fn report(out: &Output) -> Value {
     serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
 
-#[test]
-fn a_short_typing_run_reports_latency_drops_and_quality() {
-    let dir = corpus(12);
+/// A `--spawn`ed typing run over a corpus of `files` files, with `flags` besides, and its JSON
+/// report (after checking it exited 0). The deadline is long enough that a slow debug build
+/// still answers: quality, not speed, is what these tests look at.
+fn typing_run(files: usize, flags: &[&str]) -> Value {
+    let dir = corpus(files);
     let root = dir.path().to_str().expect("utf-8 path");
-    // A deadline long enough that a slow debug build still answers: quality, not speed, is
-    // what this test looks at.
-    let out = bench(&[
+    let mut args = vec![
         "--spawn",
         "--workload",
         "typing",
         "--corpus",
         root,
-        "--editors",
-        "2",
-        "--keys-per-sec",
-        "40",
-        "--duration",
-        "1s",
-        "--warmup",
-        "100ms",
         "--deadline",
         "30s",
         "--json",
-    ]);
-    let r = report(&out);
+    ];
+    args.extend_from_slice(flags);
+    report(&hearth_bench(&args))
+}
+
+#[test]
+fn a_short_typing_run_reports_latency_drops_and_quality() {
+    let r = typing_run(
+        12,
+        &[
+            "--editors",
+            "2",
+            "--keys-per-sec",
+            "40",
+            "--duration",
+            "1s",
+            "--warmup",
+            "100ms",
+        ],
+    );
     assert_eq!(r["workload"], "typing");
     assert_eq!(r["editors"], 2);
     assert_eq!(r["index_files"], 12, "{r}");
@@ -116,26 +114,18 @@ fn a_short_typing_run_reports_latency_drops_and_quality() {
 
 #[test]
 fn with_index_the_run_measures_while_the_corpus_is_indexed() {
-    let dir = corpus(6);
-    let root = dir.path().to_str().expect("utf-8 path");
-    let out = bench(&[
-        "--spawn",
-        "--workload",
-        "typing",
-        "--corpus",
-        root,
-        "--keys-per-sec",
-        "20",
-        "--duration",
-        "1s",
-        "--warmup",
-        "0s",
-        "--deadline",
-        "30s",
-        "--index",
-        "--json",
-    ]);
-    let r = report(&out);
+    let r = typing_run(
+        6,
+        &[
+            "--keys-per-sec",
+            "20",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--index",
+        ],
+    );
     assert_eq!(r["index_during_run"], true);
     assert_eq!(r["index_files"], 6, "{r}");
     assert!(r["keystrokes"].is_u64(), "{r}");
@@ -143,11 +133,7 @@ fn with_index_the_run_measures_while_the_corpus_is_indexed() {
 
 #[test]
 fn typing_flags_without_the_typing_workload_are_bad_usage() {
-    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["bench", "--corpus", "/tmp", "--socket", "/nonexistent/sock"])
-        .env_remove("HEARTH_SOCKET")
-        .output()
-        .expect("running hearth bench");
+    let out = hearth_bench(&["--corpus", "/tmp", "--socket", "/nonexistent/sock"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--workload typing"), "{err}");
@@ -157,11 +143,7 @@ fn typing_flags_without_the_typing_workload_are_bad_usage() {
 fn an_empty_corpus_is_bad_input() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().to_str().expect("utf-8 path");
-    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["bench", "--workload", "typing", "--corpus", root])
-        .env_remove("HEARTH_SOCKET")
-        .output()
-        .expect("running hearth bench");
+    let out = hearth_bench(&["--workload", "typing", "--corpus", root]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no source files"), "{err}");

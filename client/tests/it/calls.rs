@@ -9,7 +9,7 @@ use serde::de::IgnoredAny;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::support::{Gate, TestDaemon, eventually, within};
+use crate::support::{Gate, TestDaemon, TestDaemonExt, eventually, within};
 
 #[tokio::test]
 async fn echo_returns_the_params() {

@@ -11,7 +11,7 @@ use hearth_server::{Limits, builtins};
 use serde::de::IgnoredAny;
 use serde_json::json;
 
-use crate::support::{TestDaemon, eventually};
+use crate::support::{TestDaemon, TestDaemonExt, eventually, sleep_past_the_timeout, stopped};
 
 fn cancelled(daemon: &TestDaemon) -> u64 {
     daemon
@@ -20,15 +20,6 @@ fn cancelled(daemon: &TestDaemon) -> u64 {
         .get("-32800")
         .copied()
         .unwrap_or_default()
-}
-
-/// Requests the daemon stopped for the client: cancelled (-32800) or past their deadline
-/// (-32002). A timed-out call in version 2 is stopped by whichever comes first, the client's
-/// cancel or the daemon's own deadline, and answered once.
-fn stopped(daemon: &TestDaemon) -> u64 {
-    let errors = daemon.stats().errors;
-    let count = |code: &str| errors.get(code).copied().unwrap_or_default();
-    count("-32800") + count("-32002")
 }
 
 #[tokio::test]
@@ -77,14 +68,7 @@ async fn the_configured_timeout_applies_to_every_call() {
     let client = Client::connect_with(daemon.path(), config)
         .await
         .expect("connect");
-    let err = client
-        .call::<_, IgnoredAny>("sleep", &json!({"ms": 60_000}))
-        .await
-        .expect_err("the sleep outlasts the timeout");
-    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
-    // `in_flight == 0` alone also holds before the daemon has read the sleep at all.
-    eventually("the daemon stops the call", || stopped(&daemon) == 1).await;
-    eventually("nothing runs", || daemon.stats().in_flight == 0).await;
+    sleep_past_the_timeout(&client, &daemon).await;
 }
 
 /// With every slot but one busy, a cancel still gets through: the client keeps one of the

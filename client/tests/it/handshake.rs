@@ -25,9 +25,7 @@ async fn a_fatal_naming_other_versions_is_a_version_mismatch() {
         peer.send(|enc, buf| enc.notification(buf, FATAL, &fatal))
             .await;
     });
-    let err = within("connect", Client::connect(daemon.path()))
-        .await
-        .expect_err("versions differ");
+    let err = daemon.connect_err("versions differ").await;
     match &err {
         Error::VersionMismatch { client, daemon } => {
             assert_eq!(client, &[1, 2]);
@@ -47,11 +45,9 @@ async fn a_hello_with_another_protocol_is_a_version_mismatch() {
     let daemon = FakeDaemon::start(|mut peer| async move {
         peer.answer_hello(3).await;
         // Stay until the client hangs up.
-        assert!(peer.request().await.is_none());
+        peer.expect_hang_up().await;
     });
-    let err = within("connect", Client::connect(daemon.path()))
-        .await
-        .expect_err("versions differ");
+    let err = daemon.connect_err("versions differ").await;
     assert!(
         matches!(&err, Error::VersionMismatch { client, daemon } if client == &[1, 2] && daemon == &[3]),
         "{err:?}"
@@ -62,9 +58,7 @@ async fn a_hello_with_another_protocol_is_a_version_mismatch() {
 #[tokio::test]
 async fn a_daemon_that_hangs_up_at_once_fails_the_connect() {
     let daemon = FakeDaemon::start(|peer| async move { drop(peer) });
-    let err = within("connect", Client::connect(daemon.path()))
-        .await
-        .expect_err("nobody answers");
+    let err = daemon.connect_err("nobody answers").await;
     assert!(
         matches!(
             &err,
@@ -87,9 +81,8 @@ async fn answers_to_unknown_ids_are_ignored() {
         peer.send(|enc, buf| enc.response(buf, hello.id, &result))
             .await;
         let echo = peer.request().await.expect("the echo");
-        peer.send(|enc, buf| enc.response_raw(buf, echo.id, &echo.params))
-            .await;
-        assert!(peer.request().await.is_none());
+        peer.echo(&echo).await;
+        peer.expect_hang_up().await;
     });
     let client = within("connect", Client::connect(daemon.path()))
         .await
@@ -97,24 +90,28 @@ async fn answers_to_unknown_ids_are_ignored() {
     assert_eq!(client.hello().server, "fake 0.0.0");
     let back: String = client.call("echo", "hi").await.expect("echo");
     assert_eq!(back, "hi");
-    drop(client);
-    daemon.finish().await;
+    daemon.finish_after(client).await;
+}
+
+/// A version 2 daemon that answers the client's first call with `garbage`, then expects the
+/// client to hang up; returns the daemon, the client and the error that call failed with.
+async fn first_call_answered_with(garbage: &'static [u8]) -> (FakeDaemon, Client, Error) {
+    let daemon = FakeDaemon::start_v2(move |mut peer| async move {
+        let _call = peer.request().await.expect("a call");
+        peer.send_bytes(garbage).await;
+        peer.expect_hang_up().await;
+    });
+    let client = daemon.client().await;
+    let err = within("the call", client.call::<_, IgnoredAny>("anything", &()))
+        .await
+        .expect_err("the daemon sent garbage");
+    (daemon, client, err)
 }
 
 #[tokio::test]
 async fn an_invalid_frame_closes_the_connection_with_a_protocol_error() {
-    let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.answer_hello(2).await;
-        let _call = peer.request().await.expect("a call");
-        peer.send_bytes(&[0, 0, 0, 0]).await; // a frame of length zero
-        assert!(peer.request().await.is_none(), "the client hangs up");
-    });
-    let client = within("connect", Client::connect(daemon.path()))
-        .await
-        .expect("connect");
-    let err = within("the call", client.call::<_, IgnoredAny>("anything", &()))
-        .await
-        .expect_err("the daemon sent garbage");
+    // A frame of length zero.
+    let (daemon, client, err) = first_call_answered_with(&[0, 0, 0, 0]).await;
     assert!(
         matches!(
             &err,
@@ -138,20 +135,9 @@ async fn an_invalid_frame_closes_the_connection_with_a_protocol_error() {
 
 #[tokio::test]
 async fn a_message_that_is_not_an_envelope_is_a_protocol_error() {
-    let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.answer_hello(2).await;
-        let _call = peer.request().await.expect("a call");
-        // A frame holding the string "oops" instead of an envelope array.
-        peer.send_bytes(&[0, 0, 0, 5, 0xa4, b'o', b'o', b'p', b's'])
-            .await;
-        assert!(peer.request().await.is_none(), "the client hangs up");
-    });
-    let client = within("connect", Client::connect(daemon.path()))
-        .await
-        .expect("connect");
-    let err = within("the call", client.call::<_, IgnoredAny>("anything", &()))
-        .await
-        .expect_err("the daemon sent garbage");
+    // A frame holding the string "oops" instead of an envelope array.
+    let (daemon, _client, err) =
+        first_call_answered_with(&[0, 0, 0, 5, 0xa4, b'o', b'o', b'p', b's']).await;
     assert!(
         matches!(&err, Error::Protocol(ProtocolError::Decode(_))),
         "{err:?}"

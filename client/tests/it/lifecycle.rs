@@ -8,7 +8,7 @@ use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::support::{Gate, TestDaemon, eventually, within};
+use crate::support::{Gate, TestDaemon, TestDaemonExt, eventually, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_daemon_dies_every_pending_call_fails() {
@@ -56,6 +56,15 @@ async fn when_the_daemon_dies_every_pending_call_fails() {
     assert!(matches!(note, Some(Err(Error::Closed { .. }))), "{note:?}");
 }
 
+/// Waits (off the runtime: the wait blocks) until `daemon` stopped by itself, and checks that
+/// it stopped cleanly.
+async fn stopped_cleanly(daemon: TestDaemon) {
+    tokio::task::spawn_blocking(move || daemon.wait_stopped())
+        .await
+        .expect("joining the daemon")
+        .expect("a clean stop");
+}
+
 #[tokio::test]
 async fn graceful_shutdown_lets_pending_calls_finish() {
     let gate = Gate::new();
@@ -82,10 +91,7 @@ async fn graceful_shutdown_lets_pending_calls_finish() {
     // Then the daemon hangs up, and the client notices.
     within("the connection to close", client.closed()).await;
     assert!(matches!(client.close_reason(), Some(CloseReason::Eof)));
-    tokio::task::spawn_blocking(move || daemon.wait_stopped())
-        .await
-        .expect("joining the daemon")
-        .expect("a clean stop");
+    stopped_cleanly(daemon).await;
 }
 
 #[tokio::test]
@@ -108,10 +114,7 @@ async fn the_shutdown_method_stops_the_daemon_after_pending_calls() {
         .expect("the gated call finishes");
     assert_eq!(result, json!("opened"));
     within("the connection to close", client.closed()).await;
-    tokio::task::spawn_blocking(move || daemon.wait_stopped())
-        .await
-        .expect("joining the daemon")
-        .expect("a clean stop");
+    stopped_cleanly(daemon).await;
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use hearth_client::{Client, ClientConfig};
 use hearth_server::{Limits, MethodError, RequestContext, Router, builtins};
 
-use crate::support::{TestDaemon, eventually, within};
+use crate::support::{TestDaemon, TestDaemonExt, eventually, within};
 
 /// `count(n)` sends `progress` notifications 0..n to the caller, then returns n.
 fn counting_router() -> Router {

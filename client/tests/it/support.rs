@@ -1,196 +1,69 @@
-//! Test helpers for the client: [`TestDaemon`], a real `hearth-server` on a fresh socket in its
-//! own runtime on its own thread (so a test can kill it outright, which `hearth-testkit`'s
-//! in-runtime server cannot), and [`FakeDaemon`], a scripted daemon for what a real one would
-//! never send — both client-specific, so they stay here. The shared pieces ([`Gate`],
-//! [`eventually`], [`PATIENCE`] and the raw peer under [`Peer`]) come from `hearth-testkit`.
+//! Test helpers for the client: [`TestDaemonExt`], what a client adds to `hearth-testkit`'s
+//! [`TestDaemon`] (a connected client, a TCP config), and [`FakeDaemon`], a scripted daemon
+//! for what a real one would never send — both client-specific, so they stay here. The shared
+//! pieces ([`TestDaemon`] itself — a real `hearth-server` on a fresh socket in its own runtime
+//! on its own thread, so a test can kill it outright — [`Gate`], [`eventually`], [`within`],
+//! [`private_dir`] and the raw peer under [`Peer`]) come from `hearth-testkit`.
 //! The tests themselves are in the sibling modules.
 
 use hearth_testkit::Raw;
-pub(crate) use hearth_testkit::{Gate, PATIENCE, eventually};
+pub(crate) use hearth_testkit::{Gate, TestDaemon, eventually, private_dir, within};
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc as std_mpsc;
-use std::thread::JoinHandle;
 
 use bytes::BytesMut;
 use hearth_client::protocol::reserved::{FATAL, Fatal};
 use hearth_client::protocol::reserved::{HelloResult, Limits as HelloLimits};
 use hearth_client::protocol::{EncodeError, Encoder, ErrorCode, Message, Request, Version};
-use hearth_client::{Client, Stats};
-use hearth_server::{Limits, Router, ServeError, Server, ServerHandle, builtins};
+use hearth_client::{Client, ClientConfig, Error};
 use tempfile::TempDir;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::oneshot;
 
-/// A daemon serving on a temporary socket, in a multi-thread runtime of its own on a thread of
-/// its own. [`TestDaemon::kill`] drops that runtime: every connection vanishes at once with no
-/// goodbye, as when the process dies.
-pub(crate) struct TestDaemon {
-    _dir: TempDir,
-    path: PathBuf,
-    tcp: Option<SocketAddr>,
-    handle: ServerHandle,
-    kill: Option<oneshot::Sender<()>>,
-    /// Ends with the server's result, or `None` when it was killed.
-    thread: Option<JoinHandle<Option<Result<(), ServeError>>>>,
-}
-
-impl TestDaemon {
-    /// The built-in methods (`echo`, `sleep`, `shutdown`) with default limits.
-    pub(crate) fn start() -> Self {
-        Self::start_with(builtins::router(), Limits::default())
-    }
-
-    /// The built-in methods with default limits, also listening on a loopback TCP port.
-    pub(crate) fn start_tcp() -> Self {
-        Self::start_on(builtins::router(), Limits::default(), true)
-    }
-
-    /// Serves `router` under `limits`, also listening on a loopback TCP port.
-    pub(crate) fn start_tcp_with(router: Router, limits: Limits) -> Self {
-        Self::start_on(router, limits, true)
-    }
-
-    /// Serves `router` under `limits`.
-    pub(crate) fn start_with(router: Router, limits: Limits) -> Self {
-        Self::start_on(router, limits, false)
-    }
-
-    fn start_on(router: Router, limits: Limits, tcp: bool) -> Self {
-        let dir = private_dir();
-        let path = dir.path().join("hearthd.sock");
-        let (ready_tx, ready_rx) = std_mpsc::channel();
-        let (kill_tx, kill_rx) = oneshot::channel::<()>();
-        let socket = path.clone();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a runtime for the daemon");
-            let mut builder = Server::builder()
-                .socket(socket)
-                .router(router)
-                .limits(limits);
-            if tcp {
-                builder = builder.listen_tcp(SocketAddr::from(([127, 0, 0, 1], 0)));
-            }
-            let bound = runtime.block_on(builder.bind());
-            let server = match bound {
-                Ok(server) => server,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.to_string()));
-                    return None;
-                }
-            };
-            let _ = ready_tx.send(Ok((server.handle(), server.tcp_addr())));
-            let outcome = runtime.block_on(async move {
-                let run = tokio::spawn(server.run());
-                tokio::select! {
-                    ran = run => Some(ran.expect("the server task does not panic")),
-                    // Killed, or the `TestDaemon` was dropped.
-                    _ = kill_rx => None,
-                }
-            });
-            // Whatever still runs (connections, handlers) is dropped here, sockets included.
-            drop(runtime);
-            outcome
-        });
-        let (handle, tcp) = match ready_rx.recv() {
-            Ok(Ok(ready)) => ready,
-            Ok(Err(e)) => panic!("the test daemon did not start: {e}"),
-            Err(_) => panic!("the test daemon thread died while starting"),
-        };
-        Self {
-            _dir: dir,
-            path,
-            tcp,
-            handle,
-            kill: Some(kill_tx),
-            thread: Some(thread),
-        }
-    }
-
-    /// The socket path.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
+/// What the client's tests add to `hearth-testkit`'s [`TestDaemon`], which depends on no
+/// client: a connected [`Client`] and a config that shows the daemon's TCP token.
+pub(crate) trait TestDaemonExt {
     /// A client config showing this daemon's TCP token (PROTOCOL.md §3.4).
-    pub(crate) fn tcp_config(&self) -> hearth_client::ClientConfig {
-        let token = hearth_client::read_tcp_token(&self.path).expect("the daemon's tcp.token");
-        hearth_client::ClientConfig::default().with_tcp_token(token)
-    }
-
-    /// The TCP address, for a daemon started with [`start_tcp`](Self::start_tcp).
-    pub(crate) fn tcp_addr(&self) -> SocketAddr {
-        self.tcp.expect("a daemon started with start_tcp")
-    }
-
-    /// The server's handle: shutdown, counters.
-    pub(crate) fn handle(&self) -> &ServerHandle {
-        &self.handle
-    }
-
-    /// The server's counters, read directly (a `$/stats` call would count itself in flight).
-    pub(crate) fn stats(&self) -> Stats {
-        self.handle.stats()
-    }
+    fn tcp_config(&self) -> ClientConfig;
 
     /// A client connected with the default configuration.
-    pub(crate) async fn client(&self) -> Client {
-        Client::connect(&self.path)
+    async fn client(&self) -> Client;
+}
+
+impl TestDaemonExt for TestDaemon {
+    fn tcp_config(&self) -> ClientConfig {
+        let token = hearth_client::read_tcp_token(self.path()).expect("the daemon's tcp.token");
+        ClientConfig::default().with_tcp_token(token)
+    }
+
+    async fn client(&self) -> Client {
+        Client::connect(self.path())
             .await
             .expect("connecting to the test daemon")
     }
-
-    /// Kills the daemon: drops its runtime, and with it every connection. Returns once it is
-    /// gone.
-    pub(crate) fn kill(&mut self) {
-        if let Some(kill) = self.kill.take() {
-            let _ = kill.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-
-    /// Waits (blocking) until the server stopped by itself, after a shutdown, and returns its
-    /// result.
-    pub(crate) fn wait_stopped(mut self) -> Result<(), ServeError> {
-        let thread = self.thread.take().expect("the daemon thread");
-        match thread.join() {
-            Ok(Some(result)) => result,
-            Ok(None) => panic!("the daemon was killed, not stopped"),
-            Err(_) => panic!("the daemon thread panicked"),
-        }
-    }
 }
 
-impl Drop for TestDaemon {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Requests the daemon stopped for the client: cancelled (-32800) or past their deadline
+/// (-32002). A timed-out call in version 2 is stopped by whichever comes first, the client's
+/// cancel or the daemon's own deadline, and answered once.
+pub(crate) fn stopped(daemon: &TestDaemon) -> u64 {
+    let errors = daemon.stats().errors;
+    let count = |code: &str| errors.get(code).copied().unwrap_or_default();
+    count("-32800") + count("-32002")
 }
 
-/// A fresh temporary folder only we can use, as the daemon requires of its socket's folder.
-/// (`tempfile` creates folders with the default mode, which the umask may leave open.)
-pub(crate) fn private_dir() -> TempDir {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
-        .expect("making the temporary folder private");
-    dir
-}
-
-/// Awaits `fut`, failing the test instead of hanging after [`PATIENCE`].
-pub(crate) async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(PATIENCE, fut).await {
-        Ok(value) => value,
-        Err(_) => panic!("gave up waiting for {what}"),
-    }
+/// Calls `sleep` for a minute on `client`, whose configured timeout is far shorter: the call
+/// fails with [`Error::Timeout`], the daemon stops the request exactly once ([`stopped`]), and
+/// then nothing is in flight.
+pub(crate) async fn sleep_past_the_timeout(client: &Client, daemon: &TestDaemon) {
+    let err = client
+        .call::<_, serde::de::IgnoredAny>("sleep", &serde_json::json!({"ms": 60_000}))
+        .await
+        .expect_err("the sleep outlasts the timeout");
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    // `in_flight == 0` alone also holds before the daemon has read the sleep at all.
+    eventually("the daemon stops the call", || stopped(daemon) == 1).await;
+    eventually("nothing runs", || daemon.stats().in_flight == 0).await;
 }
 
 /// A scripted daemon for one connection: the script gets the accepted [`Peer`].
@@ -201,6 +74,19 @@ pub(crate) struct FakeDaemon {
 }
 
 impl FakeDaemon {
+    /// A daemon speaking version 2: answers the first connection's `$/hello` with protocol 2,
+    /// then runs `script` on it.
+    pub(crate) fn start_v2<F, Fut>(script: F) -> Self
+    where
+        F: FnOnce(Peer) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self::start(|mut peer| async move {
+            peer.answer_hello(2).await;
+            script(peer).await;
+        })
+    }
+
     /// Listens on a fresh socket and runs `script` on the first connection.
     pub(crate) fn start<F, Fut>(script: F) -> Self
     where
@@ -264,6 +150,27 @@ impl FakeDaemon {
         &self.path
     }
 
+    /// A client connected with the default configuration (failing the test if that fails or
+    /// hangs).
+    pub(crate) async fn client(&self) -> Client {
+        within("connect", Client::connect(&self.path))
+            .await
+            .expect("connect")
+    }
+
+    /// Connects, expecting that to fail (`why` says why it should); returns the error.
+    pub(crate) async fn connect_err(&self, why: &str) -> Error {
+        within("connect", Client::connect(&self.path))
+            .await
+            .expect_err(why)
+    }
+
+    /// Drops `client` (hanging up), then waits for the script to finish.
+    pub(crate) async fn finish_after(self, client: Client) {
+        drop(client);
+        self.finish().await;
+    }
+
     /// Waits for the script to finish, propagating its panics.
     pub(crate) async fn finish(self) {
         within("the fake daemon's script", self.script)
@@ -322,6 +229,18 @@ impl Peer {
     /// Sends bytes as they are, well-formed or not.
     pub(crate) async fn send_bytes(&mut self, bytes: &[u8]) {
         self.raw.send_bytes(bytes).await;
+    }
+
+    /// Answers `request` with its own params, as `echo` does.
+    pub(crate) async fn echo(&mut self, request: &Request) {
+        self.send(|enc, buf| enc.response_raw(buf, request.id, &request.params))
+            .await;
+    }
+
+    /// Asserts that the client sends no further request and hangs up.
+    pub(crate) async fn expect_hang_up(&mut self) {
+        let next = self.request().await;
+        assert!(next.is_none(), "the client hangs up, but sent {next:?}");
     }
 
     /// Reads the client's `$/hello` and answers it (in the hello's envelope version) as a

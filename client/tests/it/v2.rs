@@ -14,28 +14,23 @@ use serde::de::IgnoredAny;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use crate::support::{FakeDaemon, Peer, TestDaemon, eventually, within};
+use crate::support::{FakeDaemon, Peer, TestDaemon, TestDaemonExt, eventually, within};
 
 #[tokio::test]
 async fn a_v2_daemon_gets_a_v2_connection() {
-    let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.answer_hello(2).await;
+    let daemon = FakeDaemon::start_v2(|mut peer| async move {
         assert_eq!(peer.version(), Version::V2);
         let echo = peer.request().await.expect("the echo");
         assert!(echo.options.is_default(), "a plain call sends no options");
-        peer.send(|enc, buf| enc.response_raw(buf, echo.id, &echo.params))
-            .await;
-        assert!(peer.request().await.is_none());
+        peer.echo(&echo).await;
+        peer.expect_hang_up().await;
     });
-    let client = within("connect", Client::connect(daemon.path()))
-        .await
-        .expect("connect");
+    let client = daemon.client().await;
     assert_eq!(client.protocol_version(), Version::V2);
     assert_eq!(client.hello().protocol, 2);
     let back: u32 = client.call("echo", &7u32).await.expect("echo");
     assert_eq!(back, 7);
-    drop(client);
-    daemon.finish().await;
+    daemon.finish_after(client).await;
 }
 
 #[tokio::test]
@@ -48,9 +43,8 @@ async fn a_v1_only_daemon_gets_a_second_connection_in_v1() {
             "the second hello is in version 1"
         );
         let echo = peer.request().await.expect("the echo");
-        peer.send(|enc, buf| enc.response_raw(buf, echo.id, &echo.params))
-            .await;
-        assert!(peer.request().await.is_none());
+        peer.echo(&echo).await;
+        peer.expect_hang_up().await;
     });
     let client = within("connect", Client::connect(daemon.path()))
         .await
@@ -71,14 +65,12 @@ async fn a_v1_only_daemon_gets_a_second_connection_in_v1() {
         "{err:?}"
     );
     assert!(!err.is_connection_lost());
-    drop(client);
-    daemon.finish().await;
+    daemon.finish_after(client).await;
 }
 
 #[tokio::test]
 async fn a_deadline_is_sent_and_its_answer_is_deadline_exceeded() {
-    let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.answer_hello(2).await;
+    let daemon = FakeDaemon::start_v2(|mut peer| async move {
         let slow = peer.request().await.expect("the call with a deadline");
         assert_eq!(slow.options.deadline_ms, Some(21), "rounded up to whole ms");
         let expired = ErrorObject::new(ErrorCode::DEADLINE_EXCEEDED, "deadline exceeded");
@@ -92,11 +84,9 @@ async fn a_deadline_is_sent_and_its_answer_is_deadline_exceeded() {
         );
         peer.send(|enc, buf| enc.response(buf, timed.id, &1u8))
             .await;
-        assert!(peer.request().await.is_none());
+        peer.expect_hang_up().await;
     });
-    let client = within("connect", Client::connect(daemon.path()))
-        .await
-        .expect("connect");
+    let client = daemon.client().await;
     let err = client
         .request("sleep", &())
         .deadline(Duration::from_micros(20_500))
@@ -110,14 +100,12 @@ async fn a_deadline_is_sent_and_its_answer_is_deadline_exceeded() {
         .await
         .expect("answered in time");
     assert_eq!(one, 1);
-    drop(client);
-    daemon.finish().await;
+    daemon.finish_after(client).await;
 }
 
 #[tokio::test]
 async fn a_superseded_call_fails_and_the_newer_one_is_answered() {
-    let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.answer_hello(2).await;
+    let daemon = FakeDaemon::start_v2(|mut peer| async move {
         let first = peer.request().await.expect("the first call");
         let second = peer.request().await.expect("the second call");
         for call in [&first, &second] {
@@ -131,11 +119,9 @@ async fn a_superseded_call_fails_and_the_newer_one_is_answered() {
             .await;
         peer.send(|enc, buf| enc.response(buf, second.id, &"fresh"))
             .await;
-        assert!(peer.request().await.is_none());
+        peer.expect_hang_up().await;
     });
-    let client = within("connect", Client::connect(daemon.path()))
-        .await
-        .expect("connect");
+    let client = daemon.client().await;
     // `join!` polls the first call first, so it is queued (and numbered) first.
     let (first, second) = within("both calls", async {
         tokio::join!(
@@ -153,14 +139,12 @@ async fn a_superseded_call_fails_and_the_newer_one_is_answered() {
     let err = first.expect_err("the first call was superseded");
     assert!(err.is_superseded(), "{err:?}");
     assert_eq!(second.expect("the second call"), "fresh");
-    drop(client);
-    daemon.finish().await;
+    daemon.finish_after(client).await;
 }
 
 #[tokio::test]
 async fn a_stream_yields_its_partials_in_order_then_the_result() {
-    let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.answer_hello(2).await;
+    let daemon = FakeDaemon::start_v2(|mut peer| async move {
         let count = peer.request().await.expect("the streamed call");
         assert!(count.options.stream);
         for seq in 0..3u64 {
@@ -169,11 +153,9 @@ async fn a_stream_yields_its_partials_in_order_then_the_result() {
         }
         peer.send(|enc, buf| enc.response(buf, count.id, &3u8))
             .await;
-        assert!(peer.request().await.is_none());
+        peer.expect_hang_up().await;
     });
-    let client = within("connect", Client::connect(daemon.path()))
-        .await
-        .expect("connect");
+    let client = daemon.client().await;
     let events: Vec<_> = within(
         "the stream",
         client
@@ -203,14 +185,12 @@ async fn a_stream_yields_its_partials_in_order_then_the_result() {
         ]
     );
     assert_eq!(client.dropped_partials(), 0);
-    drop(client);
-    daemon.finish().await;
+    daemon.finish_after(client).await;
 }
 
 #[tokio::test]
 async fn partials_for_calls_that_did_not_stream_are_dropped() {
-    let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.answer_hello(2).await;
+    let daemon = FakeDaemon::start_v2(|mut peer| async move {
         let plain = peer.request().await.expect("the plain call");
         assert!(!plain.options.stream);
         peer.send(|enc, buf| enc.partial(buf, plain.id, 0, &"stray"))
@@ -219,21 +199,17 @@ async fn partials_for_calls_that_did_not_stream_are_dropped() {
             .await;
         peer.send(|enc, buf| enc.response(buf, plain.id, &"done"))
             .await;
-        assert!(peer.request().await.is_none());
+        peer.expect_hang_up().await;
     });
-    let client = within("connect", Client::connect(daemon.path()))
-        .await
-        .expect("connect");
+    let client = daemon.client().await;
     let done: String = client.call("count", &()).await.expect("the call");
     assert_eq!(done, "done");
-    drop(client);
-    daemon.finish().await;
+    daemon.finish_after(client).await;
 }
 
 #[tokio::test]
 async fn dropping_a_stream_cancels_its_call() {
-    let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.answer_hello(2).await;
+    let daemon = FakeDaemon::start_v2(|mut peer| async move {
         let count = peer.request().await.expect("the streamed call");
         peer.send(|enc, buf| enc.partial(buf, count.id, 0, &0u8))
             .await;
@@ -245,13 +221,10 @@ async fn dropping_a_stream_cancels_its_call() {
         peer.send(|enc, buf| enc.error_response(buf, count.id, &cancelled))
             .await;
         let echo = peer.request().await.expect("a call after the cancel");
-        peer.send(|enc, buf| enc.response_raw(buf, echo.id, &echo.params))
-            .await;
-        assert!(peer.request().await.is_none());
+        peer.echo(&echo).await;
+        peer.expect_hang_up().await;
     });
-    let client = within("connect", Client::connect(daemon.path()))
-        .await
-        .expect("connect");
+    let client = daemon.client().await;
     let mut stream = client.request("count", &()).stream();
     let first = within("the first partial", stream.next())
         .await
@@ -266,15 +239,13 @@ async fn dropping_a_stream_cancels_its_call() {
         .await
         .expect("the connection still works");
     assert_eq!(back, 9);
-    drop(client);
-    daemon.finish().await;
+    daemon.finish_after(client).await;
 }
 
 #[tokio::test]
 async fn connection_death_fails_pending_calls_and_streams_at_once() {
     let (hang_up, hang_up_rx) = oneshot::channel::<()>();
-    let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.answer_hello(2).await;
+    let daemon = FakeDaemon::start_v2(|mut peer| async move {
         let a = peer.request().await.expect("the first request");
         let b = peer.request().await.expect("the second request");
         let streamed = if b.options.stream { b.id } else { a.id };
@@ -283,9 +254,7 @@ async fn connection_death_fails_pending_calls_and_streams_at_once() {
         // Hang up with both unanswered, once the test has the partial.
         let _ = hang_up_rx.await;
     });
-    let client = within("connect", Client::connect(daemon.path()))
-        .await
-        .expect("connect");
+    let client = daemon.client().await;
     let call = tokio::spawn({
         let client = client.clone();
         async move { client.call::<_, IgnoredAny>("sleep", &()).await }
@@ -323,8 +292,7 @@ async fn answer_to(peer: &mut Peer, id: u64) -> Result<Bytes, ErrorObject> {
 
 #[tokio::test]
 async fn served_methods_answer_the_daemon_and_unknown_ones_get_method_not_found() {
-    let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.answer_hello(2).await;
+    let daemon = FakeDaemon::start_v2(|mut peer| async move {
         // As hearthd does, ask while working on one of the client's requests.
         let go = peer.request().await.expect("the client's call");
         peer.send(|enc, buf| enc.request(buf, 1, "editor/config", &41u32))
@@ -347,11 +315,9 @@ async fn served_methods_answer_the_daemon_and_unknown_ones_get_method_not_found(
         let err = answer_to(&mut peer, 4).await.expect_err("wrong params");
         assert_eq!(err.code, ErrorCode::INVALID_PARAMS);
         peer.send(|enc, buf| enc.response(buf, go.id, &"ok")).await;
-        assert!(peer.request().await.is_none());
+        peer.expect_hang_up().await;
     });
-    let client = within("connect", Client::connect(daemon.path()))
-        .await
-        .expect("connect");
+    let client = daemon.client().await;
     client.serve("editor/config", |params: Bytes| async move {
         let n: u32 = hearth_client::protocol::from_msgpack(&params)
             .map_err(|e| ErrorObject::new(ErrorCode::INVALID_PARAMS, e.to_string()))?;
@@ -363,16 +329,14 @@ async fn served_methods_answer_the_daemon_and_unknown_ones_get_method_not_found(
     client.serve_typed("typed", |n: u32| async move { Ok(n) });
     let ok: String = within("a call", client.call("go", &())).await.expect("ok");
     assert_eq!(ok, "ok");
-    drop(client);
-    daemon.finish().await;
+    daemon.finish_after(client).await;
 }
 
 #[tokio::test]
 async fn a_cancel_from_the_daemon_aborts_its_handler() {
     let (dropped_tx, dropped) = oneshot::channel::<()>();
     let (started_tx, started) = oneshot::channel::<()>();
-    let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.answer_hello(2).await;
+    let daemon = FakeDaemon::start_v2(|mut peer| async move {
         let go = peer.request().await.expect("the client's call");
         peer.send(|enc, buf| enc.request(buf, 7, "hang", &())).await;
         let _ = started.await;
@@ -382,11 +346,9 @@ async fn a_cancel_from_the_daemon_aborts_its_handler() {
             .await;
         assert!(answer_to(&mut peer, 8).await.is_ok());
         peer.send(|enc, buf| enc.response(buf, go.id, &())).await;
-        assert!(peer.request().await.is_none());
+        peer.expect_hang_up().await;
     });
-    let client = within("connect", Client::connect(daemon.path()))
-        .await
-        .expect("connect");
+    let client = daemon.client().await;
     let started_tx = std::sync::Mutex::new(Some(started_tx));
     let dropped_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(dropped_tx)));
     let started_tx = std::sync::Arc::new(started_tx);
@@ -413,8 +375,7 @@ async fn a_cancel_from_the_daemon_aborts_its_handler() {
         .await
         .expect("the call task")
         .expect("the call");
-    drop(client);
-    daemon.finish().await;
+    daemon.finish_after(client).await;
 }
 
 /// Sends on its channel when dropped: tells the test a handler's future is gone.
@@ -431,8 +392,7 @@ impl Drop for SignalOnDrop {
 #[tokio::test]
 async fn many_running_handlers_do_not_block_calls_and_are_bounded() {
     const ASKS: u64 = 100;
-    let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.answer_hello(2).await;
+    let daemon = FakeDaemon::start_v2(|mut peer| async move {
         let go = peer.request().await.expect("the client's first call");
         for id in 1..=ASKS {
             peer.send(|enc, buf| enc.request(buf, id, "held", &id))
@@ -455,11 +415,9 @@ async fn many_running_handlers_do_not_block_calls_and_are_bounded() {
             }
         }
         peer.send(|enc, buf| enc.response(buf, go.id, &())).await;
-        assert!(peer.request().await.is_none());
+        peer.expect_hang_up().await;
     });
-    let client = within("connect", Client::connect(daemon.path()))
-        .await
-        .expect("connect");
+    let client = daemon.client().await;
     let gate = tokio::sync::watch::channel(false).0;
     let running = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let most = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -490,8 +448,7 @@ async fn many_running_handlers_do_not_block_calls_and_are_bounded() {
         .await
         .expect("the call task")
         .expect("the call");
-    drop(client);
-    daemon.finish().await;
+    daemon.finish_after(client).await;
     assert_eq!(
         most.load(Ordering::SeqCst),
         64,

@@ -234,6 +234,23 @@ async fn a_peer_of_another_user_is_refused() {
     d.wait_for_line("refused connection: peer is not the daemon's user");
 }
 
+/// Starts hearthd on `socket`, also listening on a loopback TCP port the system picks; returns
+/// the daemon and the `HOST:PORT` its ready line names.
+fn start_with_tcp(socket: &Path) -> (Daemon, String) {
+    let mut cmd = Daemon::command(hearthd(), socket);
+    cmd.arg("--listen").arg("tcp:127.0.0.1:0");
+    let mut d = Daemon::spawn(cmd);
+    let ready = d.wait_for_line("ready on").pop().expect("a line");
+    // "... ready on /path and tcp:127.0.0.1:PORT pid=N"
+    let addr = ready
+        .rsplit("tcp:")
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("tcp address")
+        .to_owned();
+    (d, addr)
+}
+
 #[tokio::test]
 async fn tcp_is_opt_in_and_loopback_only() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -245,17 +262,7 @@ async fn tcp_is_opt_in_and_loopback_only() {
     assert!(log.contains("not a loopback address"), "{log}");
     assert!(!socket.exists(), "refused before binding anything");
 
-    let mut cmd = Daemon::command(hearthd(), &socket);
-    cmd.arg("--listen").arg("tcp:127.0.0.1:0");
-    let mut d = Daemon::spawn(cmd);
-    let ready = d.wait_for_line("ready on").pop().expect("a line");
-    // "... ready on /path and tcp:127.0.0.1:PORT pid=N"
-    let addr = ready
-        .rsplit("tcp:")
-        .next()
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("tcp address")
-        .to_owned();
+    let (mut d, addr) = start_with_tcp(&socket);
     let stream = tokio::net::TcpStream::connect(&addr)
         .await
         .expect("connect tcp");
@@ -302,15 +309,10 @@ async fn a_tcp_client_of_another_user_is_refused() {
     use std::os::unix::process::CommandExt;
     let tmp = tempfile::tempdir().expect("tempdir");
     let socket = tmp.path().join("run").join("hearthd.sock");
-    let mut cmd = Daemon::command(hearthd(), &socket);
-    cmd.arg("--listen").arg("tcp:127.0.0.1:0");
-    let mut d = Daemon::spawn(cmd);
-    let ready = d.wait_for_line("ready on").pop().expect("a line");
-    let port = ready
-        .rsplit("tcp:127.0.0.1:")
-        .next()
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("tcp port")
+    let (mut d, addr) = start_with_tcp(&socket);
+    let port = addr
+        .strip_prefix("127.0.0.1:")
+        .expect("a port on 127.0.0.1")
         .to_owned();
     let token_file = socket.with_file_name("tcp.token");
     let mode = std::fs::metadata(&token_file)

@@ -37,6 +37,50 @@ async fn answers_only(c: &mut Raw) {
     c.checker().assert_all_answered();
 }
 
+/// Asserts that each of `ids` was answered with what `gate` returns once opened.
+fn assert_opened(c: &mut Raw, ids: impl IntoIterator<Item = u64>) {
+    for id in ids {
+        assert_eq!(
+            result_value::<String>(c.checker().answer(id)),
+            "opened",
+            "id {id}"
+        );
+    }
+}
+
+/// Asserts that each of `ids` was answered with the error `code`.
+fn assert_codes(c: &mut Raw, ids: impl IntoIterator<Item = u64>, code: ErrorCode) {
+    for id in ids {
+        assert_eq!(c.checker().code(id), code, "id {id}");
+    }
+}
+
+/// Sends a `gate` request for each of `ids`, one write each.
+async fn send_gates(c: &mut Raw, ids: impl IntoIterator<Item = u64>) {
+    for id in ids {
+        c.request(id, "gate", &()).await;
+    }
+}
+
+/// Sends `gate` requests 1 to `n`, noted with the checker, in one write: whole frames that
+/// the daemon reads only as it chooses to.
+async fn send_gates_at_once(c: &mut Raw, n: u64) {
+    let mut batch = Vec::new();
+    for id in 1..=n {
+        batch.extend_from_slice(&c.request_frame(id, "gate", &()));
+        c.sent(id, false);
+    }
+    c.send_bytes(&batch).await;
+}
+
+/// Waits until the daemon has read four `gate` requests and two of them run.
+async fn four_read_two_running(server: &TestServer, gate: &Gate) {
+    server
+        .wait_stats("four requests read", |s| s.methods.get("gate") == Some(&4))
+        .await;
+    gate.wait_entered(2).await;
+}
+
 // --- 15.2 Which version a connection speaks ---------------------------------------------
 
 #[tokio::test]
@@ -186,9 +230,7 @@ async fn supersede_stops_the_earlier_request_and_runs_the_later() {
     gate.wait_entered(4).await;
     gate.open();
     answers_only(&mut c).await;
-    for id in [2, 3, 4] {
-        assert_eq!(result_value::<String>(c.checker().answer(id)), "opened");
-    }
+    assert_opened(&mut c, [2, 3, 4]);
 }
 
 #[tokio::test]
@@ -208,8 +250,7 @@ async fn supersede_applies_to_queued_requests() {
     );
     gate.open();
     answers_only(&mut c).await;
-    assert_eq!(result_value::<String>(c.checker().answer(1)), "opened");
-    assert_eq!(result_value::<String>(c.checker().answer(3)), "opened");
+    assert_opened(&mut c, [1, 3]);
     assert_eq!(gate.entered(), 2);
 }
 
@@ -262,9 +303,7 @@ async fn count_refuses_params_out_of_range() {
         .await;
     c.request(3, "count", &"three").await;
     answers_only(&mut c).await;
-    for id in 1..=3 {
-        assert_eq!(c.checker().code(id), ErrorCode::INVALID_PARAMS, "id {id}");
-    }
+    assert_codes(&mut c, 1..=3, ErrorCode::INVALID_PARAMS);
 }
 
 // --- 15.3 requests from the daemon: ask ---------------------------------------------------
@@ -472,20 +511,13 @@ async fn client_sent_partials_are_refused_and_the_connection_serves_on() {
 async fn past_max_in_flight_requests_queue_and_start_as_running_ones_finish() {
     let (server, gate) = gated(2).await;
     let mut c = server.connect_v2().await;
-    for id in 1..=4 {
-        c.request(id, "gate", &()).await;
-    }
+    send_gates(&mut c, 1..=4).await;
     // All four are read (v2 keeps reading), two run.
-    server
-        .wait_stats("four requests read", |s| s.methods.get("gate") == Some(&4))
-        .await;
-    gate.wait_entered(2).await;
+    four_read_two_running(&server, &gate).await;
     assert_eq!(gate.entered(), 2, "only max_in_flight run");
     gate.open();
     answers_only(&mut c).await;
-    for id in 1..=4 {
-        assert_eq!(result_value::<String>(c.checker().answer(id)), "opened");
-    }
+    assert_opened(&mut c, 1..=4);
     assert_eq!(gate.entered(), 4);
 }
 
@@ -496,9 +528,7 @@ async fn past_max_in_flight_requests_queue_and_start_as_running_ones_finish() {
 async fn past_the_queue_bound_requests_get_server_busy_and_the_connection_serves_on() {
     let (server, gate) = gated(2).await;
     let mut c = server.connect_v2().await;
-    for id in 1..=4 {
-        c.request(id, "gate", &()).await; // two run, two wait
-    }
+    send_gates(&mut c, 1..=4).await; // two run, two wait
     c.request(5, "gate", &()).await;
     c.request(6, "echo", &6u8).await;
     // Both are answered at once, while the gate is still closed.
@@ -515,9 +545,7 @@ async fn past_the_queue_bound_requests_get_server_busy_and_the_connection_serves
     assert_eq!(gate.entered(), 2);
     gate.open();
     answers_only(&mut c).await;
-    for id in 1..=4 {
-        assert_eq!(result_value::<String>(c.checker().answer(id)), "opened");
-    }
+    assert_opened(&mut c, 1..=4);
     let back: u8 = c.call(7, "echo", &7u8).await;
     assert_eq!(back, 7, "still served");
 }
@@ -566,18 +594,11 @@ async fn a_deadline_runs_while_queued() {
 async fn shutdown_answers_running_and_queued_requests_shutting_down() {
     let (server, gate) = gated(2).await;
     let mut c = server.connect_v2().await;
-    for id in 1..=4 {
-        c.request(id, "gate", &()).await;
-    }
-    server
-        .wait_stats("four requests read", |s| s.methods.get("gate") == Some(&4))
-        .await;
-    gate.wait_entered(2).await;
+    send_gates(&mut c, 1..=4).await;
+    four_read_two_running(&server, &gate).await;
     server.handle.shutdown_now();
     answers_only(&mut c).await;
-    for id in 1..=4 {
-        assert_eq!(c.checker().code(id), ErrorCode::SHUTTING_DOWN, "id {id}");
-    }
+    assert_codes(&mut c, 1..=4, ErrorCode::SHUTTING_DOWN);
     assert!(
         c.next_or_reset().await.is_none(),
         "then the connection closes"
@@ -631,31 +652,15 @@ async fn every_request_is_answered_exactly_once_under_a_mix() {
     c.checker().assert_all_answered();
     let codes = c.checker().codes();
     // 20 superseded gates, 20 expired, 20 cancelled; the queue (64) never fills.
-    assert_eq!(
-        codes
-            .get(&Some(ErrorCode::SUPERSEDED.0))
-            .copied()
-            .unwrap_or(0),
-        20,
-        "{codes:?}"
-    );
-    assert_eq!(
-        codes
-            .get(&Some(ErrorCode::DEADLINE_EXCEEDED.0))
-            .copied()
-            .unwrap_or(0),
-        20,
-        "{codes:?}"
-    );
-    assert_eq!(
-        codes
-            .get(&Some(ErrorCode::REQUEST_CANCELLED.0))
-            .copied()
-            .unwrap_or(0),
-        20,
-        "{codes:?}"
-    );
-    assert_eq!(result_value::<String>(c.checker().answer(last)), "opened");
+    for code in [
+        ErrorCode::SUPERSEDED,
+        ErrorCode::DEADLINE_EXCEEDED,
+        ErrorCode::REQUEST_CANCELLED,
+    ] {
+        let answered = codes.get(&Some(code.0)).copied().unwrap_or(0);
+        assert_eq!(answered, 20, "{code:?} in {codes:?}");
+    }
+    assert_opened(&mut c, [last]);
 }
 
 // --- regressions -------------------------------------------------------------------------
@@ -675,19 +680,12 @@ async fn the_frame_timeout_does_not_run_while_the_daemon_is_not_reading() {
     };
     let server = TestServer::with(gate.add_to(builtins::router()), limits).await;
     let mut c = server.connect().await.checked();
-    let mut batch = Vec::new();
-    for id in 1..=8 {
-        batch.extend_from_slice(&c.request_frame(id, "gate", &()));
-        c.sent(id, false);
-    }
-    c.send_bytes(&batch).await;
+    send_gates_at_once(&mut c, 8).await;
     gate.wait_entered(4).await;
     tokio::time::sleep(Duration::from_secs(10)).await; // paused time: 100 frame timeouts
     gate.open();
     answers_only(&mut c).await;
-    for id in 1..=8 {
-        assert_eq!(result_value::<String>(c.checker().answer(id)), "opened");
-    }
+    assert_opened(&mut c, 1..=8);
 }
 
 /// Frames the daemon had not decoded yet (it was at `max_in_flight`) when shutdown empties
@@ -696,16 +694,9 @@ async fn the_frame_timeout_does_not_run_while_the_daemon_is_not_reading() {
 async fn frames_left_unread_at_shutdown_are_answered_shutting_down() {
     let (server, gate) = gated(4).await;
     let mut c = server.connect().await.checked();
-    let mut batch = Vec::new();
-    for id in 1..=8 {
-        batch.extend_from_slice(&c.request_frame(id, "gate", &()));
-        c.sent(id, false);
-    }
-    c.send_bytes(&batch).await;
+    send_gates_at_once(&mut c, 8).await;
     gate.wait_entered(4).await;
     server.handle.shutdown_now();
     answers_only(&mut c).await;
-    for id in 1..=8 {
-        assert_eq!(c.checker().code(id), ErrorCode::SHUTTING_DOWN, "id {id}");
-    }
+    assert_codes(&mut c, 1..=8, ErrorCode::SHUTTING_DOWN);
 }
