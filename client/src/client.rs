@@ -401,7 +401,16 @@ impl Client {
             }
             _ => encode(conn, |enc, buf| enc.request(buf, id, method, params))?,
         };
-        let raw = call_within(conn, id, Outgoing::Encoded(frame), timeout).await?;
+        let raw = match call_within(conn, id, Outgoing::Encoded(frame), timeout).await {
+            Ok(raw) => raw,
+            // The daemon's deadline is our timeout, counted from a moment later: when its
+            // -32002 arrives first (our timer was late on a busy machine), the call still
+            // failed by running past `timeout`, and says so the same way.
+            Err(e) if e.code() == Some(ErrorCode::DEADLINE_EXCEEDED) => {
+                return Err(timeout.map_or(e, Error::Timeout));
+            }
+            Err(e) => return Err(e),
+        };
         hearth_protocol::from_msgpack(&raw).map_err(Error::Decode)
     }
 

@@ -160,5 +160,8 @@ async fn a_shared_folder_is_refused_before_anything_is_made_in_it() {
         .expect("read the folder")
         .map(|e| e.expect("entry").file_name())
         .collect();
-    assert!(left.is_empty(), "nothing is created in a refused folder: {left:?}");
+    assert!(
+        left.is_empty(),
+        "nothing is created in a refused folder: {left:?}"
+    );
 }

@@ -68,6 +68,40 @@ async fn a_v1_only_daemon_gets_a_second_connection_in_v1() {
     daemon.finish_after(client).await;
 }
 
+/// A daemon's -32002 for a call whose deadline came from its timeout is that timeout
+/// expiring, whichever side noticed first: on a busy machine the daemon's answer can beat the
+/// client's own timer, and the caller must see the same error either way.
+#[tokio::test]
+async fn a_timeout_the_daemon_reports_first_is_still_a_timeout() {
+    let daemon = FakeDaemon::start_v2(|mut peer| async move {
+        for _ in 0..2 {
+            let call = peer.request().await.expect("a call with a timeout");
+            assert_eq!(call.options.deadline_ms, Some(60_000));
+            let expired = ErrorObject::new(ErrorCode::DEADLINE_EXCEEDED, "deadline exceeded");
+            peer.send(|enc, buf| enc.error_response(buf, call.id, &expired))
+                .await;
+        }
+        peer.expect_hang_up().await;
+    });
+    let client = daemon.client().await;
+    let limit = Duration::from_secs(60);
+    let err = client
+        .call_timeout::<_, IgnoredAny>("sleep", &(), limit)
+        .await
+        .expect_err("the daemon says the deadline passed");
+    assert!(matches!(err, Error::Timeout(d) if d == limit), "{err:?}");
+    assert!(err.is_deadline_exceeded());
+    // A call with an explicit deadline and no timeout keeps the daemon's error as it came.
+    let err = client
+        .request("sleep", &())
+        .deadline(limit)
+        .send::<IgnoredAny>()
+        .await
+        .expect_err("the daemon says the deadline passed");
+    assert_eq!(err.code(), Some(ErrorCode::DEADLINE_EXCEEDED), "{err:?}");
+    daemon.finish_after(client).await;
+}
+
 #[tokio::test]
 async fn a_deadline_is_sent_and_its_answer_is_deadline_exceeded() {
     let daemon = FakeDaemon::start_v2(|mut peer| async move {
