@@ -14,7 +14,7 @@ use rustc_hash::FxHashMap;
 
 use crate::api::{CompletionItem, Source, Symbol};
 use crate::index::Index;
-use crate::vocab::Tier;
+use crate::vocab::{Tier, search_sorted};
 use crate::words::DocWords;
 
 /// Prefix matches scored per vocabulary for `complete` (the most frequent when more match).
@@ -66,7 +66,7 @@ pub(crate) fn complete(
     let base = doc.base();
     let in_base = base.search(prefix, COMPLETE_PREFIX_CAP);
     let added = doc.added();
-    let in_added = added.search(prefix, COMPLETE_PREFIX_CAP);
+    let in_added = search_sorted(added, prefix, COMPLETE_PREFIX_CAP);
     let ws = index.vocab();
     let in_ws = ws.search(prefix, COMPLETE_PREFIX_CAP);
     let mut by_label: FxHashMap<&str, Candidate<'_>> = FxHashMap::with_capacity_and_hasher(
@@ -87,7 +87,7 @@ pub(crate) fn complete(
             in_added
                 .hits
                 .iter()
-                .map(|h| (&added.entries()[h.entry as usize], h, 0)),
+                .map(|h| (&added[h.entry as usize], h, 0)),
         );
     for (e, h, delta) in doc_hits {
         let Ok(count) = u64::try_from(i64::from(e.count) + delta) else {

@@ -40,9 +40,37 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// An entry for `name` with `tally`'s count and location.
+    pub fn new(name: Box<str>, tally: Tally) -> Self {
+        // Most identifiers are lowercase already: no second string for those.
+        let lower = if name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || !b.is_ascii_alphabetic())
+            && name.is_ascii()
+        {
+            None
+        } else {
+            Some(name.to_lowercase().into_boxed_str())
+        };
+        Entry {
+            lower,
+            name,
+            count: tally.count,
+            file: tally.file,
+            line: tally.line,
+        }
+    }
+
     /// The lowercase form of the name (the sort key).
     pub fn lower(&self) -> &str {
         self.lower.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The sort order of [`Vocab::entries`]: lowercase name, then name.
+    pub fn order(&self, other: &Entry) -> Ordering {
+        self.lower()
+            .cmp(other.lower())
+            .then_with(|| self.name.cmp(&other.name))
     }
 }
 
@@ -198,26 +226,10 @@ impl Vocab {
             .into_iter()
             .map(|(name, t)| {
                 occurrences += u64::from(t.count);
-                // Most identifiers are lowercase already: no second string for those.
-                let lower = if name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || !b.is_ascii_alphabetic())
-                    && name.is_ascii()
-                {
-                    None
-                } else {
-                    Some(name.to_lowercase().into_boxed_str())
-                };
-                Entry {
-                    lower,
-                    name,
-                    count: t.count,
-                    file: t.file,
-                    line: t.line,
-                }
+                Entry::new(name, t)
             })
             .collect();
-        entries.sort_unstable_by(|a, b| a.lower().cmp(b.lower()).then_with(|| a.name.cmp(&b.name)));
+        entries.sort_unstable_by(Entry::order);
         let mut groups: FxHashMap<char, Vec<u32>> = FxHashMap::default();
         for (i, e) in entries.iter().enumerate() {
             if let (Some(c), Ok(i)) = (first_char(e.lower()), u32::try_from(i)) {
@@ -266,9 +278,7 @@ impl Vocab {
 
     /// The entries whose lowercase form starts with `lower_prefix`.
     pub fn prefix_range(&self, lower_prefix: &str) -> std::ops::Range<usize> {
-        let start = self.entries.partition_point(|e| e.lower() < lower_prefix);
-        let len = self.entries[start..].partition_point(|e| e.lower().starts_with(lower_prefix));
-        start..start + len
+        prefix_range(&self.entries, lower_prefix)
     }
 
     /// The entry named exactly `name`.
@@ -290,100 +300,164 @@ impl Vocab {
         let Some(first) = first_char(&lower) else {
             return found;
         };
-        let range = self.prefix_range(&lower);
-        let mut ids: Vec<u32> = Vec::new();
-        // Case-insensitive exact matches sort first in the range; always keep them.
-        let exact = self.entries[range.clone()]
-            .iter()
-            .take_while(|e| e.lower() == lower)
-            .count();
-        let exact_ids = range.start..range.start + exact;
-        let rest = exact_ids.end..range.end;
-        ids.extend(exact_ids.clone().filter_map(|i| u32::try_from(i).ok()));
-        if rest.len() <= prefix_cap {
-            ids.extend(rest.filter_map(|i| u32::try_from(i).ok()));
-        } else {
-            found.unscored += rest.len() - prefix_cap;
-            // A one-char query's prefix range is its whole first-char group, whose most
-            // frequent members the bucket already holds in order: no pass over the range
-            // (the largest ranges are exactly these).
-            let one_char = lower.chars().nth(1).is_none();
-            let sorted = self
-                .buckets
-                .get(&first)
-                .filter(|b| one_char && b.ids.len() >= prefix_cap + exact);
-            match sorted {
-                Some(bucket) => ids.extend(
-                    bucket
-                        .ids
-                        .iter()
-                        .copied()
-                        .filter(|&i| !exact_ids.contains(&(i as usize)))
-                        .take(prefix_cap),
-                ),
-                None => {
-                    let mut rest_ids: Vec<u32> =
-                        rest.filter_map(|i| u32::try_from(i).ok()).collect();
-                    rest_ids.select_nth_unstable_by(prefix_cap, |&a, &b| {
-                        by_frequency(&self.entries, a, b)
+        let bucket = self.buckets.get(&first);
+        // A one-char query's prefix range is its whole first-char group, whose most frequent
+        // members the bucket already holds in order: no pass over the range (the largest
+        // ranges are exactly these).
+        let one_char = lower.chars().nth(1).is_none();
+        let sorted = bucket.filter(|_| one_char).map(|b| &*b.ids);
+        let ids = prefix_ids(&self.entries, &lower, prefix_cap, sorted, &mut found);
+        let fuzzy = bucket.map(|b| (b.truncated, b.members()));
+        score(query, &lower, &self.entries, ids, fuzzy, &mut found);
+        found
+    }
+}
+
+/// The entries of sorted `entries` whose lowercase form starts with `lower_prefix`.
+pub fn prefix_range(entries: &[Entry], lower_prefix: &str) -> std::ops::Range<usize> {
+    let start = entries.partition_point(|e| e.lower() < lower_prefix);
+    let len = entries[start..].partition_point(|e| e.lower().starts_with(lower_prefix));
+    start..start + len
+}
+
+/// [`Vocab::search`] over a small set of entries sorted by [`Entry::order`], without buckets:
+/// the fuzzy candidates are the (at most [`BUCKET_CAP`] most frequent) entries with the
+/// query's first char, the set a bucket would hold. For a document's added words, which
+/// change at every keystroke and are too few to be worth indexing.
+pub fn search_sorted(entries: &[Entry], query: &str, prefix_cap: usize) -> Found {
+    let mut found = Found::default();
+    let lower = query.to_lowercase();
+    let Some(first) = first_char(&lower) else {
+        return found;
+    };
+    let ids = prefix_ids(entries, &lower, prefix_cap, None, &mut found);
+    let mut buf = [0u8; 4];
+    let group = prefix_range(entries, first.encode_utf8(&mut buf));
+    let mut members: Vec<u32> = group.filter_map(|i| u32::try_from(i).ok()).collect();
+    let truncated = members.len() > BUCKET_CAP;
+    if truncated {
+        members.select_nth_unstable_by(BUCKET_CAP, |&a, &b| by_frequency(entries, a, b));
+        members.truncate(BUCKET_CAP);
+    }
+    let fuzzy = members.iter().map(|&id| {
+        let e = &entries[id as usize];
+        (id, &*e.name, e.lower())
+    });
+    score(
+        query,
+        &lower,
+        entries,
+        ids,
+        Some((truncated, fuzzy)),
+        &mut found,
+    );
+    found
+}
+
+/// The prefix candidates of `lower` (the lowercase query) in sorted `entries`: every
+/// case-insensitive exact match, and of the rest of the prefix range at most `prefix_cap`, the
+/// most frequent (taken from `by_frequency`, the first-char group most frequent first, when it
+/// is given and long enough). Counts the ones left out in `found.unscored`.
+fn prefix_ids(
+    entries: &[Entry],
+    lower: &str,
+    prefix_cap: usize,
+    by_frequency_order: Option<&[u32]>,
+    found: &mut Found,
+) -> Vec<u32> {
+    let range = prefix_range(entries, lower);
+    let mut ids: Vec<u32> = Vec::new();
+    // Case-insensitive exact matches sort first in the range; always keep them.
+    let exact = entries[range.clone()]
+        .iter()
+        .take_while(|e| e.lower() == lower)
+        .count();
+    let exact_ids = range.start..range.start + exact;
+    let rest = exact_ids.end..range.end;
+    ids.extend(exact_ids.clone().filter_map(|i| u32::try_from(i).ok()));
+    if rest.len() <= prefix_cap {
+        ids.extend(rest.filter_map(|i| u32::try_from(i).ok()));
+        return ids;
+    }
+    found.unscored += rest.len() - prefix_cap;
+    match by_frequency_order.filter(|o| o.len() >= prefix_cap + exact) {
+        Some(order) => ids.extend(
+            order
+                .iter()
+                .copied()
+                .filter(|&i| !exact_ids.contains(&(i as usize)))
+                .take(prefix_cap),
+        ),
+        None => {
+            let mut rest_ids: Vec<u32> = rest.filter_map(|i| u32::try_from(i).ok()).collect();
+            rest_ids.select_nth_unstable_by(prefix_cap, |&a, &b| by_frequency(entries, a, b));
+            rest_ids.truncate(prefix_cap);
+            ids.extend(rest_ids);
+        }
+    }
+    ids
+}
+
+/// Scores the prefix candidates `ids` of `entries` and, for a query of two chars or more, the
+/// fuzzy candidates `fuzzy` (whether some were left out; entry index, name and lowercase
+/// name of each) that are not prefix matches, into `found`.
+fn score<'a>(
+    query: &str,
+    lower: &str,
+    entries: &[Entry],
+    ids: Vec<u32>,
+    fuzzy: Option<(bool, impl Iterator<Item = (u32, &'a str, &'a str)>)>,
+    found: &mut Found,
+) {
+    MATCHER.with(|m| {
+        let mut m = m.borrow_mut();
+        let FuzzyMatcher { matcher, buf } = &mut *m;
+        let atom = Atom::new(
+            query,
+            CaseMatching::Ignore,
+            Normalization::Smart,
+            AtomKind::Fuzzy,
+            false,
+        );
+        for id in ids {
+            let e = &entries[id as usize];
+            let score = atom
+                .score(Utf32Str::new(&e.name, buf), matcher)
+                .unwrap_or(0);
+            let tier = if !starts_with(&e.name, query) {
+                Tier::PrefixIgnoreCase
+            } else if e.name.len() == query.len() {
+                Tier::Exact
+            } else {
+                Tier::Prefix
+            };
+            found.hits.push(Hit {
+                entry: id,
+                tier,
+                score,
+            });
+        }
+        if lower.chars().count() < 2 {
+            return; // one char: every fuzzy match is a prefix match
+        }
+        if let Some((truncated, members)) = fuzzy {
+            if truncated {
+                found.unscored += 1; // there may be fuzzy matches it did not keep
+            }
+            for (id, name, name_lower) in members {
+                if starts_with(name_lower, lower) {
+                    continue; // a prefix match, handled above
+                }
+                if let Some(score) = atom.score(Utf32Str::new(name, buf), matcher) {
+                    found.hits.push(Hit {
+                        entry: id,
+                        tier: Tier::Fuzzy,
+                        score,
                     });
-                    rest_ids.truncate(prefix_cap);
-                    ids.extend(rest_ids);
                 }
             }
         }
-
-        MATCHER.with(|m| {
-            let mut m = m.borrow_mut();
-            let FuzzyMatcher { matcher, buf } = &mut *m;
-            let atom = Atom::new(
-                query,
-                CaseMatching::Ignore,
-                Normalization::Smart,
-                AtomKind::Fuzzy,
-                false,
-            );
-            for id in ids {
-                let e = &self.entries[id as usize];
-                let score = atom
-                    .score(Utf32Str::new(&e.name, buf), matcher)
-                    .unwrap_or(0);
-                let tier = if !starts_with(&e.name, query) {
-                    Tier::PrefixIgnoreCase
-                } else if e.name.len() == query.len() {
-                    Tier::Exact
-                } else {
-                    Tier::Prefix
-                };
-                found.hits.push(Hit {
-                    entry: id,
-                    tier,
-                    score,
-                });
-            }
-            if lower.chars().count() < 2 {
-                return; // one char: every fuzzy match is a prefix match
-            }
-            if let Some(bucket) = self.buckets.get(&first) {
-                if bucket.truncated {
-                    found.unscored += 1; // there may be fuzzy matches it did not keep
-                }
-                for (id, name, name_lower) in bucket.members() {
-                    if starts_with(name_lower, &lower) {
-                        continue; // a prefix match, handled above
-                    }
-                    if let Some(score) = atom.score(Utf32Str::new(name, buf), matcher) {
-                        found.hits.push(Hit {
-                            entry: id,
-                            tier: Tier::Fuzzy,
-                            score,
-                        });
-                    }
-                }
-            }
-        });
-        found
-    }
+    });
 }
 
 /// A fuzzy matcher and its scratch buffer; one per thread, because building a matcher
