@@ -31,6 +31,8 @@ pub struct Entry {
     pub name: Box<str>,
     /// Its lowercase form (the sort key) when that differs from `name`.
     lower: Option<Box<str>>,
+    /// Whether `name` is ASCII (the fuzzy matcher takes it as it is, without converting).
+    ascii: bool,
     /// How many times it occurs.
     pub count: u32,
     /// Where it occurs first: a file number (meaningful to the owner of the vocabulary)…
@@ -43,10 +45,11 @@ impl Entry {
     /// An entry for `name` with `tally`'s count and location.
     pub fn new(name: Box<str>, tally: Tally) -> Self {
         // Most identifiers are lowercase already: no second string for those.
-        let lower = if name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || !b.is_ascii_alphabetic())
-            && name.is_ascii()
+        let ascii = name.is_ascii();
+        let lower = if ascii
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || !b.is_ascii_alphabetic())
         {
             None
         } else {
@@ -54,6 +57,7 @@ impl Entry {
         };
         Entry {
             lower,
+            ascii,
             name,
             count: tally.count,
             file: tally.file,
@@ -64,6 +68,15 @@ impl Entry {
     /// The lowercase form of the name (the sort key).
     pub fn lower(&self) -> &str {
         self.lower.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The name as the fuzzy matcher reads it, converted into `buf` only when it is not ASCII.
+    fn haystack<'a>(&'a self, buf: &'a mut Vec<char>) -> Utf32Str<'a> {
+        if self.ascii {
+            Utf32Str::Ascii(self.name.as_bytes())
+        } else {
+            Utf32Str::new(&self.name, buf)
+        }
     }
 
     /// The sort order of [`Vocab::entries`]: lowercase name, then name.
@@ -212,6 +225,12 @@ fn by_frequency(entries: &[Entry], a: u32, b: u32) -> Ordering {
 /// `s.starts_with(prefix)` without a `memcmp` call: the prefixes compared are a few bytes.
 fn starts_with(s: &str, prefix: &str) -> bool {
     s.len() >= prefix.len() && s.bytes().zip(prefix.bytes()).all(|(a, b)| a == b)
+}
+
+/// Whether the bytes of `needle` occur in `haystack` in order (not necessarily adjacent).
+fn is_subsequence(needle: &[u8], haystack: &[u8]) -> bool {
+    let mut rest = haystack.iter();
+    needle.iter().all(|n| rest.any(|h| h == n))
 }
 
 fn first_char(s: &str) -> Option<char> {
@@ -421,9 +440,7 @@ fn score<'a>(
         );
         for id in ids {
             let e = &entries[id as usize];
-            let score = atom
-                .score(Utf32Str::new(&e.name, buf), matcher)
-                .unwrap_or(0);
+            let score = atom.score(e.haystack(buf), matcher).unwrap_or(0);
             let tier = if !starts_with(&e.name, query) {
                 Tier::PrefixIgnoreCase
             } else if e.name.len() == query.len() {
@@ -444,11 +461,24 @@ fn score<'a>(
             if truncated {
                 found.unscored += 1; // there may be fuzzy matches it did not keep
             }
+            let ascii_query = lower.is_ascii();
             for (id, name, name_lower) in members {
                 if starts_with(name_lower, lower) {
                     continue; // a prefix match, handled above
                 }
-                if let Some(score) = atom.score(Utf32Str::new(name, buf), matcher) {
+                // Most candidates do not match at all. For ASCII on both sides, matching
+                // ignoring case is exactly "the query's lowercase bytes occur in order in the
+                // lowercase name": checked here in a few instructions, where the matcher's
+                // own prefilter costs a call and a `memchr` per query char.
+                let haystack = if ascii_query && name.is_ascii() {
+                    if !is_subsequence(lower.as_bytes(), name_lower.as_bytes()) {
+                        continue;
+                    }
+                    Utf32Str::Ascii(name.as_bytes())
+                } else {
+                    Utf32Str::new(name, buf)
+                };
+                if let Some(score) = atom.score(haystack, matcher) {
                     found.hits.push(Hit {
                         entry: id,
                         tier: Tier::Fuzzy,
@@ -582,5 +612,29 @@ mod tests {
         names.sort();
         assert_eq!(names, ["ab", "abc", "abe"]);
         assert_eq!(f.unscored, 1);
+    }
+
+    proptest::proptest! {
+        /// The ASCII shortcut of the fuzzy pass rejects exactly what the matcher rejects.
+        #[test]
+        fn subsequence_agrees_with_the_matcher(
+            query in "[abAB_1]{1,4}",
+            name in "[abcABC_1]{1,12}",
+        ) {
+            let atom = Atom::new(
+                &query,
+                CaseMatching::Ignore,
+                Normalization::Smart,
+                AtomKind::Fuzzy,
+                false,
+            );
+            let mut matcher = Matcher::new(Config::DEFAULT);
+            let matched = atom.score(Utf32Str::Ascii(name.as_bytes()), &mut matcher).is_some();
+            let lower = query.to_lowercase();
+            proptest::prop_assert_eq!(
+                is_subsequence(lower.as_bytes(), name.to_lowercase().as_bytes()),
+                matched
+            );
+        }
     }
 }
