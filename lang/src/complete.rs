@@ -40,6 +40,21 @@ fn rank(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
         .then_with(|| a.label.cmp(b.label))
 }
 
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[i..].iter().map(|&d| char::from(d)));
+}
+
 /// Keeps the best `limit` of `v` in rank order.
 fn best<T>(v: &mut Vec<T>, limit: usize, cmp: impl Fn(&T, &T) -> Ordering) {
     if v.len() > limit && limit > 0 {
@@ -139,12 +154,22 @@ pub(crate) fn complete(
     let items = cands
         .into_iter()
         .map(|c| {
+            // Built by hand: `format!` cost ~7 % of a completion (50 items, two each).
             let (source, detail) = match (c.doc_count, c.workspace) {
-                (0, Some((file, line))) => (
-                    Source::Workspace,
-                    format!("{}:{}", index.display_path(file), u64::from(line) + 1),
-                ),
-                (n, _) => (Source::Document, format!("{n} in document")),
+                (0, Some((file, line))) => {
+                    let path = index.display_path(file);
+                    let mut d = String::with_capacity(path.len() + 11);
+                    d.push_str(path);
+                    d.push(':');
+                    push_decimal(&mut d, u64::from(line) + 1);
+                    (Source::Workspace, d)
+                }
+                (n, _) => {
+                    let mut d = String::with_capacity(32);
+                    push_decimal(&mut d, n);
+                    d.push_str(" in document");
+                    (Source::Document, d)
+                }
             };
             CompletionItem {
                 label: c.label.to_owned(),
@@ -191,4 +216,26 @@ pub(crate) fn symbols(index: &Index, query: &str, limit: usize) -> Vec<Symbol> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn push_decimal_writes_what_format_does() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            12_345,
+            u64::from(u32::MAX) + 1,
+            u64::MAX,
+        ] {
+            let mut s = String::from("x");
+            super::push_decimal(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
+    }
 }
