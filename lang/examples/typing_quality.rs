@@ -7,6 +7,7 @@
 //! is the bench's: the share of keystrokes with 2+ chars of the word typed (not all of it)
 //! whose completion has the word in its top 10. The seeds differ from the bench's, so the
 //! figure is comparable between builds of this example, not digit for digit with the bench.
+//! It also prints the misses by the number of chars typed.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -109,6 +110,8 @@ fn main() {
         }
     }
     let (mut judged, mut hits) = (0u64, 0u64);
+    // Misses by chars typed (the last bucket: 6 or more).
+    let mut misses = [0u64; 7];
     for editor in 0..EDITORS {
         let mut rng = Rng(editor + 1);
         let text = loop {
@@ -170,12 +173,20 @@ fn main() {
                     )
                     .expect("complete");
                 judged += 1;
-                hits += u64::from(r.items.iter().take(TOP).any(|i| i.label == *word));
+                let hit = r.items.iter().take(TOP).any(|i| i.label == *word);
+                hits += u64::from(hit);
+                if !hit {
+                    misses[typed.min(6)] += 1;
+                }
             }
         }
     }
     println!(
         "quality {:.4} ({hits} of {judged} keystrokes with 2+ chars typed had the word in the top {TOP})",
         hits as f64 / judged as f64
+    );
+    println!(
+        "misses by chars typed: 2: {}, 3: {}, 4: {}, 5: {}, 6+: {}",
+        misses[2], misses[3], misses[4], misses[5], misses[6]
     );
 }
