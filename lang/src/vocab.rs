@@ -314,6 +314,18 @@ impl Vocab {
     /// case-insensitive exact match), and the entries of its first char's bucket that
     /// fuzzy-match it.
     pub fn search(&self, query: &str, prefix_cap: usize) -> Found {
+        self.search_with(query, prefix_cap, true)
+    }
+
+    /// [`search`](Self::search) without the matcher's scores where it can do without them:
+    /// every hit is found and has its tier, but its `score` is 0 unless finding it took the
+    /// matcher (a fuzzy match of a non-ASCII query or name). For callers that score only the
+    /// candidates that can still rank (see [`Scorer`]).
+    pub fn candidates(&self, query: &str, prefix_cap: usize) -> Found {
+        self.search_with(query, prefix_cap, false)
+    }
+
+    fn search_with(&self, query: &str, prefix_cap: usize, scored: bool) -> Found {
         let mut found = Found::default();
         let lower = query.to_lowercase();
         let Some(first) = first_char(&lower) else {
@@ -327,7 +339,7 @@ impl Vocab {
         let sorted = bucket.filter(|_| one_char).map(|b| &*b.ids);
         let ids = prefix_ids(&self.entries, &lower, prefix_cap, sorted, &mut found);
         let fuzzy = bucket.map(|b| (b.truncated, b.members()));
-        score(query, &lower, &self.entries, ids, fuzzy, &mut found);
+        score(query, &lower, &self.entries, ids, fuzzy, scored, &mut found);
         found
     }
 }
@@ -342,8 +354,9 @@ pub fn prefix_range(entries: &[Entry], lower_prefix: &str) -> std::ops::Range<us
 /// [`Vocab::search`] over a small set of entries sorted by [`Entry::order`], without buckets:
 /// the fuzzy candidates are the (at most [`BUCKET_CAP`] most frequent) entries with the
 /// query's first char, the set a bucket would hold. For a document's added words, which
-/// change at every keystroke and are too few to be worth indexing.
-pub fn search_sorted(entries: &[Entry], query: &str, prefix_cap: usize) -> Found {
+/// change at every keystroke and are too few to be worth indexing. Scores as
+/// [`Vocab::search`] does when `scored`, else as [`Vocab::candidates`].
+pub fn search_sorted(entries: &[Entry], query: &str, prefix_cap: usize, scored: bool) -> Found {
     let mut found = Found::default();
     let lower = query.to_lowercase();
     let Some(first) = first_char(&lower) else {
@@ -368,6 +381,7 @@ pub fn search_sorted(entries: &[Entry], query: &str, prefix_cap: usize) -> Found
         entries,
         ids,
         Some((truncated, fuzzy)),
+        scored,
         &mut found,
     );
     found
@@ -419,13 +433,15 @@ fn prefix_ids(
 
 /// Scores the prefix candidates `ids` of `entries` and, for a query of two chars or more, the
 /// fuzzy candidates `fuzzy` (whether some were left out; entry index, name and lowercase
-/// name of each) that are not prefix matches, into `found`.
+/// name of each) that are not prefix matches, into `found` — with the matcher's scores when
+/// `scored`, else with 0 wherever the match is known without the matcher.
 fn score<'a>(
     query: &str,
     lower: &str,
     entries: &[Entry],
     ids: Vec<u32>,
     fuzzy: Option<(bool, impl Iterator<Item = (u32, &'a str, &'a str)>)>,
+    scored: bool,
     found: &mut Found,
 ) {
     MATCHER.with(|m| {
@@ -440,7 +456,11 @@ fn score<'a>(
         );
         for id in ids {
             let e = &entries[id as usize];
-            let score = atom.score(e.haystack(buf), matcher).unwrap_or(0);
+            let score = if scored {
+                atom.score(e.haystack(buf), matcher).unwrap_or(0)
+            } else {
+                0
+            };
             let tier = if !starts_with(&e.name, query) {
                 Tier::PrefixIgnoreCase
             } else if e.name.len() == query.len() {
@@ -474,6 +494,14 @@ fn score<'a>(
                     if !is_subsequence(lower.as_bytes(), name_lower.as_bytes()) {
                         continue;
                     }
+                    if !scored {
+                        found.hits.push(Hit {
+                            entry: id,
+                            tier: Tier::Fuzzy,
+                            score: 0,
+                        });
+                        continue;
+                    }
                     Utf32Str::Ascii(name.as_bytes())
                 } else {
                     Utf32Str::new(name, buf)
@@ -488,6 +516,47 @@ fn score<'a>(
             }
         }
     });
+}
+
+/// Scores names against one query with the fuzzy matcher, as [`Vocab::search`] does: for
+/// scoring the candidates [`Vocab::candidates`] found once each, and only those that can rank.
+pub struct Scorer {
+    atom: Atom,
+}
+
+impl Scorer {
+    /// A scorer for `query`.
+    pub fn new(query: &str) -> Self {
+        Self {
+            atom: Atom::new(
+                query,
+                CaseMatching::Ignore,
+                Normalization::Smart,
+                AtomKind::Fuzzy,
+                false,
+            ),
+        }
+    }
+
+    /// The matcher's score of `name` (0 when it does not match).
+    pub fn score(&self, name: &str) -> u16 {
+        MATCHER.with(|m| {
+            let mut m = m.borrow_mut();
+            let FuzzyMatcher { matcher, buf } = &mut *m;
+            let haystack = if name.is_ascii() {
+                Utf32Str::Ascii(name.as_bytes())
+            } else {
+                Utf32Str::new(name, buf)
+            };
+            self.atom.score(haystack, matcher).unwrap_or(0)
+        })
+    }
+}
+
+impl std::fmt::Debug for Scorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scorer").finish_non_exhaustive()
+    }
 }
 
 /// A fuzzy matcher and its scratch buffer; one per thread, because building a matcher
