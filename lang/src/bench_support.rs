@@ -1,13 +1,15 @@
 //! Deterministic workloads for benchmarks and the callgrind guard: a generated workspace of
 //! about a million identifier occurrences (no files, no clock, no randomness beyond a fixed
 //! seed), an open document of prefixes to complete, and [`complete_workload`], which runs a
-//! fixed list of completions. Not part of the service's API.
+//! fixed list of completions; and [`Typist`], which types generated identifiers into that
+//! document one keystroke at a time, completing after each (the path an editor drives). Not
+//! part of the service's API.
 
 use std::path::PathBuf;
 
-use crate::api::{CompleteParams, OpenParams};
+use crate::api::{ChangeParams, CompleteParams, ContentChange, OpenParams};
 use crate::index::Index;
-use crate::position::Position;
+use crate::position::{Position, Range};
 use crate::service::LangService;
 
 /// The connection the workload's document belongs to.
@@ -159,6 +161,7 @@ const WORDS: &[&str] = &[
 ];
 
 /// SplitMix64: a fixed, dependency-free generator.
+#[derive(Debug)]
 struct Rng(u64);
 
 impl Rng {
@@ -290,4 +293,90 @@ pub fn complete_workload(service: &LangService) -> usize {
         }
     }
     items
+}
+
+/// Types generated identifiers, one char per keystroke, on new lines after the last line of
+/// [`service`]'s document: each keystroke is a `doc/change` inserting one char and then a
+/// `complete` at the cursor, as an editor sends them. Every word ends with a line break, so
+/// each typed word stays in the document and the words its edits added keep growing — the
+/// state a real editing session is in between full rescans.
+#[derive(Debug)]
+pub struct Typist {
+    rng: Rng,
+    /// The line being typed on.
+    line: u32,
+    /// The next version to send.
+    version: i64,
+    word: String,
+}
+
+impl Default for Typist {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Typist {
+    /// A typist starting on the line after [`service`]'s document's last (fixed seed).
+    pub fn new() -> Self {
+        Self {
+            rng: Rng(0x7479_7069_6e67),
+            line: u32::try_from(100 + PREFIXES.len()).unwrap_or(u32::MAX),
+            version: 2,
+            word: String::new(),
+        }
+    }
+
+    fn key(&mut self, service: &LangService, at: Position, text: &str) {
+        let params = ChangeParams {
+            uri: URI.into(),
+            version: self.version,
+            changes: vec![ContentChange {
+                range: Some(Range::new(at, at)),
+                text: text.into(),
+            }],
+        };
+        self.version += 1;
+        // The typist's own document, within the limits: cannot fail.
+        let _ = service.change(CONN, &params);
+    }
+
+    /// Types `words` identifiers into [`service`]'s document (ASCII, a line each), completing
+    /// after every char when `complete` is set; returns the number of items produced.
+    pub fn type_words(&mut self, service: &LangService, words: usize, complete: bool) -> usize {
+        let mut items = 0;
+        for _ in 0..words {
+            self.word.clear();
+            let mut word = std::mem::take(&mut self.word);
+            identifier(&mut self.rng, &mut word);
+            // Half of them new to the generated vocabulary, as names a user makes up are.
+            if self.rng.next().is_multiple_of(2) {
+                word.push_str("Typed");
+            }
+            for (col, c) in word.chars().enumerate() {
+                let col = u32::try_from(col).unwrap_or(u32::MAX);
+                let mut buf = [0u8; 4];
+                self.key(
+                    service,
+                    Position::new(self.line, col),
+                    c.encode_utf8(&mut buf),
+                );
+                if complete {
+                    let params = CompleteParams {
+                        uri: URI.into(),
+                        position: Position::new(self.line, col + 1),
+                        limit: None,
+                    };
+                    if let Ok(r) = service.complete(CONN, &params) {
+                        items += r.items.len();
+                    }
+                }
+            }
+            let end = u32::try_from(word.len()).unwrap_or(u32::MAX);
+            self.key(service, Position::new(self.line, end), "\n");
+            self.line += 1;
+            self.word = word;
+        }
+        items
+    }
 }

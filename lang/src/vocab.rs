@@ -31,6 +31,8 @@ pub struct Entry {
     pub name: Box<str>,
     /// Its lowercase form (the sort key) when that differs from `name`.
     lower: Option<Box<str>>,
+    /// Whether `name` is ASCII (the fuzzy matcher takes it as it is, without converting).
+    ascii: bool,
     /// How many times it occurs.
     pub count: u32,
     /// Where it occurs first: a file number (meaningful to the owner of the vocabulary)…
@@ -40,9 +42,48 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// An entry for `name` with `tally`'s count and location.
+    pub fn new(name: Box<str>, tally: Tally) -> Self {
+        // Most identifiers are lowercase already: no second string for those.
+        let ascii = name.is_ascii();
+        let lower = if ascii
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || !b.is_ascii_alphabetic())
+        {
+            None
+        } else {
+            Some(name.to_lowercase().into_boxed_str())
+        };
+        Entry {
+            lower,
+            ascii,
+            name,
+            count: tally.count,
+            file: tally.file,
+            line: tally.line,
+        }
+    }
+
     /// The lowercase form of the name (the sort key).
     pub fn lower(&self) -> &str {
         self.lower.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The name as the fuzzy matcher reads it, converted into `buf` only when it is not ASCII.
+    fn haystack<'a>(&'a self, buf: &'a mut Vec<char>) -> Utf32Str<'a> {
+        if self.ascii {
+            Utf32Str::Ascii(self.name.as_bytes())
+        } else {
+            Utf32Str::new(&self.name, buf)
+        }
+    }
+
+    /// The sort order of [`Vocab::entries`]: lowercase name, then name.
+    pub fn order(&self, other: &Entry) -> Ordering {
+        self.lower()
+            .cmp(other.lower())
+            .then_with(|| self.name.cmp(&other.name))
     }
 }
 
@@ -186,6 +227,12 @@ fn starts_with(s: &str, prefix: &str) -> bool {
     s.len() >= prefix.len() && s.bytes().zip(prefix.bytes()).all(|(a, b)| a == b)
 }
 
+/// Whether the bytes of `needle` occur in `haystack` in order (not necessarily adjacent).
+fn is_subsequence(needle: &[u8], haystack: &[u8]) -> bool {
+    let mut rest = haystack.iter();
+    needle.iter().all(|n| rest.any(|h| h == n))
+}
+
 fn first_char(s: &str) -> Option<char> {
     s.chars().next()
 }
@@ -198,26 +245,10 @@ impl Vocab {
             .into_iter()
             .map(|(name, t)| {
                 occurrences += u64::from(t.count);
-                // Most identifiers are lowercase already: no second string for those.
-                let lower = if name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || !b.is_ascii_alphabetic())
-                    && name.is_ascii()
-                {
-                    None
-                } else {
-                    Some(name.to_lowercase().into_boxed_str())
-                };
-                Entry {
-                    lower,
-                    name,
-                    count: t.count,
-                    file: t.file,
-                    line: t.line,
-                }
+                Entry::new(name, t)
             })
             .collect();
-        entries.sort_unstable_by(|a, b| a.lower().cmp(b.lower()).then_with(|| a.name.cmp(&b.name)));
+        entries.sort_unstable_by(Entry::order);
         let mut groups: FxHashMap<char, Vec<u32>> = FxHashMap::default();
         for (i, e) in entries.iter().enumerate() {
             if let (Some(c), Ok(i)) = (first_char(e.lower()), u32::try_from(i)) {
@@ -266,9 +297,7 @@ impl Vocab {
 
     /// The entries whose lowercase form starts with `lower_prefix`.
     pub fn prefix_range(&self, lower_prefix: &str) -> std::ops::Range<usize> {
-        let start = self.entries.partition_point(|e| e.lower() < lower_prefix);
-        let len = self.entries[start..].partition_point(|e| e.lower().starts_with(lower_prefix));
-        start..start + len
+        prefix_range(&self.entries, lower_prefix)
     }
 
     /// The entry named exactly `name`.
@@ -285,104 +314,248 @@ impl Vocab {
     /// case-insensitive exact match), and the entries of its first char's bucket that
     /// fuzzy-match it.
     pub fn search(&self, query: &str, prefix_cap: usize) -> Found {
+        self.search_with(query, prefix_cap, true)
+    }
+
+    /// [`search`](Self::search) without the matcher's scores where it can do without them:
+    /// every hit is found and has its tier, but its `score` is 0 unless finding it took the
+    /// matcher (a fuzzy match of a non-ASCII query or name). For callers that score only the
+    /// candidates that can still rank (see [`Scorer`]).
+    pub fn candidates(&self, query: &str, prefix_cap: usize) -> Found {
+        self.search_with(query, prefix_cap, false)
+    }
+
+    fn search_with(&self, query: &str, prefix_cap: usize, scored: bool) -> Found {
         let mut found = Found::default();
         let lower = query.to_lowercase();
         let Some(first) = first_char(&lower) else {
             return found;
         };
-        let range = self.prefix_range(&lower);
-        let mut ids: Vec<u32> = Vec::new();
-        // Case-insensitive exact matches sort first in the range; always keep them.
-        let exact = self.entries[range.clone()]
-            .iter()
-            .take_while(|e| e.lower() == lower)
-            .count();
-        let exact_ids = range.start..range.start + exact;
-        let rest = exact_ids.end..range.end;
-        ids.extend(exact_ids.clone().filter_map(|i| u32::try_from(i).ok()));
-        if rest.len() <= prefix_cap {
-            ids.extend(rest.filter_map(|i| u32::try_from(i).ok()));
-        } else {
-            found.unscored += rest.len() - prefix_cap;
-            // A one-char query's prefix range is its whole first-char group, whose most
-            // frequent members the bucket already holds in order: no pass over the range
-            // (the largest ranges are exactly these).
-            let one_char = lower.chars().nth(1).is_none();
-            let sorted = self
-                .buckets
-                .get(&first)
-                .filter(|b| one_char && b.ids.len() >= prefix_cap + exact);
-            match sorted {
-                Some(bucket) => ids.extend(
-                    bucket
-                        .ids
-                        .iter()
-                        .copied()
-                        .filter(|&i| !exact_ids.contains(&(i as usize)))
-                        .take(prefix_cap),
-                ),
-                None => {
-                    let mut rest_ids: Vec<u32> =
-                        rest.filter_map(|i| u32::try_from(i).ok()).collect();
-                    rest_ids.select_nth_unstable_by(prefix_cap, |&a, &b| {
-                        by_frequency(&self.entries, a, b)
+        let bucket = self.buckets.get(&first);
+        // A one-char query's prefix range is its whole first-char group, whose most frequent
+        // members the bucket already holds in order: no pass over the range (the largest
+        // ranges are exactly these).
+        let one_char = lower.chars().nth(1).is_none();
+        let sorted = bucket.filter(|_| one_char).map(|b| &*b.ids);
+        let ids = prefix_ids(&self.entries, &lower, prefix_cap, sorted, &mut found);
+        let fuzzy = bucket.map(|b| (b.truncated, b.members()));
+        score(query, &lower, &self.entries, ids, fuzzy, scored, &mut found);
+        found
+    }
+}
+
+/// The entries of sorted `entries` whose lowercase form starts with `lower_prefix`.
+pub fn prefix_range(entries: &[Entry], lower_prefix: &str) -> std::ops::Range<usize> {
+    let start = entries.partition_point(|e| e.lower() < lower_prefix);
+    let len = entries[start..].partition_point(|e| e.lower().starts_with(lower_prefix));
+    start..start + len
+}
+
+/// [`Vocab::search`] over a small set of entries sorted by [`Entry::order`], without buckets:
+/// the fuzzy candidates are the (at most [`BUCKET_CAP`] most frequent) entries with the
+/// query's first char, the set a bucket would hold. For a document's added words, which
+/// change at every keystroke and are too few to be worth indexing. Scores as
+/// [`Vocab::search`] does when `scored`, else as [`Vocab::candidates`].
+pub fn search_sorted(entries: &[Entry], query: &str, prefix_cap: usize, scored: bool) -> Found {
+    let mut found = Found::default();
+    let lower = query.to_lowercase();
+    let Some(first) = first_char(&lower) else {
+        return found;
+    };
+    let ids = prefix_ids(entries, &lower, prefix_cap, None, &mut found);
+    let mut buf = [0u8; 4];
+    let group = prefix_range(entries, first.encode_utf8(&mut buf));
+    let mut members: Vec<u32> = group.filter_map(|i| u32::try_from(i).ok()).collect();
+    let truncated = members.len() > BUCKET_CAP;
+    if truncated {
+        members.select_nth_unstable_by(BUCKET_CAP, |&a, &b| by_frequency(entries, a, b));
+        members.truncate(BUCKET_CAP);
+    }
+    let fuzzy = members.iter().map(|&id| {
+        let e = &entries[id as usize];
+        (id, &*e.name, e.lower())
+    });
+    score(
+        query,
+        &lower,
+        entries,
+        ids,
+        Some((truncated, fuzzy)),
+        scored,
+        &mut found,
+    );
+    found
+}
+
+/// The prefix candidates of `lower` (the lowercase query) in sorted `entries`: every
+/// case-insensitive exact match, and of the rest of the prefix range at most `prefix_cap`, the
+/// most frequent (taken from `by_frequency`, the first-char group most frequent first, when it
+/// is given and long enough). Counts the ones left out in `found.unscored`.
+fn prefix_ids(
+    entries: &[Entry],
+    lower: &str,
+    prefix_cap: usize,
+    by_frequency_order: Option<&[u32]>,
+    found: &mut Found,
+) -> Vec<u32> {
+    let range = prefix_range(entries, lower);
+    let mut ids: Vec<u32> = Vec::new();
+    // Case-insensitive exact matches sort first in the range; always keep them.
+    let exact = entries[range.clone()]
+        .iter()
+        .take_while(|e| e.lower() == lower)
+        .count();
+    let exact_ids = range.start..range.start + exact;
+    let rest = exact_ids.end..range.end;
+    ids.extend(exact_ids.clone().filter_map(|i| u32::try_from(i).ok()));
+    if rest.len() <= prefix_cap {
+        ids.extend(rest.filter_map(|i| u32::try_from(i).ok()));
+        return ids;
+    }
+    found.unscored += rest.len() - prefix_cap;
+    match by_frequency_order.filter(|o| o.len() >= prefix_cap + exact) {
+        Some(order) => ids.extend(
+            order
+                .iter()
+                .copied()
+                .filter(|&i| !exact_ids.contains(&(i as usize)))
+                .take(prefix_cap),
+        ),
+        None => {
+            let mut rest_ids: Vec<u32> = rest.filter_map(|i| u32::try_from(i).ok()).collect();
+            rest_ids.select_nth_unstable_by(prefix_cap, |&a, &b| by_frequency(entries, a, b));
+            rest_ids.truncate(prefix_cap);
+            ids.extend(rest_ids);
+        }
+    }
+    ids
+}
+
+/// Scores the prefix candidates `ids` of `entries` and, for a query of two chars or more, the
+/// fuzzy candidates `fuzzy` (whether some were left out; entry index, name and lowercase
+/// name of each) that are not prefix matches, into `found` — with the matcher's scores when
+/// `scored`, else with 0 wherever the match is known without the matcher.
+fn score<'a>(
+    query: &str,
+    lower: &str,
+    entries: &[Entry],
+    ids: Vec<u32>,
+    fuzzy: Option<(bool, impl Iterator<Item = (u32, &'a str, &'a str)>)>,
+    scored: bool,
+    found: &mut Found,
+) {
+    MATCHER.with(|m| {
+        let mut m = m.borrow_mut();
+        let FuzzyMatcher { matcher, buf } = &mut *m;
+        let atom = Atom::new(
+            query,
+            CaseMatching::Ignore,
+            Normalization::Smart,
+            AtomKind::Fuzzy,
+            false,
+        );
+        for id in ids {
+            let e = &entries[id as usize];
+            let score = if scored {
+                atom.score(e.haystack(buf), matcher).unwrap_or(0)
+            } else {
+                0
+            };
+            let tier = if !starts_with(&e.name, query) {
+                Tier::PrefixIgnoreCase
+            } else if e.name.len() == query.len() {
+                Tier::Exact
+            } else {
+                Tier::Prefix
+            };
+            found.hits.push(Hit {
+                entry: id,
+                tier,
+                score,
+            });
+        }
+        if lower.chars().count() < 2 {
+            return; // one char: every fuzzy match is a prefix match
+        }
+        if let Some((truncated, members)) = fuzzy {
+            if truncated {
+                found.unscored += 1; // there may be fuzzy matches it did not keep
+            }
+            let ascii_query = lower.is_ascii();
+            for (id, name, name_lower) in members {
+                if starts_with(name_lower, lower) {
+                    continue; // a prefix match, handled above
+                }
+                // Most candidates do not match at all. For ASCII on both sides, matching
+                // ignoring case is exactly "the query's lowercase bytes occur in order in the
+                // lowercase name": checked here in a few instructions, where the matcher's
+                // own prefilter costs a call and a `memchr` per query char.
+                let haystack = if ascii_query && name.is_ascii() {
+                    if !is_subsequence(lower.as_bytes(), name_lower.as_bytes()) {
+                        continue;
+                    }
+                    if !scored {
+                        found.hits.push(Hit {
+                            entry: id,
+                            tier: Tier::Fuzzy,
+                            score: 0,
+                        });
+                        continue;
+                    }
+                    Utf32Str::Ascii(name.as_bytes())
+                } else {
+                    Utf32Str::new(name, buf)
+                };
+                if let Some(score) = atom.score(haystack, matcher) {
+                    found.hits.push(Hit {
+                        entry: id,
+                        tier: Tier::Fuzzy,
+                        score,
                     });
-                    rest_ids.truncate(prefix_cap);
-                    ids.extend(rest_ids);
                 }
             }
         }
+    });
+}
 
-        MATCHER.with(|m| {
-            let mut m = m.borrow_mut();
-            let FuzzyMatcher { matcher, buf } = &mut *m;
-            let atom = Atom::new(
+/// Scores names against one query with the fuzzy matcher, as [`Vocab::search`] does: for
+/// scoring the candidates [`Vocab::candidates`] found once each, and only those that can rank.
+pub struct Scorer {
+    atom: Atom,
+}
+
+impl Scorer {
+    /// A scorer for `query`.
+    pub fn new(query: &str) -> Self {
+        Self {
+            atom: Atom::new(
                 query,
                 CaseMatching::Ignore,
                 Normalization::Smart,
                 AtomKind::Fuzzy,
                 false,
-            );
-            for id in ids {
-                let e = &self.entries[id as usize];
-                let score = atom
-                    .score(Utf32Str::new(&e.name, buf), matcher)
-                    .unwrap_or(0);
-                let tier = if !starts_with(&e.name, query) {
-                    Tier::PrefixIgnoreCase
-                } else if e.name.len() == query.len() {
-                    Tier::Exact
-                } else {
-                    Tier::Prefix
-                };
-                found.hits.push(Hit {
-                    entry: id,
-                    tier,
-                    score,
-                });
-            }
-            if lower.chars().count() < 2 {
-                return; // one char: every fuzzy match is a prefix match
-            }
-            if let Some(bucket) = self.buckets.get(&first) {
-                if bucket.truncated {
-                    found.unscored += 1; // there may be fuzzy matches it did not keep
-                }
-                for (id, name, name_lower) in bucket.members() {
-                    if starts_with(name_lower, &lower) {
-                        continue; // a prefix match, handled above
-                    }
-                    if let Some(score) = atom.score(Utf32Str::new(name, buf), matcher) {
-                        found.hits.push(Hit {
-                            entry: id,
-                            tier: Tier::Fuzzy,
-                            score,
-                        });
-                    }
-                }
-            }
-        });
-        found
+            ),
+        }
+    }
+
+    /// The matcher's score of `name` (0 when it does not match).
+    pub fn score(&self, name: &str) -> u16 {
+        MATCHER.with(|m| {
+            let mut m = m.borrow_mut();
+            let FuzzyMatcher { matcher, buf } = &mut *m;
+            let haystack = if name.is_ascii() {
+                Utf32Str::Ascii(name.as_bytes())
+            } else {
+                Utf32Str::new(name, buf)
+            };
+            self.atom.score(haystack, matcher).unwrap_or(0)
+        })
+    }
+}
+
+impl std::fmt::Debug for Scorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scorer").finish_non_exhaustive()
     }
 }
 
@@ -508,5 +681,29 @@ mod tests {
         names.sort();
         assert_eq!(names, ["ab", "abc", "abe"]);
         assert_eq!(f.unscored, 1);
+    }
+
+    proptest::proptest! {
+        /// The ASCII shortcut of the fuzzy pass rejects exactly what the matcher rejects.
+        #[test]
+        fn subsequence_agrees_with_the_matcher(
+            query in "[abAB_1]{1,4}",
+            name in "[abcABC_1]{1,12}",
+        ) {
+            let atom = Atom::new(
+                &query,
+                CaseMatching::Ignore,
+                Normalization::Smart,
+                AtomKind::Fuzzy,
+                false,
+            );
+            let mut matcher = Matcher::new(Config::DEFAULT);
+            let matched = atom.score(Utf32Str::Ascii(name.as_bytes()), &mut matcher).is_some();
+            let lower = query.to_lowercase();
+            proptest::prop_assert_eq!(
+                is_subsequence(lower.as_bytes(), name.to_lowercase().as_bytes()),
+                matched
+            );
+        }
     }
 }

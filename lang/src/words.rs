@@ -6,7 +6,11 @@
 //! characters on either side, before and after the edit — and records the difference in
 //! `delta` (name → change in count). Identifiers never contain a line break or any other
 //! non-identifier char, so the widened span holds every identifier the edit could create,
-//! destroy or change, and base + delta is exactly what a full scan would count. Once `delta`
+//! destroy or change, and base + delta is exactly what a full scan would count. The
+//! identifiers that occur now but not in the base — the words typed since the scan — are kept
+//! apart too, in `added`, sorted like a [`Vocab`]'s entries and updated by the same edits (one
+//! lookup in the base per identifier an edit changes), so that a completion reads them as
+//! they are instead of collecting them from `delta` at every keystroke. Once `delta`
 //! names more than [`REBUILD_AFTER`] identifiers the next completion rescans fully and starts a
 //! new base; a whole-text change drops the words (rescanned on next use).
 //!
@@ -14,14 +18,14 @@
 //! not lines).
 
 use std::borrow::Cow;
-use std::collections::hash_map::Entry;
+use std::collections::hash_map::Entry as HashEntry;
 use std::sync::Arc;
 
 use ropey::Rope;
 use rustc_hash::FxHashMap;
 
 use crate::ident::{self, is_ident_continue};
-use crate::vocab::{Tally, Vocab};
+use crate::vocab::{Entry, Tally, Vocab};
 
 /// `delta` sizes past which a rescan is cheaper than carrying the difference.
 pub const REBUILD_AFTER: usize = 4096;
@@ -34,6 +38,9 @@ pub type Delta = FxHashMap<Box<str>, i64>;
 pub struct DocWords {
     base: Arc<Vocab>,
     delta: Delta,
+    /// The identifiers not in `base` whose count is above zero now, sorted by
+    /// [`Entry::order`], each with its current count (its `delta`), file 0 and line 0.
+    added: Vec<Entry>,
 }
 
 /// The identifiers of `text`, counted, with the first line of each.
@@ -62,6 +69,7 @@ impl DocWords {
         Self {
             base: Arc::new(scan_vocab(&text)),
             delta: Delta::default(),
+            added: Vec::new(),
         }
     }
 
@@ -86,22 +94,24 @@ impl DocWords {
         u64::try_from(base + self.delta(name)).unwrap_or(0)
     }
 
-    /// The identifiers that occur now but not in the base, as a small vocabulary of their own.
-    pub fn added(&self) -> Vocab {
-        Vocab::build(self.delta.iter().filter_map(|(name, &d)| {
-            if d <= 0 || self.base.get(name).is_some() {
-                return None;
-            }
-            let count = u32::try_from(d).unwrap_or(u32::MAX);
-            Some((
-                name.clone(),
-                Tally {
-                    count,
-                    file: 0,
-                    line: 0,
-                },
-            ))
-        }))
+    /// The identifiers that occur now but not in the base, with their counts (file 0, line
+    /// 0), sorted by [`Entry::order`] — for [`search_sorted`](crate::vocab::search_sorted).
+    pub fn added(&self) -> &[Entry] {
+        &self.added
+    }
+
+    /// [`added`](Self::added) computed from `delta` and the base, as it was before it was
+    /// kept up to date (tests: the two must agree).
+    #[doc(hidden)]
+    pub fn added_from_delta(&self) -> Vec<Entry> {
+        let mut out: Vec<Entry> = self
+            .delta
+            .iter()
+            .filter(|&(name, &d)| d > 0 && self.base.get(name).is_none())
+            .map(|(name, &d)| Entry::new(name.clone(), added_tally(d)))
+            .collect();
+        out.sort_unstable_by(Entry::order);
+        out
     }
 
     /// Adds the changes an edit recorded.
@@ -110,18 +120,43 @@ impl DocWords {
             if d == 0 {
                 continue;
             }
-            match self.delta.entry(name) {
-                Entry::Occupied(mut o) => {
+            let now = match self.delta.entry(name) {
+                HashEntry::Occupied(mut o) => {
                     *o.get_mut() += d;
-                    if *o.get() == 0 {
+                    let now = *o.get();
+                    if now == 0 {
                         // Back to the base count: dropped, so `delta` stays small.
-                        o.remove();
+                        let (name, _) = o.remove_entry();
+                        self.update_added(name, 0);
+                        continue;
                     }
+                    let name = o.key().clone();
+                    (name, now)
                 }
-                Entry::Vacant(v) => {
+                HashEntry::Vacant(v) => {
+                    let name = v.key().clone();
                     v.insert(d);
+                    (name, d)
                 }
+            };
+            self.update_added(now.0, now.1);
+        }
+    }
+
+    /// Records that `name`'s count has changed by `delta` since the base scan: in `added`
+    /// when it is not in the base and occurs now, out of it otherwise.
+    fn update_added(&mut self, name: Box<str>, delta: i64) {
+        if self.base.get(&name).is_some() {
+            return;
+        }
+        let entry = Entry::new(name, added_tally(delta));
+        match self.added.binary_search_by(|e| e.order(&entry)) {
+            Ok(i) if delta > 0 => self.added[i].count = entry.count,
+            Ok(i) => {
+                self.added.remove(i);
             }
+            Err(i) if delta > 0 => self.added.insert(i, entry),
+            Err(_) => {}
         }
     }
 
@@ -134,10 +169,19 @@ impl DocWords {
                 out.insert(e.name.to_string(), n);
             }
         }
-        for e in self.added().entries() {
+        for e in &self.added {
             out.insert(e.name.to_string(), u64::from(e.count));
         }
         out
+    }
+}
+
+/// The tally of an added identifier whose count went up by `delta` (at least 0).
+fn added_tally(delta: i64) -> Tally {
+    Tally {
+        count: u32::try_from(delta.max(0)).unwrap_or(u32::MAX),
+        file: 0,
+        line: 0,
     }
 }
 
