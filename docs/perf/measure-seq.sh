@@ -13,7 +13,7 @@
 # but idle client and of its daemon over 10 s.
 #
 # Usage:  docs/perf/measure-seq.sh [ROUNDS (5)] [SECONDS per measurement (5)]
-#   after `cargo build --release --locked -p hearthd -p hearth-cli -p hearth-benches --bin raw_echo`
+#   after `cargo build --release --locked -p hearthd -p hearth-cli -p hearth-benches --bin hearth --bin hearthd --bin raw_echo`
 #   BIN=dir  where hearth, hearthd and raw_echo are (default target/release)
 #   OUT=dir  where the raw outputs go (default docs/perf/raw/seq/<commit>)
 #   IDLE=0   skip the idle measurement
@@ -25,7 +25,7 @@ secs=${2:-5}
 bin=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 for b in hearth hearthd raw_echo; do
   [ -x "$bin/$b" ] || {
-    echo "measure-seq: no $bin/$b; run cargo build --release --locked -p hearthd -p hearth-cli -p hearth-benches --bin raw_echo" >&2
+    echo "measure-seq: no $bin/$b; run cargo build --release --locked -p hearthd -p hearth-cli -p hearth-benches --bin hearth --bin hearthd --bin raw_echo" >&2
     exit 1
   }
 done
