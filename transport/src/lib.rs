@@ -31,12 +31,12 @@
 //! whose input came later than [`SPIN`] makes the next waits park at once, 1, 2, 4 … up to
 //! 64 of them, before one tries again (64 at once after input ten times too late: the CPU
 //! was taken by another program, whose time slice a yield can cost); one that came in time
-//! resets that. An
-//! idle connection (nothing sent, nothing expected) never polls, and a daemon whose client
-//! pauses between calls (an editor between keystrokes) soon polls only once in 64 answers.
-//! [`SPIN_ENV`] (`HEARTH_SPIN_US`) sets the poll's length, `0` turns it off.
-//! The poll runs inside the read (the worker is held for at most [`SPIN`]), not by waking the
-//! task again, which in Tokio's multi-thread runtime would unpark another worker each time.
+//! resets that. An idle connection (nothing sent, nothing expected) never polls, and a daemon
+//! whose client pauses between calls (an editor between keystrokes) soon polls only once in
+//! 64 answers. [`SPIN_ENV`] (`HEARTH_SPIN_US`) sets the poll's length (at most
+//! [`MAX_SPIN`]); `0` turns it off. The poll runs inside the read (the worker is held for at
+//! most that long), not by waking the task again, which in Tokio's multi-thread runtime would
+//! unpark another worker each time.
 
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
@@ -125,14 +125,17 @@ pub const SPIN: Duration = Duration::from_micros(50);
 /// polling costs more than it saves, and to compare the two with one build.
 pub const SPIN_ENV: &str = "HEARTH_SPIN_US";
 
-/// How long the poll lasts in this process: [`SPIN_ENV`] if set to a whole number of µs, else
-/// [`SPIN`]. Read once.
+/// The longest poll [`SPIN_ENV`] can ask for: the read holds its thread that long.
+pub const MAX_SPIN: Duration = Duration::from_millis(1);
+
+/// How long the poll lasts in this process: [`SPIN_ENV`] if set to a whole number of µs (at
+/// most [`MAX_SPIN`]), else [`SPIN`]. Read once.
 pub fn spin_limit() -> Duration {
     static LIMIT: LazyLock<Duration> = LazyLock::new(|| {
         std::env::var(SPIN_ENV)
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(SPIN, Duration::from_micros)
+            .map_or(SPIN, |us| Duration::from_micros(us).min(MAX_SPIN))
     });
     *LIMIT
 }
