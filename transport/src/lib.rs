@@ -20,6 +20,23 @@
 //! Reads go into the buffer's spare capacity without zeroing it first (as Tokio's own streams
 //! do); this crate holds the workspace's only `unsafe` for I/O, each block with its `SAFETY`
 //! note and tests.
+//!
+//! **A short poll before parking** (issue 13, the editor's idle path). Once a side has sent
+//! something it expects an answer (the client) or the next request (the daemon), and a
+//! parked thread is expensive to wake: on a virtual machine whose idle CPUs halt, the wake-up
+//! of a parked peer costs tens of µs, more than the call itself. So after a write, a read
+//! that finds nothing polls the socket again for at most [`SPIN`] since the write, before
+//! the task parks as usual, giving its CPU away between polls (`sched_yield`, so that a peer
+//! on the same CPU runs). Whether it is worth it is learnt per stream ([`Spin`]): a wait
+//! whose input came later than [`SPIN`] makes the next waits park at once, 1, 2, 4 … up to
+//! 64 of them, before one tries again (64 at once after input ten times too late: the CPU
+//! was taken by another program, whose time slice a yield can cost); one that came in time
+//! resets that. An idle connection (nothing sent, nothing expected) never polls, and a daemon
+//! whose client pauses between calls (an editor between keystrokes) soon polls only once in
+//! 64 answers. [`SPIN_ENV`] (`HEARTH_SPIN_US`) sets the poll's length (at most
+//! [`MAX_SPIN`]); `0` turns it off. The poll runs inside the read (the worker is held for at
+//! most that long), not by waking the task again, which in Tokio's multi-thread runtime would
+//! unpark another worker each time.
 
 pub mod folder;
 
@@ -27,8 +44,12 @@ use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use futures::task::AtomicWaker;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
@@ -96,6 +117,106 @@ fn poll_read_registered(
     }
 }
 
+/// How long after a write a read that finds nothing keeps polling before its task parks: a
+/// little more than a small call's round trip between two awake processes on the machine of
+/// docs/PERFORMANCE.md (10-20 µs), far less than a keystroke.
+pub const SPIN: Duration = Duration::from_micros(50);
+
+/// The environment variable that sets how long the poll lasts, in µs, instead of [`SPIN`]:
+/// `0` turns it off (every wait parks at once, as before issue 13), for a machine where
+/// polling costs more than it saves, and to compare the two with one build.
+pub const SPIN_ENV: &str = "HEARTH_SPIN_US";
+
+/// The longest poll [`SPIN_ENV`] can ask for: the read holds its thread that long.
+pub const MAX_SPIN: Duration = Duration::from_millis(1);
+
+/// How long the poll lasts in this process: [`SPIN_ENV`] if set to a whole number of µs (at
+/// most [`MAX_SPIN`]), else [`SPIN`]. Read once.
+pub fn spin_limit() -> Duration {
+    static LIMIT: LazyLock<Duration> = LazyLock::new(|| {
+        std::env::var(SPIN_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(SPIN, |us| Duration::from_micros(us).min(MAX_SPIN))
+    });
+    *LIMIT
+}
+
+/// The most waits that park at once, without polling, after waits whose input came late.
+const MAX_SKIP: u32 = 64;
+
+/// Input this many times [`SPIN`] late backs off to [`MAX_SKIP`] at once.
+const FAR_LATE: u32 = 10;
+
+/// Whether the waits for input after a write are worth polling for, learnt from the last
+/// ones: see the crate docs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Spin {
+    /// How many waits park at once after the last late one (0: poll).
+    backoff: u32,
+    /// How many of those are left.
+    skip: u32,
+}
+
+impl Spin {
+    /// A wait for input begins (something was written): whether to poll during it.
+    fn begin(&mut self) -> bool {
+        if self.skip > 0 {
+            self.skip -= 1;
+            false
+        } else {
+            true
+        }
+    }
+
+    /// The input the wait was for came after `waited`; `limit` is how long a poll lasts.
+    fn end(&mut self, waited: Duration, limit: Duration) {
+        if waited <= limit {
+            *self = Self::default();
+        } else {
+            // Far too late: a slow handler or a paused peer, or another program took this CPU
+            // while the poll had yielded it. Either way, polling again soon is no use.
+            let far = waited >= limit * FAR_LATE;
+            self.backoff = if far {
+                MAX_SKIP
+            } else {
+                (self.backoff * 2).clamp(1, MAX_SKIP)
+            };
+            self.skip = self.backoff;
+        }
+    }
+
+    /// Whether the next wait will poll.
+    fn polls_next(self) -> bool {
+        self.skip == 0
+    }
+}
+
+/// Reads directly from the socket until something comes, the peer closes it, or `deadline`
+/// passes, giving the CPU away between attempts (`sched_yield`: a peer on the same CPU, as
+/// when both are pinned to one, runs then; a busy loop without it made the peer wait out
+/// the whole [`SPIN`]). `Pending` once the deadline passed.
+fn poll_until(
+    stream: &StdUnixStream,
+    buf: &mut ReadBuf<'_>,
+    deadline: Instant,
+) -> Poll<io::Result<()>> {
+    loop {
+        std::thread::yield_now();
+        match read_into(stream, buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Poll::Ready(Err(e)),
+            // Data, or the end of the stream: either way the wait is over. A read that
+            // emptied the socket leaves the reactor's readiness as it was: the bytes' own
+            // event sets it later, and the next read then finds nothing and clears it.
+            Ok(_) => return Poll::Ready(Ok(())),
+        }
+        if Instant::now() >= deadline {
+            return Poll::Pending;
+        }
+    }
+}
+
 /// An accepted Unix stream served by one task: registered for readable events, plus writable
 /// ones only while a write waits.
 #[derive(Debug)]
@@ -105,6 +226,10 @@ pub struct QuietStream {
     fd: Option<AsyncFd<StdUnixStream>>,
     /// Whether `fd` is registered for writable events too.
     watching_writes: bool,
+    /// Since the last write, while no input has come: when that write was, and whether reads
+    /// that find nothing still poll (see the crate docs).
+    waiting: Option<(Instant, bool)>,
+    spin: Spin,
 }
 
 impl QuietStream {
@@ -114,7 +239,24 @@ impl QuietStream {
         Ok(Self {
             fd: Some(register(std, Interest::READABLE).map_err(|(_, e)| e)?),
             watching_writes: false,
+            waiting: None,
+            spin: Spin::default(),
         })
+    }
+
+    /// Something was written: a wait for input begins, unless one already runs.
+    fn wrote(&mut self) {
+        if self.waiting.is_none() {
+            let polls = self.spin.begin();
+            self.waiting = Some((Instant::now(), polls));
+        }
+    }
+
+    /// Input came (or the stream ended): the wait, if any, is over.
+    fn input(&mut self) {
+        if let Some((since, _)) = self.waiting.take() {
+            self.spin.end(since.elapsed(), spin_limit());
+        }
     }
 
     fn fd(&self) -> io::Result<&AsyncFd<StdUnixStream>> {
@@ -158,7 +300,26 @@ impl AsyncRead for QuietStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        poll_read_registered(self.get_mut().fd()?, cx, buf)
+        let this = self.get_mut();
+        let fd = this.fd.as_ref().ok_or_else(gone)?;
+        let result = match poll_read_registered(fd, cx, buf) {
+            Poll::Pending => match this.waiting {
+                Some((since, true)) if !spin_limit().is_zero() => {
+                    let polled = poll_until(fd.get_ref(), buf, since + spin_limit());
+                    if polled.is_pending() {
+                        // Polled long enough: park until the reactor says there is input.
+                        this.waiting = Some((since, false));
+                    }
+                    polled
+                }
+                _ => Poll::Pending,
+            },
+            ready => ready,
+        };
+        if result.is_ready() {
+            this.input();
+        }
+        result
     }
 }
 
@@ -172,7 +333,12 @@ impl AsyncWrite for QuietStream {
         if !this.watching_writes {
             match this.fd()?.get_ref().write(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => this.watch_writes(true)?,
-                done => return Poll::Ready(done),
+                done => {
+                    if matches!(done, Ok(n) if n > 0) {
+                        this.wrote();
+                    }
+                    return Poll::Ready(done);
+                }
             }
         }
         loop {
@@ -183,6 +349,9 @@ impl AsyncWrite for QuietStream {
                     drop(guard);
                     // There was room again: stop listening for it.
                     this.watch_writes(false)?;
+                    if n > 0 {
+                        this.wrote();
+                    }
                     return Poll::Ready(Ok(n));
                 }
                 Ok(Err(e)) => return Poll::Ready(Err(e)),
@@ -204,27 +373,93 @@ impl AsyncWrite for QuietStream {
 /// Splits a connected stream into its quiet halves.
 pub fn split(stream: UnixStream) -> io::Result<(QuietRead, QuietWrite)> {
     let std = stream.into_std()?;
-    let fd = Arc::new(register(std, Interest::READABLE).map_err(|(_, e)| e)?);
+    let shared = Arc::new(Halves {
+        fd: register(std, Interest::READABLE).map_err(|(_, e)| e)?,
+        wrote_at: AtomicU64::new(0),
+        reader: AtomicWaker::new(),
+        reader_polls: AtomicBool::new(true),
+    });
     Ok((
-        QuietRead(fd.clone()),
+        QuietRead {
+            shared: shared.clone(),
+            decided: 0,
+            polls: false,
+            spin: Spin::default(),
+        },
         QuietWrite {
-            stream: fd,
+            stream: shared,
             waiting: None,
         },
     ))
 }
 
-/// Reads from the socket, woken by readable events only.
+/// The instant [`Halves::wrote_at`] counts from.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// Nanoseconds since [`EPOCH`], plus one (so that no instant is 0).
+fn now_ns() -> u64 {
+    u64::try_from(EPOCH.elapsed().as_nanos())
+        .unwrap_or(u64::MAX - 1)
+        .saturating_add(1)
+}
+
+/// What the two halves share: the socket, and the wait for input the writer starts.
 #[derive(Debug)]
-pub struct QuietRead(Arc<AsyncFd<StdUnixStream>>);
+struct Halves {
+    /// The socket (the reader owns its readable registration).
+    fd: AsyncFd<StdUnixStream>,
+    /// When the writer wrote with no input since ([`now_ns`]); 0 while no wait runs.
+    wrote_at: AtomicU64,
+    /// The reader's task while it waits for input, for the writer to wake when a wait
+    /// begins, so that it polls.
+    reader: AtomicWaker,
+    /// Whether the reader will poll during the next wait (else the writer need not wake it).
+    reader_polls: AtomicBool,
+}
+
+/// Reads from the socket, woken by readable events only; after a write, polls briefly before
+/// parking (see the crate docs).
+#[derive(Debug)]
+pub struct QuietRead {
+    shared: Arc<Halves>,
+    /// The wait (its `wrote_at`) that `polls` was decided for.
+    decided: u64,
+    /// Whether reads that find nothing poll during that wait.
+    polls: bool,
+    spin: Spin,
+}
 
 /// Writes to the socket directly; see the crate docs for how it waits for room.
 #[derive(Debug)]
 pub struct QuietWrite {
-    /// The socket (shared with the reader, which owns its registration).
-    stream: Arc<AsyncFd<StdUnixStream>>,
+    /// The socket and the wait state, shared with the reader.
+    stream: Arc<Halves>,
     /// While a write waits for room: a duplicate descriptor registered for writable events.
     waiting: Option<AsyncFd<StdUnixStream>>,
+}
+
+impl QuietWrite {
+    /// Something was written: a wait for input begins, unless one runs; the reader is woken
+    /// to poll for it when it will.
+    fn wrote(&self) {
+        let halves = &*self.stream;
+        if halves.wrote_at.load(SeqCst) == 0
+            && halves
+                .wrote_at
+                .compare_exchange(0, now_ns(), SeqCst, SeqCst)
+                .is_ok()
+            && halves.reader_polls.load(SeqCst)
+        {
+            halves.reader.wake();
+        }
+    }
+
+    fn written(&self, done: io::Result<usize>) -> Poll<io::Result<usize>> {
+        if matches!(done, Ok(n) if n > 0) {
+            self.wrote();
+        }
+        Poll::Ready(done)
+    }
 }
 
 impl AsyncRead for QuietRead {
@@ -233,7 +468,38 @@ impl AsyncRead for QuietRead {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        poll_read_registered(&self.0, cx, buf)
+        let this = self.get_mut();
+        let halves = &*this.shared;
+        let mut result = poll_read_registered(&halves.fd, cx, buf);
+        if result.is_pending() {
+            // Registered before the wait is looked at: a write after this wakes us.
+            halves.reader.register(cx.waker());
+            let since = halves.wrote_at.load(SeqCst);
+            if since != 0 {
+                if since != this.decided {
+                    this.decided = since;
+                    this.polls = this.spin.begin();
+                    halves.reader_polls.store(this.spin.polls_next(), SeqCst);
+                }
+                if this.polls && !spin_limit().is_zero() {
+                    let elapsed = now_ns().saturating_sub(since);
+                    let left = spin_limit().saturating_sub(Duration::from_nanos(elapsed));
+                    result = poll_until(halves.fd.get_ref(), buf, Instant::now() + left);
+                    if result.is_pending() {
+                        this.polls = false;
+                    }
+                }
+            }
+        }
+        if result.is_ready() {
+            let since = halves.wrote_at.swap(0, SeqCst);
+            if since != 0 {
+                let waited = now_ns().saturating_sub(since);
+                this.spin.end(Duration::from_nanos(waited), spin_limit());
+                halves.reader_polls.store(this.spin.polls_next(), SeqCst);
+            }
+        }
+        result
     }
 }
 
@@ -246,12 +512,12 @@ impl AsyncWrite for QuietWrite {
         let this = self.get_mut();
         let waiting = match this.waiting.take() {
             Some(waiting) => waiting,
-            None => match this.stream.get_ref().write(buf) {
+            None => match this.stream.fd.get_ref().write(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let dup = this.stream.get_ref().try_clone()?;
+                    let dup = this.stream.fd.get_ref().try_clone()?;
                     register(dup, Interest::WRITABLE).map_err(|(_, e)| e)?
                 }
-                done => return Poll::Ready(done),
+                done => return this.written(done),
             },
         };
         loop {
@@ -266,7 +532,7 @@ impl AsyncWrite for QuietWrite {
             match guard.try_io(|fd| fd.get_ref().write(buf)) {
                 // Room again (or a real error): the duplicate is dropped, and with it the
                 // interest in writable events.
-                Ok(done) => return Poll::Ready(done),
+                Ok(done) => return this.written(done),
                 Err(_would_block) => continue,
             }
         }
@@ -278,7 +544,7 @@ impl AsyncWrite for QuietWrite {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.stream.get_ref().shutdown(std::net::Shutdown::Write))
+        Poll::Ready(self.stream.fd.get_ref().shutdown(std::net::Shutdown::Write))
     }
 }
 
@@ -346,5 +612,99 @@ mod tests {
         let (got, rest) = echo.await.expect("join");
         assert!(got == big, "the big write arrived intact");
         assert_eq!(rest, b"tail");
+    }
+
+    /// Polls `fut` once, with a waker that does nothing.
+    fn poll_once<F: std::future::Future>(fut: Pin<&mut F>) -> Poll<F::Output> {
+        fut.poll(&mut Context::from_waker(std::task::Waker::noop()))
+    }
+
+    /// The poll-before-parking rule: waits whose input came in time keep polling; a late one
+    /// makes the next 1, then 2, 4 … (at most 64) waits park at once; one in time resets it;
+    /// one far too late parks the next 64 at once.
+    #[test]
+    fn spinning_backs_off_after_late_input_and_resumes_after_timely_input() {
+        let mut spin = Spin::default();
+        assert!(spin.begin(), "a fresh stream polls");
+        spin.end(SPIN / 2, SPIN);
+        assert!(
+            spin.polls_next() && spin.begin(),
+            "input in time: still polls"
+        );
+        spin.end(SPIN * 3, SPIN);
+        assert!(!spin.polls_next());
+        assert!(!spin.begin(), "one wait parks at once after a late input");
+        spin.end(SPIN * 3, SPIN);
+        let parked = (0..200).take_while(|_| !spin.begin()).count();
+        assert_eq!(parked, 2, "two waits park after the second late input");
+        for _ in 0..10 {
+            spin.end(SPIN * 3, SPIN);
+            while !spin.begin() {}
+        }
+        spin.end(SPIN * 3, SPIN);
+        let parked = (0..200).take_while(|_| !spin.begin()).count();
+        assert_eq!(
+            parked, MAX_SKIP as usize,
+            "the back-off stops growing at MAX_SKIP"
+        );
+        spin.end(Duration::ZERO, SPIN);
+        assert_eq!(spin, Spin::default(), "input in time resets it");
+        let mut far = Spin::default();
+        far.end(SPIN * FAR_LATE, SPIN);
+        let parked = (0..200).take_while(|_| !far.begin()).count();
+        assert_eq!(
+            parked, MAX_SKIP as usize,
+            "far too late: the longest back-off at once"
+        );
+    }
+
+    /// After a write, a read whose input comes only after the poll gave up parks and is still
+    /// woken by the reactor when it comes (daemon side: one task reads and writes).
+    #[tokio::test]
+    async fn a_quiet_stream_read_parks_after_polling_and_wakes_for_late_input() {
+        let (ours, mut peer) = UnixStream::pair().expect("a socket pair");
+        let mut quiet = QuietStream::new(ours).expect("registers");
+        quiet.write_all(b"ping").await.expect("writes");
+        assert!(
+            matches!(quiet.waiting, Some((_, true))),
+            "a wait that polls began"
+        );
+        let mut got = [0u8; 4];
+        let mut read = std::pin::pin!(quiet.read_exact(&mut got));
+        // Nothing comes while it polls: it gives up and parks.
+        assert!(poll_once(read.as_mut()).is_pending());
+        let mut ping = [0u8; 4];
+        peer.read_exact(&mut ping).await.expect("the peer reads");
+        peer.write_all(b"pong").await.expect("the peer answers");
+        read.await.expect("woken by the reactor");
+        assert_eq!(&got, b"pong");
+        assert!(quiet.waiting.is_none(), "the wait is over");
+        assert!(
+            !quiet.spin.polls_next(),
+            "late input: the next wait parks at once"
+        );
+    }
+
+    /// The same for the client's halves: the writer starts the wait, the reader polls, parks,
+    /// and is woken by the reactor; an answer in time keeps the next wait polling.
+    #[tokio::test]
+    async fn quiet_halves_read_parks_after_polling_and_wakes_for_late_input() {
+        let (ours, mut peer) = UnixStream::pair().expect("a socket pair");
+        let (mut rd, mut wr) = split(ours).expect("registers");
+        wr.write_all(b"ping").await.expect("writes");
+        assert_ne!(rd.shared.wrote_at.load(SeqCst), 0, "the write began a wait");
+        let mut got = [0u8; 4];
+        let mut read = std::pin::pin!(rd.read_exact(&mut got));
+        assert!(poll_once(read.as_mut()).is_pending());
+        let mut ping = [0u8; 4];
+        peer.read_exact(&mut ping).await.expect("the peer reads");
+        peer.write_all(b"pong").await.expect("the peer answers");
+        read.await.expect("woken by the reactor");
+        assert_eq!(&got, b"pong");
+        assert_eq!(rd.shared.wrote_at.load(SeqCst), 0, "the wait is over");
+        assert!(
+            !rd.spin.polls_next(),
+            "late input: the next wait parks at once"
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! blocking Unix-socket echo server and client in this one process, the 45-byte `echo` frame)
 //! run for a fixed time with a fixed window of frames outstanding, printing one JSON line —
 //! calls per second, nanoseconds per call, and the process's CPU per call (client and server
-//! threads together, from `/proc/self/stat` in 10 ms ticks). It exists so the baseline can be
+//! threads together, from `/proc/self/stat` in 10 ms ticks) and, with one call in flight, the
+//! calls' p50 and p99 in µs (`null` otherwise). It exists so the baseline can be
 //! run interleaved with `hearth bench --spawn` from a shell script, at the same concurrency,
 //! under the same load; the criterion benches measure the same thing inside one process.
 
@@ -48,20 +49,41 @@ fn run(in_flight: usize, duration: Duration) -> std::io::Result<()> {
     }
     let (cpu0, start) = (cpu_ticks(), Instant::now());
     let mut calls = 0u64;
+    // One call in flight: each call is timed on its own, for percentiles comparable with
+    // `hearth bench --in-flight 1` (two clock reads per call, ~50 ns, against ~10-60 µs).
+    let mut latencies_ns: Vec<u64> = Vec::new();
     while start.elapsed() < duration {
-        client.run(chunk, in_flight)?;
+        if in_flight == 1 {
+            for _ in 0..chunk {
+                let t = Instant::now();
+                client.run(1, 1)?;
+                latencies_ns.push(t.elapsed().as_nanos() as u64);
+            }
+        } else {
+            client.run(chunk, in_flight)?;
+        }
         calls += chunk;
     }
     let (elapsed, cpu1) = (start.elapsed(), cpu_ticks());
+    latencies_ns.sort_unstable();
+    let percentile = |q: f64| -> String {
+        if latencies_ns.is_empty() {
+            return "null".to_owned();
+        }
+        let rank = ((latencies_ns.len() as f64 * q).ceil() as usize).clamp(1, latencies_ns.len());
+        format!("{:.1}", latencies_ns[rank - 1] as f64 / 1000.0)
+    };
     drop(client);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     let secs = elapsed.as_secs_f64();
     let cpu_us = cpu0.zip(cpu1).map(|(a, b)| (b - a) as f64 * 10_000.0);
     println!(
-        "{{\"bench\":\"raw_echo\",\"in_flight\":{in_flight},\"calls\":{calls},\"seconds\":{secs:.3},\"calls_per_s\":{:.0},\"ns_per_call\":{:.1},\"cpu_us_per_call\":{}}}",
+        "{{\"bench\":\"raw_echo\",\"in_flight\":{in_flight},\"calls\":{calls},\"seconds\":{secs:.3},\"calls_per_s\":{:.0},\"ns_per_call\":{:.1},\"p50_us\":{},\"p99_us\":{},\"cpu_us_per_call\":{}}}",
         calls as f64 / secs,
         secs * 1e9 / calls as f64,
+        percentile(0.50),
+        percentile(0.99),
         cpu_us.map_or("null".to_owned(), |us| format!("{:.3}", us / calls as f64)),
     );
     Ok(())
