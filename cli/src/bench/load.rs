@@ -15,7 +15,9 @@
 //! Flags, connecting and the report are `bench.rs`'s and `report.rs`'s business.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::ops::ControlFlow;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -24,6 +26,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use hearth_client::{Client, Error};
 use tokio::task::JoinSet;
+use tokio::time::Sleep;
 
 use crate::bench::Supersede;
 use crate::bench::schedule::{LATE_AFTER, Schedule};
@@ -43,6 +46,9 @@ pub(crate) struct Plan {
     pub(crate) supersede: Option<Supersede>,
     /// Whether each result must equal the params (for `echo`).
     pub(crate) check_echo: bool,
+    /// How long one call may take (`--timeout`) before it is cancelled and counted as a
+    /// timeout.
+    pub(crate) timeout: Duration,
     pub(crate) warmup: Duration,
     pub(crate) length: Length,
     /// Calls per second in total for an open loop; `None` for a closed loop.
@@ -330,13 +336,15 @@ struct Slot<'a> {
 }
 
 impl Slot<'_> {
-    /// Makes one call: the raw fast path without options, else through the protocol v2
-    /// request builder with the plan's deadline and this slot's supersede key.
-    async fn call(self) -> Result<Bytes, Error> {
+    /// Whether calls go the raw fast path: no protocol v2 option to add.
+    fn plain(self) -> bool {
+        self.run.plan.deadline.is_none() && self.key.is_none()
+    }
+
+    /// Makes one call through the protocol v2 request builder, with the plan's deadline and
+    /// this slot's supersede key.
+    async fn call_with_options(self) -> Result<Bytes, Error> {
         let plan = &self.run.plan;
-        if plan.deadline.is_none() && self.key.is_none() {
-            return self.conn.client.call_raw(&plan.method, &plan.params).await;
-        }
         let mut request = self.conn.client.request(&plan.method, &plan.body);
         if let Some(deadline) = plan.deadline {
             request = request.deadline(deadline);
@@ -348,40 +356,112 @@ impl Slot<'_> {
     }
 }
 
+/// A slot's timer for `--timeout`, made once and moved for every call: resetting a timer to
+/// a later deadline is a store, where a fresh timeout per call (the client's own, from
+/// `ClientConfig::with_timeout`) allocates, registers and removes a timer every time.
+struct Timer {
+    limit: Duration,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl Timer {
+    fn new(limit: Duration) -> Self {
+        Self {
+            limit,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+
+    /// `call`, sent at `sent`, or [`Error::Timeout`] once `limit` has passed since then; the
+    /// call's future is then dropped, which cancels it at the daemon.
+    async fn bound(
+        &mut self,
+        sent: Instant,
+        call: impl Future<Output = Result<Bytes, Error>>,
+    ) -> Result<Bytes, Error> {
+        self.sleep.as_mut().reset((sent + self.limit).into());
+        tokio::select! {
+            biased;
+            outcome = call => outcome,
+            () = self.sleep.as_mut() => Err(Error::Timeout(self.limit)),
+        }
+    }
+}
+
 async fn closed_slot(slot: Slot<'_>) {
+    // Two loops, so that the usual one awaits the client's own future and not a wrapper
+    // around either kind of call (which is bigger, and moved on every call).
+    if slot.plain() {
+        let plan = &slot.run.plan;
+        let client = &slot.conn.client;
+        closed_loop(slot, || client.call_raw(&plan.method, &plan.params)).await;
+    } else {
+        closed_loop(slot, || slot.call_with_options()).await;
+    }
+}
+
+async fn closed_loop<F, C>(slot: Slot<'_>, call: C)
+where
+    C: Fn() -> F,
+    F: Future<Output = Result<Bytes, Error>>,
+{
     let Slot { run, conn, .. } = slot;
+    let mut timer = Timer::new(run.plan.timeout);
+    // One clock reading per call: a call's answer time is also when the slot sends the next
+    // one (the recording in between is part of the next call's latency, tens of
+    // nanoseconds).
+    let mut sent = Instant::now();
     while !run.stopped() {
-        let sent = Instant::now();
         let measured = sent >= run.measure_from;
         if measured && !run.take_measured(sent) {
             return;
         }
-        let outcome = slot.call().await;
+        let outcome = timer.bound(sent, call()).await;
+        let done = Instant::now();
         let timing = Timing {
             from: sent,
             lag: None,
-            done: Instant::now(),
+            done,
             measured,
         };
         if conn.record(run, outcome, timing).is_break() {
             return;
         }
+        sent = done;
     }
 }
 
 async fn open_slot(slot: Slot<'_>, schedule: &Schedule) {
+    if slot.plain() {
+        let plan = &slot.run.plan;
+        let client = &slot.conn.client;
+        open_loop(slot, schedule, || {
+            client.call_raw(&plan.method, &plan.params)
+        })
+        .await;
+    } else {
+        open_loop(slot, schedule, || slot.call_with_options()).await;
+    }
+}
+
+async fn open_loop<F, C>(slot: Slot<'_>, schedule: &Schedule, call: C)
+where
+    C: Fn() -> F,
+    F: Future<Output = Result<Bytes, Error>>,
+{
     let Slot { run, conn, .. } = slot;
-    while let Some(call) = schedule.take().await {
+    let mut timer = Timer::new(run.plan.timeout);
+    while let Some(due) = schedule.take().await {
         if run.stopped() {
             return;
         }
         let sent = Instant::now();
-        let outcome = slot.call().await;
+        let outcome = timer.bound(sent, call()).await;
         let timing = Timing {
-            from: call.due,
-            lag: Some(sent.saturating_duration_since(call.due)),
+            from: due.due,
+            lag: Some(sent.saturating_duration_since(due.due)),
             done: Instant::now(),
-            measured: call.measured,
+            measured: due.measured,
         };
         if conn.record(run, outcome, timing).is_break() {
             return;
@@ -401,6 +481,7 @@ mod tests {
             deadline: None,
             supersede: None,
             check_echo: true,
+            timeout: Duration::from_secs(5),
             warmup,
             length,
             rate,
