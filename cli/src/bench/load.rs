@@ -356,13 +356,21 @@ impl Slot<'_> {
     }
 }
 
-/// A slot's timer for `--timeout`, made once and moved for every call: resetting a timer to
-/// a later deadline is a store, where a fresh timeout per call (the client's own, from
+/// A slot's timer for `--timeout`, made once and kept for every call: moving a timer's
+/// deadline later is a store, where a fresh timeout per call (the client's own, from
 /// `ClientConfig::with_timeout`) allocates, registers and removes a timer every time.
+///
+/// The deadline is moved only when a call would otherwise time out early, and then to
+/// [`TIMER_SLACK`] past that call's limit: a call is given at least `--timeout` and at most
+/// that plus the slack (Tokio's timers tick in milliseconds anyway), and a slot that calls
+/// thousands of times a second resets its timer once per millisecond, not once per call.
 struct Timer {
     limit: Duration,
     sleep: Pin<Box<Sleep>>,
 }
+
+/// How much later than `--timeout` a call may be given up on.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
 
 impl Timer {
     fn new(limit: Duration) -> Self {
@@ -379,7 +387,10 @@ impl Timer {
         sent: Instant,
         call: impl Future<Output = Result<Bytes, Error>>,
     ) -> Result<Bytes, Error> {
-        self.sleep.as_mut().reset((sent + self.limit).into());
+        let due = sent + self.limit;
+        if self.sleep.deadline().into_std() < due || self.sleep.is_elapsed() {
+            self.sleep.as_mut().reset((due + TIMER_SLACK).into());
+        }
         tokio::select! {
             biased;
             outcome = call => outcome,
@@ -486,6 +497,31 @@ mod tests {
             length,
             rate,
         }
+    }
+
+    #[tokio::test]
+    async fn a_slot_timer_gives_every_call_its_limit_and_no_less() {
+        let limit = Duration::from_millis(20);
+        let mut timer = Timer::new(limit);
+        let answered = timer
+            .bound(Instant::now(), async { Ok(Bytes::from_static(b"x")) })
+            .await;
+        assert!(matches!(answered, Ok(b) if &b[..] == b"x"));
+        // The same timer, reused: once it has fired, and once for a call sent later.
+        for _ in 0..2 {
+            let sent = Instant::now();
+            let outcome = timer.bound(sent, std::future::pending()).await;
+            assert!(matches!(outcome, Err(Error::Timeout(l)) if l == limit));
+            assert!(
+                sent.elapsed() >= limit,
+                "given up on after {:?}",
+                sent.elapsed()
+            );
+        }
+        let answered = timer
+            .bound(Instant::now(), async { Ok(Bytes::new()) })
+            .await;
+        assert!(answered.is_ok());
     }
 
     #[test]
