@@ -3,6 +3,8 @@
 //! answer — that allocates nothing of its own: the params are encoded once and every call
 //! borrows them. With protocol v2 options (`--deadline`, `--supersede`) calls go through the
 //! client's request builder instead, which encodes the params and copies the key per call.
+//! `--timeout` is each slot's own timer, made once and moved as calls go (not the client's
+//! per-call timeout, which would set up and tear down a timer for every call).
 //!
 //! - Closed loop: every slot sends its next call as soon as the last one is answered, so each
 //!   connection keeps exactly its in-flight count outstanding. Latency runs from sending.
