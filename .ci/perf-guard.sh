@@ -25,13 +25,16 @@ STALE_BELOW_PCT=10
 # slot, so nothing is superseded) and a far `deadline_ms` on every request. `seq` is one
 # echo call in flight at a time (the sequential path: every call parks and wakes the
 # connection task). `complete` iterations are 24 completions each over a 200,000-occurrence
-# index.
+# index. `client` iterations are echo calls made by hearth-client from 256 tasks at once against
+# a canned peer (the client's own cost per call) and must be multiples of 256; the calls the
+# long run adds all have uint16 ids.
 WORKLOADS=(
   "codec 2000 22000"
   "service 640 6400"
   "options 640 6400"
   "seq 500 5000"
   "complete 4 24"
+  "client 2560 25600"
 )
 
 step() { printf '\n== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }

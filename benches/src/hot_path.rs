@@ -12,21 +12,32 @@
 //!   ([`ServiceLoop::with_options`]).
 //! - [`CompleteLoop`]: the language service's `complete` alone (no sockets, no serialization),
 //!   the fixed 24-prefix workload of `hearth_lang::bench_support` over a generated index.
+//! - [`ClientLoop`]: the other end — `hearth-client` pipelining `echo` calls from many tasks
+//!   (as `hearth bench` does) over a real Unix socket to a canned peer that answers each
+//!   request with a few byte copies, all on one current-thread runtime, so that what is
+//!   counted is the client's work (encode, pending table, writer, reader, decode, wake-ups)
+//!   and not a daemon's. The only socket workload: a Unix socket on one thread is as
+//!   deterministic as the duplex (every write is readable at once), and it is the transport
+//!   the client really uses.
 //!
 //! Timing these is the criterion benches' job, not this module's.
 
 use std::io;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use hearth_client::{Client, ClientConfig};
 use hearth_lang::LangService;
 use hearth_lang::bench_support;
+use hearth_protocol::reserved::{HelloResult, Limits};
 use hearth_protocol::{
-    DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME, Decoded, Encoder, FrameDecoder, Message, RequestOptions,
-    Text, Version,
+    DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME, Decoded, Encoder, FrameDecoder, Message, RequestId,
+    RequestOptions, Text, Version,
 };
 use hearth_server::{Server, Service};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::net::{UnixListener, UnixStream};
 use tokio::runtime::Runtime;
+use tokio::task::JoinSet;
 
 use crate::{ECHO_METHOD, SAMPLE_ID, SAMPLE_METHOD, SampleParams, echo_params, sample_params};
 
@@ -265,6 +276,202 @@ async fn drive<const V2: bool>(
     Ok(read_total)
 }
 
+/// `hearth-client` alone: `in_flight` tasks on one current-thread runtime, each making `echo`
+/// calls with [`Client::call_raw`] one after another (the closed loop of `hearth bench`), over
+/// a Unix socket to [`canned_peer`], which answers on the same runtime with a few byte copies
+/// per call. What a run counts is the client's work per call plus that small, fixed share.
+pub struct ClientLoop {
+    runtime: Runtime,
+    client: Client,
+    peer: tokio::task::JoinHandle<io::Result<u64>>,
+    in_flight: usize,
+    params: Bytes,
+    /// Holds the socket's 0700 folder until the loop is dropped.
+    _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for ClientLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientLoop")
+            .field("in_flight", &self.in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientLoop {
+    /// A client connected (protocol version 2, `$/hello` done) to a fresh canned peer on a
+    /// socket in a new temporary folder.
+    pub fn new(in_flight: usize) -> io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let dir = tempfile::Builder::new()
+            .prefix("hearth-hot-path")
+            .tempdir()?;
+        let path = dir.path().join("peer.sock");
+        let (client, peer) = runtime.block_on(async {
+            let listener = UnixListener::bind(&path)?;
+            let peer = tokio::spawn(async move {
+                let (stream, _) = listener.accept().await?;
+                canned_peer(stream).await
+            });
+            let client = Client::connect_with(&path, ClientConfig::default())
+                .await
+                .map_err(io::Error::other)?;
+            Ok::<_, io::Error>((client, peer))
+        })?;
+        if client.protocol_version() != Version::V2 {
+            return Err(io::Error::other("the client did not speak version 2"));
+        }
+        Ok(Self {
+            runtime,
+            client,
+            peer,
+            in_flight: in_flight.max(1),
+            params: Bytes::from(echo_params()),
+            _dir: dir,
+        })
+    }
+
+    /// Makes `calls_per_task` calls from each of the `in_flight` tasks, checking every
+    /// answer; returns the total bytes of results.
+    pub fn run(&self, calls_per_task: u64) -> io::Result<u64> {
+        self.runtime.block_on(async {
+            let mut tasks = JoinSet::new();
+            for _ in 0..self.in_flight {
+                let (client, params) = (self.client.clone(), self.params.clone());
+                tasks.spawn(async move {
+                    let mut read = 0u64;
+                    for _ in 0..calls_per_task {
+                        let result = client
+                            .call_raw(ECHO_METHOD, &params)
+                            .await
+                            .map_err(io::Error::other)?;
+                        if result != params {
+                            return Err(io::Error::other("the echo came back different"));
+                        }
+                        read += result.len() as u64;
+                    }
+                    Ok::<_, io::Error>(read)
+                });
+            }
+            let mut read = 0;
+            while let Some(done) = tasks.join_next().await {
+                read += done.map_err(io::Error::other)??;
+            }
+            Ok(read)
+        })
+    }
+
+    /// Drops the client and waits for the peer to see the connection end; returns how many
+    /// requests the peer answered (the `$/hello` included).
+    pub fn finish(self) -> io::Result<u64> {
+        let Self {
+            runtime,
+            client,
+            peer,
+            ..
+        } = self;
+        drop(client);
+        runtime.block_on(peer).map_err(io::Error::other)?
+    }
+}
+
+/// The peer of [`ClientLoop`]: answers `$/hello` (version 2, room for 1024 requests in
+/// flight) and then every request with a response that echoes its params, in its version,
+/// built by copying bytes — the request's id as it was encoded, its params — so that its
+/// share of the count is small and fixed. Everything read in one read is answered in one write.
+/// Returns how many requests it answered once the client closes the connection; anything but
+/// a 5-element request with a short method name is an error.
+async fn canned_peer(mut stream: UnixStream) -> io::Result<u64> {
+    let mut input = BytesMut::with_capacity(64 * 1024);
+    let mut output = BytesMut::with_capacity(64 * 1024);
+    let mut answered = 0u64;
+    loop {
+        if input.capacity() - input.len() < 8 * 1024 {
+            input.reserve(64 * 1024);
+        }
+        if stream.read_buf(&mut input).await? == 0 {
+            return if input.is_empty() {
+                Ok(answered)
+            } else {
+                Err(io::Error::other("the client stopped mid-frame"))
+            };
+        }
+        while input.len() >= 4 {
+            let len = u32::from_be_bytes([input[0], input[1], input[2], input[3]]) as usize;
+            if input.len() < 4 + len {
+                break;
+            }
+            answer(&input[4..4 + len], &mut output)?;
+            input.advance(4 + len);
+            answered += 1;
+        }
+        if !output.is_empty() {
+            stream.write_all(&output).await?;
+            output.clear();
+        }
+    }
+}
+
+/// Appends the answer to one request body `[v, 0, id, method, params]` to `out`.
+fn answer(body: &[u8], out: &mut BytesMut) -> io::Result<()> {
+    let bad = || io::Error::other(format!("the canned peer cannot answer {body:02x?}"));
+    let (&[0x95, version, 0x00], rest) = body.split_first_chunk::<3>().ok_or_else(bad)? else {
+        return Err(bad());
+    };
+    let id_len = match rest.first() {
+        Some(0x00..=0x7f) => 1,
+        Some(0xcc) => 2,
+        Some(0xcd) => 3,
+        Some(0xce) => 5,
+        Some(0xcf) => 9,
+        _ => return Err(bad()),
+    };
+    let (id, rest) = rest.split_at_checked(id_len).ok_or_else(bad)?;
+    let method_len = match rest.first() {
+        Some(&head @ 0xa0..=0xbf) => usize::from(head & 0x1f),
+        _ => return Err(bad()),
+    };
+    let (method, params) = rest[1..].split_at_checked(method_len).ok_or_else(bad)?;
+    if method == b"$/hello" {
+        let version = Version::from_number(u64::from(version)).ok_or_else(bad)?;
+        let mut id_reader = hearth_protocol::value::Reader::new(id);
+        let Ok(hearth_protocol::value::Head::Uint(id)) = id_reader.head() else {
+            return Err(bad());
+        };
+        return Encoder::default()
+            .with_version(version)
+            .response(out, RequestId::new(id), &canned_hello(version))
+            .map_err(io::Error::other);
+    }
+    let len = 3 + id.len() + 1 + params.len();
+    out.put_u32(u32::try_from(len).map_err(|_| bad())?);
+    out.put_slice(&[0x95, version, 0x01]);
+    out.put_slice(id);
+    out.put_u8(0xc0);
+    out.put_slice(params);
+    Ok(())
+}
+
+/// What the canned peer says in `$/hello`.
+fn canned_hello(version: Version) -> HelloResult {
+    HelloResult {
+        protocol: version.number(),
+        server: "hot_path canned peer".into(),
+        build: String::new(),
+        methods: vec![ECHO_METHOD.into()],
+        limits: Limits {
+            max_frame: DEFAULT_MAX_FRAME as u64,
+            max_in_flight: 1024,
+            max_connections: 1,
+            max_depth: DEFAULT_MAX_DEPTH as u64,
+        },
+        supported: vec![1, 2],
+        build_id: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,5 +500,28 @@ mod tests {
             .run(5)
             .expect("every call answered, none superseded");
         assert!(read >= 5 * 16 * crate::ECHO_PARAMS_LEN as u64);
+    }
+
+    #[test]
+    fn client_loop_gets_every_echo_back() {
+        let client = ClientLoop::new(8).expect("a client connected to the canned peer");
+        let read = client.run(5).expect("every call answered");
+        assert_eq!(read, 8 * 5 * crate::ECHO_PARAMS_LEN as u64);
+        assert_eq!(client.run(5).expect("answered again"), read);
+        assert_eq!(client.finish().expect("a clean end"), 1 + 2 * 8 * 5);
+    }
+
+    #[test]
+    fn the_canned_peer_refuses_what_it_cannot_answer() {
+        let mut out = BytesMut::new();
+        assert!(answer(&[0x93, 0x02, 0x03, 0x07], &mut out).is_err());
+        assert!(answer(&[0x95, 0x02, 0x00], &mut out).is_err());
+        assert!(answer(&[0x95, 0x02, 0x00, 0x07, 0xa4, b'e'], &mut out).is_err());
+        assert!(out.is_empty());
+        answer(&[0x95, 0x02, 0x00, 0xcc, 0x80, 0xa1, b'm', 0xc0], &mut out).expect("answered");
+        assert_eq!(
+            &out[..],
+            &[0, 0, 0, 7, 0x95, 0x02, 0x01, 0xcc, 0x80, 0xc0, 0xc0]
+        );
     }
 }

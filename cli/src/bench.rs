@@ -313,7 +313,8 @@ pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> 
         .transpose()?;
         let mut clients = Vec::with_capacity(connections);
         for _ in 0..connections {
-            clients.push(connect(&endpoint, tcp_token.as_deref(), target.timeout).await?);
+            // No client timeout per call: the slots bound each call themselves (load.rs).
+            clients.push(connect(&endpoint, tcp_token.as_deref(), target.timeout, false).await?);
         }
         anyhow::Ok((daemon, endpoint, clients))
     };
@@ -370,6 +371,7 @@ pub(crate) async fn run(target: &Target, args: BenchArgs) -> anyhow::Result<()> 
     };
     let plan = Plan {
         check_echo: args.method == "echo",
+        timeout: target.timeout,
         method: args.method,
         params,
         body,
@@ -440,15 +442,19 @@ fn payload_data(bytes: usize) -> Vec<u8> {
     (0..bytes).map(|i| i as u8).collect()
 }
 
-/// One connection (showing `tcp_token` on TCP), with `timeout` for the connect and handshake and for every call.
+/// One connection (showing `tcp_token` on TCP), with `timeout` for the connect and handshake,
+/// and, with `per_call`, as the client's default timeout for every call.
 async fn connect(
     endpoint: &Endpoint,
     tcp_token: Option<&str>,
     timeout: Duration,
+    per_call: bool,
 ) -> Result<Client, hearth_client::Error> {
     let mut config = ClientConfig::default()
-        .with_client_name(format!("hearth bench {}", env!("CARGO_PKG_VERSION")))
-        .with_timeout(timeout);
+        .with_client_name(format!("hearth bench {}", env!("CARGO_PKG_VERSION")));
+    if per_call {
+        config = config.with_timeout(timeout);
+    }
     config.tcp_token = tcp_token.map(str::to_owned);
     let connecting = async {
         match endpoint {

@@ -5,16 +5,17 @@
 #   v2    `hearth bench` of this commit, same flags
 #   sleep / supersede   256 `sleep {"ms": 1}` in flight, without and with --supersede per-connection
 #
-# Usage: docs/perf/measure-v2.sh ROUNDS V1_TARGET_DIR
+# Usage: docs/perf/measure-v2.sh ROUNDS V1_TARGET_DIR [OUT_DIR]
 #   V1_TARGET_DIR: the release target dir of a build of 14737c4, e.g.
 #     git worktree add /tmp/hearth-v1 14737c4 && (cd /tmp/hearth-v1 && \
 #       CARGO_TARGET_DIR=/tmp/v1-target cargo build --release --locked --bins)
-# Needs `cargo build --release --locked --bins` here first. Writes docs/perf/raw/v2/.
+# Needs `cargo build --release --locked --bins` here first. Appends to OUT_DIR (default
+# docs/perf/raw/v2/); summarize with `python3 docs/perf/summarize-v2.py OUT_DIR`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:?usage: $0 ROUNDS V1_TARGET_DIR}
 v1=${2:?usage: $0 ROUNDS V1_TARGET_DIR}/hearth
-out=docs/perf/raw/v2
+out=${3:-docs/perf/raw/v2}
 mkdir -p "$out"
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$out/commands.log" >&2; }
 run() {

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Prints the figures of docs/PERFORMANCE.md § Protocol v2 from docs/perf/raw/v2/*.jsonl
-(written by docs/perf/measure-v2.sh): per round, then the median and range over rounds."""
+"""Prints the figures of docs/PERFORMANCE.md § Protocol v2 from docs/perf/raw/v2/*.jsonl, or
+from the folder given as the first argument (written by docs/perf/measure-v2.sh): per round,
+then the median and range over rounds."""
 import json
 import pathlib
 import statistics
+import sys
 
-RAW = pathlib.Path(__file__).parent / "raw" / "v2"
+RAW = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else pathlib.Path(__file__).parent / "raw" / "v2"
 
 
 def load(name):

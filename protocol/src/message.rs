@@ -466,6 +466,18 @@ impl Message {
                 .unwrap_or(ValueError::TooDeep(0));
             return Err(damaged(&body, e));
         }
+        // The message a client reads most — a successful response, `[v, 1, id, nil, result]`
+        // — is recognised by its first bytes; anything else (and anything wrong) takes the
+        // general path below, which gives the same answer for these bodies.
+        if let Some(decoded) = plain_response(&body, limit) {
+            return Ok(decoded);
+        }
+        Self::decode_general(body, limit)
+    }
+
+    /// [`Message::decode_any`] without the fast path for successful responses; `limit` is
+    /// already capped and at least 1.
+    fn decode_general(body: Bytes, limit: usize) -> Result<Decoded, DecodeError> {
         // One pass: the envelope is read field by field and every value in it is walked once,
         // which also proves the first value well formed. Only when the envelope is rejected is
         // the whole body walked again, so that a body that is not well-formed MessagePack is
@@ -625,6 +637,49 @@ impl Message {
     }
 }
 
+/// A successful response `[1 or 2, 1, id, nil, result]`, read straight from the bytes:
+/// `Some` only when the body is exactly that (the id a positive fixint or a uint 8/16/32/64,
+/// the result one well-formed value at most `limit - 1` levels deep, nothing after it), which
+/// is when [`Message::decode_general`] would return the same message. `None` says nothing
+/// about the body: the general path decides.
+#[inline]
+fn plain_response(body: &Bytes, limit: usize) -> Option<Decoded> {
+    let (&[0x95, version, 0x01, marker], rest) = body.split_first_chunk::<4>()? else {
+        return None;
+    };
+    let version = match version {
+        1 => Version::V1,
+        2 => Version::V2,
+        _ => return None,
+    };
+    let (id, at) = match marker {
+        0x00..=0x7f => (u64::from(marker), 4),
+        0xcc..=0xcf => {
+            let width = 1usize << (marker - 0xcc);
+            let bytes = rest.get(..width)?;
+            let id = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+            (id, 4 + width)
+        }
+        _ => return None,
+    };
+    if body.get(at) != Some(&0xc0) {
+        return None;
+    }
+    let start = at + 1;
+    let mut rd = Reader::new(body.get(start..)?);
+    let end = start + rd.skip(limit - 1).ok()?.end;
+    if end != body.len() {
+        return None;
+    }
+    Some(Decoded {
+        version,
+        message: Message::Response(Response {
+            id: RequestId(id),
+            outcome: Ok(body.slice(start..end)),
+        }),
+    })
+}
+
 impl Fields<'_> {
     /// The options map of a version 2 request. Unknown keys (and keys that are not strings)
     /// are skipped with their values; a known key with a value of the wrong type is an
@@ -689,6 +744,73 @@ impl Fields<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast path for successful responses answers exactly as the general path does, for
+    /// the bodies it takes and for near misses it must leave to the general path.
+    #[test]
+    fn plain_responses_decode_as_the_general_path_decodes_them() {
+        let mut bodies: Vec<Vec<u8>> = Vec::new();
+        let ids: [&[u8]; 7] = [
+            &[0x00],
+            &[0x7f],
+            &[0xcc, 0xff],
+            &[0xcd, 0x12, 0x34],
+            &[0xce, 0, 1, 0, 0],
+            &[0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            &[0xd0, 0x05], // int 8: a valid id the fast path leaves alone
+        ];
+        let results: [&[u8]; 9] = [
+            &[0xc0],
+            &[0x2a],
+            &[0xa3, b'a', b'b', b'c'],
+            &[0xc4, 0x02, 1, 2],
+            &[0x92, 0x01, 0x91, 0x02],
+            &[0x81, 0xa1, b'k', 0x90],
+            &[0xa3, b'a'],                   // truncated
+            &[0xc1],                         // reserved
+            &[0x91, 0x91, 0x91, 0x91, 0xc0], // deep
+        ];
+        for version in [1u8, 2, 3] {
+            for id in ids {
+                for result in results {
+                    let mut body = vec![0x95, version, 0x01];
+                    body.extend_from_slice(id);
+                    body.push(0xc0);
+                    body.extend_from_slice(result);
+                    bodies.push(body.clone());
+                    body.push(0xc0); // trailing
+                    bodies.push(body);
+                }
+                // An error instead of nil, and a short array.
+                let mut body = vec![0x95, version, 0x01];
+                body.extend_from_slice(id);
+                body.extend_from_slice(&[0x82, 0xa4, b'c', b'o', b'd', b'e', 0x01]);
+                body.extend_from_slice(&[0xa7, b'm', b'e', b's', b's', b'a', b'g', b'e', 0xa0]);
+                body.push(0xc0);
+                bodies.push(body);
+                bodies.push(vec![0x94, version, 0x01, id[0]]);
+            }
+        }
+        bodies.push(vec![0x95, 0x02, 0x01]);
+        bodies.push(vec![0x95, 0x02, 0x01, 0xcd, 0x01]);
+        bodies.push(vec![0x95, 0x02, 0x01, 0x07]);
+        let mut fast = 0;
+        for body in bodies {
+            for depth in [1, 3, 5, DEFAULT_MAX_DEPTH] {
+                let body = Bytes::from(body.clone());
+                let general = Message::decode_general(body.clone(), depth);
+                if plain_response(&body, depth).is_some() {
+                    fast += 1;
+                }
+                assert_eq!(
+                    Message::decode_any(body.clone(), depth),
+                    general,
+                    "{body:02x?} at depth {depth}"
+                );
+            }
+        }
+        assert!(fast > 100, "the fast path took only {fast} bodies");
+    }
 
     #[test]
     fn text_is_utf8_by_construction() {

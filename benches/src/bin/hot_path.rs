@@ -5,16 +5,20 @@
 //! through the daemon's connection code, in batches of [`SERVICE_BATCH`]), `options` (the
 //! same in protocol version 2 with `supersede` and `deadline_ms` on every request), `seq`
 //! (one call in flight at a time: an editor's path, each call a wake-up of an idle
-//! connection task) and `complete` (one iteration is 24 completions of the language service
-//! over an index of [`COMPLETE_OCCURRENCES`] identifier occurrences). It times nothing
-//! and reads no clock itself; a release build is what the guard measures.
+//! connection task), `complete` (one iteration is 24 completions of the language service
+//! over an index of [`COMPLETE_OCCURRENCES`] identifier occurrences) and `client` (one
+//! iteration is one `echo` call through `hearth-client`, [`CLIENT_IN_FLIGHT`] tasks calling at
+//! once, against a canned peer: the client's own cost per call). It times nothing and reads
+//! no clock itself; a release build is what the guard measures.
 
 use std::process::ExitCode;
 
-use hearth_benches::hot_path::{CodecLoop, CompleteLoop, ServiceLoop};
+use hearth_benches::hot_path::{ClientLoop, CodecLoop, CompleteLoop, ServiceLoop};
 
 /// `echo` calls in flight at once in the `service` workload.
 const SERVICE_BATCH: u64 = 32;
+/// Tasks calling at once in the `client` workload: `hearth bench --in-flight 256`.
+const CLIENT_IN_FLIGHT: u64 = 256;
 /// The size of the `complete` workload's index: smaller than the criterion bench's million,
 /// so that building it under callgrind stays quick; completion's work is bounded per prefix,
 /// not by the index's size.
@@ -59,6 +63,25 @@ fn main() -> ExitCode {
             }
         },
         "complete" => CompleteLoop::new(COMPLETE_OCCURRENCES).run(iterations),
+        "client" => {
+            if iterations % CLIENT_IN_FLIGHT != 0 {
+                return usage(&format!(
+                    "client iterations must be a multiple of {CLIENT_IN_FLIGHT}"
+                ));
+            }
+            let run = ClientLoop::new(CLIENT_IN_FLIGHT as usize).and_then(|c| {
+                let read = c.run(iterations / CLIENT_IN_FLIGHT)?;
+                c.finish()?;
+                Ok(read)
+            });
+            match run {
+                Ok(read) => read,
+                Err(e) => {
+                    eprintln!("hot_path: client workload failed: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         other => return usage(&format!("unknown workload {other:?}")),
     };
     println!("{workload}: {iterations} iterations, checksum {checksum}");
@@ -66,6 +89,8 @@ fn main() -> ExitCode {
 }
 
 fn usage(why: &str) -> ExitCode {
-    eprintln!("hot_path: {why}\nusage: hot_path <codec|service|options|seq|complete> <iterations>");
+    eprintln!(
+        "hot_path: {why}\nusage: hot_path <codec|service|options|seq|complete|client> <iterations>"
+    );
     ExitCode::from(2)
 }

@@ -3,6 +3,8 @@
 //! answer — that allocates nothing of its own: the params are encoded once and every call
 //! borrows them. With protocol v2 options (`--deadline`, `--supersede`) calls go through the
 //! client's request builder instead, which encodes the params and copies the key per call.
+//! `--timeout` is each slot's own timer, made once and moved as calls go (not the client's
+//! per-call timeout, which would set up and tear down a timer for every call).
 //!
 //! - Closed loop: every slot sends its next call as soon as the last one is answered, so each
 //!   connection keeps exactly its in-flight count outstanding. Latency runs from sending.
@@ -15,7 +17,9 @@
 //! Flags, connecting and the report are `bench.rs`'s and `report.rs`'s business.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::ops::ControlFlow;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -24,6 +28,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use hearth_client::{Client, Error};
 use tokio::task::JoinSet;
+use tokio::time::Sleep;
 
 use crate::bench::Supersede;
 use crate::bench::schedule::{LATE_AFTER, Schedule};
@@ -43,6 +48,9 @@ pub(crate) struct Plan {
     pub(crate) supersede: Option<Supersede>,
     /// Whether each result must equal the params (for `echo`).
     pub(crate) check_echo: bool,
+    /// How long one call may take (`--timeout`) before it is cancelled and counted as a
+    /// timeout.
+    pub(crate) timeout: Duration,
     pub(crate) warmup: Duration,
     pub(crate) length: Length,
     /// Calls per second in total for an open loop; `None` for a closed loop.
@@ -330,13 +338,15 @@ struct Slot<'a> {
 }
 
 impl Slot<'_> {
-    /// Makes one call: the raw fast path without options, else through the protocol v2
-    /// request builder with the plan's deadline and this slot's supersede key.
-    async fn call(self) -> Result<Bytes, Error> {
+    /// Whether calls go the raw fast path: no protocol v2 option to add.
+    fn plain(self) -> bool {
+        self.run.plan.deadline.is_none() && self.key.is_none()
+    }
+
+    /// Makes one call through the protocol v2 request builder, with the plan's deadline and
+    /// this slot's supersede key.
+    async fn call_with_options(self) -> Result<Bytes, Error> {
         let plan = &self.run.plan;
-        if plan.deadline.is_none() && self.key.is_none() {
-            return self.conn.client.call_raw(&plan.method, &plan.params).await;
-        }
         let mut request = self.conn.client.request(&plan.method, &plan.body);
         if let Some(deadline) = plan.deadline {
             request = request.deadline(deadline);
@@ -348,40 +358,123 @@ impl Slot<'_> {
     }
 }
 
+/// A slot's timer for `--timeout`, made once and kept for every call: moving a timer's
+/// deadline later is a store, where a fresh timeout per call (the client's own, from
+/// `ClientConfig::with_timeout`) allocates, registers and removes a timer every time.
+///
+/// The deadline is moved only when a call would otherwise time out early, and then to
+/// [`TIMER_SLACK`] past that call's limit: a call is given at least `--timeout` and at most
+/// that plus the slack (Tokio's timers tick in milliseconds anyway), and a slot that calls
+/// thousands of times a second resets its timer once per millisecond, not once per call.
+struct Timer {
+    limit: Duration,
+    sleep: Pin<Box<Sleep>>,
+}
+
+/// How much later than `--timeout` a call may be given up on.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
+
+impl Timer {
+    fn new(limit: Duration) -> Self {
+        Self {
+            limit,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+
+    /// `call`, sent at `sent`, or [`Error::Timeout`] once `limit` has passed since then; the
+    /// call's future is then dropped, which cancels it at the daemon.
+    async fn bound(
+        &mut self,
+        sent: Instant,
+        call: impl Future<Output = Result<Bytes, Error>>,
+    ) -> Result<Bytes, Error> {
+        let due = sent + self.limit;
+        if self.sleep.deadline().into_std() < due || self.sleep.is_elapsed() {
+            self.sleep.as_mut().reset((due + TIMER_SLACK).into());
+        }
+        tokio::select! {
+            biased;
+            outcome = call => outcome,
+            () = self.sleep.as_mut() => Err(Error::Timeout(self.limit)),
+        }
+    }
+}
+
 async fn closed_slot(slot: Slot<'_>) {
+    // Two loops, so that the usual one awaits the client's own future and not a wrapper
+    // around either kind of call (which is bigger, and moved on every call).
+    if slot.plain() {
+        let plan = &slot.run.plan;
+        let client = &slot.conn.client;
+        closed_loop(slot, || client.call_raw(&plan.method, &plan.params)).await;
+    } else {
+        closed_loop(slot, || slot.call_with_options()).await;
+    }
+}
+
+async fn closed_loop<F, C>(slot: Slot<'_>, call: C)
+where
+    C: Fn() -> F,
+    F: Future<Output = Result<Bytes, Error>>,
+{
     let Slot { run, conn, .. } = slot;
+    let mut timer = Timer::new(run.plan.timeout);
+    // One clock reading per call: a call's answer time is also when the slot sends the next
+    // one (the recording in between is part of the next call's latency, tens of
+    // nanoseconds).
+    let mut sent = Instant::now();
     while !run.stopped() {
-        let sent = Instant::now();
         let measured = sent >= run.measure_from;
         if measured && !run.take_measured(sent) {
             return;
         }
-        let outcome = slot.call().await;
+        let outcome = timer.bound(sent, call()).await;
+        let done = Instant::now();
         let timing = Timing {
             from: sent,
             lag: None,
-            done: Instant::now(),
+            done,
             measured,
         };
         if conn.record(run, outcome, timing).is_break() {
             return;
         }
+        sent = done;
     }
 }
 
 async fn open_slot(slot: Slot<'_>, schedule: &Schedule) {
+    if slot.plain() {
+        let plan = &slot.run.plan;
+        let client = &slot.conn.client;
+        open_loop(slot, schedule, || {
+            client.call_raw(&plan.method, &plan.params)
+        })
+        .await;
+    } else {
+        open_loop(slot, schedule, || slot.call_with_options()).await;
+    }
+}
+
+async fn open_loop<F, C>(slot: Slot<'_>, schedule: &Schedule, call: C)
+where
+    C: Fn() -> F,
+    F: Future<Output = Result<Bytes, Error>>,
+{
     let Slot { run, conn, .. } = slot;
-    while let Some(call) = schedule.take().await {
+    let mut timer = Timer::new(run.plan.timeout);
+    while let Some(due) = schedule.take().await {
         if run.stopped() {
             return;
         }
         let sent = Instant::now();
-        let outcome = slot.call().await;
+        let outcome = timer.bound(sent, call()).await;
         let timing = Timing {
-            from: call.due,
-            lag: Some(sent.saturating_duration_since(call.due)),
+            from: due.due,
+            lag: Some(sent.saturating_duration_since(due.due)),
             done: Instant::now(),
-            measured: call.measured,
+            measured: due.measured,
         };
         if conn.record(run, outcome, timing).is_break() {
             return;
@@ -401,10 +494,36 @@ mod tests {
             deadline: None,
             supersede: None,
             check_echo: true,
+            timeout: Duration::from_secs(5),
             warmup,
             length,
             rate,
         }
+    }
+
+    #[tokio::test]
+    async fn a_slot_timer_gives_every_call_its_limit_and_no_less() {
+        let limit = Duration::from_millis(20);
+        let mut timer = Timer::new(limit);
+        let answered = timer
+            .bound(Instant::now(), async { Ok(Bytes::from_static(b"x")) })
+            .await;
+        assert!(matches!(answered, Ok(b) if &b[..] == b"x"));
+        // The same timer, reused: once it has fired, and once for a call sent later.
+        for _ in 0..2 {
+            let sent = Instant::now();
+            let outcome = timer.bound(sent, std::future::pending()).await;
+            assert!(matches!(outcome, Err(Error::Timeout(l)) if l == limit));
+            assert!(
+                sent.elapsed() >= limit,
+                "given up on after {:?}",
+                sent.elapsed()
+            );
+        }
+        let answered = timer
+            .bound(Instant::now(), async { Ok(Bytes::new()) })
+            .await;
+        assert!(answered.is_ok());
     }
 
     #[test]

@@ -400,14 +400,14 @@ pub(crate) async fn run(target: &Target, args: &BenchArgs) -> anyhow::Result<()>
         None => Endpoint::Unix(target.socket.clone()),
     };
     let pid = daemon.as_ref().and_then(Daemon::pid);
-    let indexer = connect(&endpoint, None, target.timeout).await?;
+    let indexer = connect(&endpoint, None, target.timeout, true).await?;
     commands::require_v2(&indexer, &["--workload typing"])?;
     let server = indexer.hello().server.clone();
 
     // Each editor opens its file before anything is timed.
     let mut editors_ready = Vec::with_capacity(editors);
     for e in 0..editors {
-        let client = connect(&endpoint, None, target.timeout).await?;
+        let client = connect(&endpoint, None, target.timeout, true).await?;
         let mut rng = Rng::new(args.seed ^ (e as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
         let (path, text) = corpus
             .pick_file(&mut rng)
