@@ -88,7 +88,11 @@ contrib/systemd/ in the source), hearthd serves that socket instead of binding o
 refuses peers of other users, and leaves the socket file to systemd when it exits.
 
 HEARTH_BUILD_ID, when set, replaces the build id announced in $/hello (normally the version
-and a hash of this executable), which clients compare with the hearthd they would start.";
+and a hash of this executable), which clients compare with the hearthd they would start.
+
+HEARTH_SPIN_US: after answering, a connection polls for the next request for up to this many
+microseconds (default 50, at most 1000, 0 = off), yielding the CPU between polls, before it
+sleeps; it saves the wake-up of a sleeping core on one-call-at-a-time traffic.";
 
 fn main() -> ExitCode {
     let args = Args::parse();
