@@ -13,6 +13,7 @@ use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -621,7 +622,9 @@ async fn roundtrip(
     // connection is closed) and a slot for the answer.
     // From here until the daemon answers, the slot holds the place: the reader frees it when
     // the answer arrives, or the guard below if the request is never sent.
-    conn.pending
+    // The slot holds this task's waker from the start (see `Pending::insert`).
+    let registered = conn
+        .pending
         .insert(id)
         .await
         .map_err(|reason| Error::Closed { reason })?;
@@ -652,7 +655,19 @@ async fn roundtrip(
         .map_err(|_| conn.closed_error())?
         .map_err(Error::Encode)?;
     guard.sent = true;
-    let reply = std::future::poll_fn(|cx| conn.pending.poll_answer(id, cx)).await;
+    // The first poll with the waker the slot already holds has nothing to do: the answer, if
+    // it came since `insert`, has woken that waker, so this task will be polled again. That
+    // saves taking the table's lock and looking the slot up once per call.
+    let mut registered = Some(registered);
+    let reply = std::future::poll_fn(|cx| {
+        if let Some(waker) = registered.take()
+            && waker.will_wake(cx.waker())
+        {
+            return Poll::Pending;
+        }
+        conn.pending.poll_answer(id, cx)
+    })
+    .await;
     guard.answered = true;
     reply
 }

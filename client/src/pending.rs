@@ -156,23 +156,36 @@ impl Pending {
     /// taken. Fails once the table is closed.
     ///
     /// Cancel safety: dropping the future while it waits takes nothing.
-    pub(crate) async fn insert(&self, id: RequestId) -> Result<(), CloseReason> {
-        if self.try_insert_kind(id, false)? {
-            return Ok(());
+    ///
+    /// The slot starts out holding the waker of the task that awaits this, which is also
+    /// returned: a caller that then polls for the answer with a waker that
+    /// [`will_wake`](Waker::will_wake) it has nothing to register, and the answer, if it
+    /// came meanwhile, has woken that waker already — so its first poll after sending can
+    /// return `Pending` without taking the lock (see `client.rs`'s `roundtrip`).
+    pub(crate) async fn insert(&self, id: RequestId) -> Result<Waker, CloseReason> {
+        let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+        if self.try_insert_kind(id, Some(&waker))? {
+            return Ok(waker);
         }
         // The uncommon case; boxed so that every call's future does not carry its state.
-        Box::pin(self.insert_when_room(id, false)).await
+        Box::pin(self.insert_when_room(id, Some(&waker))).await?;
+        Ok(waker)
     }
 
     /// [`insert`](Self::insert) for a streamed call, whose slot also buffers partials.
     pub(crate) async fn insert_stream(&self, id: RequestId) -> Result<(), CloseReason> {
-        if self.try_insert_kind(id, true)? {
+        if self.try_insert_kind(id, None)? {
             return Ok(());
         }
-        Box::pin(self.insert_when_room(id, true)).await
+        Box::pin(self.insert_when_room(id, None)).await
     }
 
-    async fn insert_when_room(&self, id: RequestId, stream: bool) -> Result<(), CloseReason> {
+    /// Waits for a place; `waker` as in [`try_insert_kind`](Self::try_insert_kind).
+    async fn insert_when_room(
+        &self,
+        id: RequestId,
+        waker: Option<&Waker>,
+    ) -> Result<(), CloseReason> {
         let _waiting = Waiting::new(self);
         loop {
             let room = self.room.notified();
@@ -180,7 +193,7 @@ impl Pending {
             // Register before looking, so a wake-up between the look and the await is kept.
             // (A `notify_one` meant for a waiter that is dropped passes to the next one.)
             room.as_mut().enable();
-            if self.try_insert_kind(id, stream)? {
+            if self.try_insert_kind(id, waker)? {
                 return Ok(());
             }
             room.await;
@@ -190,10 +203,11 @@ impl Pending {
     /// `Ok(false)` when every place is taken.
     #[cfg(test)]
     fn try_insert(&self, id: RequestId) -> Result<bool, CloseReason> {
-        self.try_insert_kind(id, false)
+        self.try_insert_kind(id, Some(Waker::noop()))
     }
 
-    fn try_insert_kind(&self, id: RequestId, stream: bool) -> Result<bool, CloseReason> {
+    /// An ordinary call's slot, holding `waker` (`Some`), or a streamed call's (`None`).
+    fn try_insert_kind(&self, id: RequestId, waker: Option<&Waker>) -> Result<bool, CloseReason> {
         let mut state = self.lock();
         if let Some(reason) = &state.closed {
             return Err(reason.clone());
@@ -202,10 +216,9 @@ impl Pending {
             return Ok(false);
         }
         state.outstanding += 1;
-        let slot = if stream {
-            Slot::Stream(Box::default())
-        } else {
-            Slot::Waiting(None)
+        let slot = match waker {
+            Some(waker) => Slot::Waiting(Some(waker.clone())),
+            None => Slot::Stream(Box::default()),
         };
         state.calls.insert(id, slot);
         Ok(true)
@@ -564,7 +577,7 @@ mod tests {
             pending.complete(1.into(), Ok(Bytes::new())),
             Completion::Delivered
         );
-        assert!(matches!(third.await, Ok(Ok(()))));
+        assert!(matches!(third.await, Ok(Ok(_))));
         assert_eq!(pending.lock().outstanding, 2);
         assert_eq!(pending.lock().waiters, 0);
     }

@@ -3,8 +3,9 @@
 //! answer — that allocates nothing of its own: the params are encoded once and every call
 //! borrows them. With protocol v2 options (`--deadline`, `--supersede`) calls go through the
 //! client's request builder instead, which encodes the params and copies the key per call.
-//! `--timeout` is each slot's own timer, made once and moved as calls go (not the client's
-//! per-call timeout, which would set up and tear down a timer for every call).
+//! `--timeout` is each slot's own timer, made once and looked at about once per `--timeout`
+//! (not the client's per-call timeout, which would set up and tear down a timer for every
+//! call).
 //!
 //! - Closed loop: every slot sends its next call as soon as the last one is answered, so each
 //!   connection keeps exactly its in-flight count outstanding. Latency runs from sending.
@@ -22,6 +23,7 @@ use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -358,27 +360,31 @@ impl Slot<'_> {
     }
 }
 
-/// A slot's timer for `--timeout`, made once and kept for every call: moving a timer's
-/// deadline later is a store, where a fresh timeout per call (the client's own, from
-/// `ClientConfig::with_timeout`) allocates, registers and removes a timer every time.
+/// A slot's timer for `--timeout`, made once and kept for every call: a fresh timeout per call
+/// (the client's own, from `ClientConfig::with_timeout`) allocates, registers and removes a
+/// timer every time.
 ///
-/// The deadline is moved only when a call would otherwise time out early, and then to
-/// [`TIMER_SLACK`] past that call's limit: a call is given at least `--timeout` and at most
-/// that plus the slack (Tokio's timers tick in milliseconds anyway), and a slot that calls
-/// thousands of times a second resets its timer once per millisecond, not once per call.
+/// Nor is the timer moved or polled per call. Its deadline is never later than the current
+/// call's limit (calls are sent in order, and it is only ever set to a call's limit), so it
+/// may fire early: then the call's own limit is checked, and the timer set to it. A call's
+/// first poll after sending leaves the timer alone when the timer has not fired and was last
+/// polled with a waker that [`will_wake`](Waker::will_wake) this one — by the `Future`
+/// contract it wakes that waker when it fires. So a slot touches its timer about once per
+/// `--timeout`, not once per call, and a call is still given at least `--timeout` (and at most
+/// that plus Tokio's millisecond tick).
 struct Timer {
     limit: Duration,
     sleep: Pin<Box<Sleep>>,
+    /// The waker the sleep last returned `Pending` to, unless it has been reset or fired since.
+    armed: Option<Waker>,
 }
-
-/// How much later than `--timeout` a call may be given up on.
-const TIMER_SLACK: Duration = Duration::from_millis(1);
 
 impl Timer {
     fn new(limit: Duration) -> Self {
         Self {
             limit,
             sleep: Box::pin(tokio::time::sleep(limit)),
+            armed: None,
         }
     }
 
@@ -389,14 +395,58 @@ impl Timer {
         sent: Instant,
         call: impl Future<Output = Result<Bytes, Error>>,
     ) -> Result<Bytes, Error> {
-        let due = sent + self.limit;
-        if self.sleep.deadline().into_std() < due || self.sleep.is_elapsed() {
-            self.sleep.as_mut().reset((due + TIMER_SLACK).into());
+        let due = tokio::time::Instant::from_std(sent + self.limit);
+        let mut call = std::pin::pin!(call);
+        let mut first = true;
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(outcome) = call.as_mut().poll(cx) {
+                return Poll::Ready(outcome);
+            }
+            // Later polls may be the timer's wake-up, so they always look at it.
+            if std::mem::take(&mut first) && self.armed_for(due, cx) {
+                return Poll::Pending;
+            }
+            self.watch(due, cx)
+        })
+        .await
+    }
+
+    /// Whether the timer will wake `cx` by `due` without being polled.
+    fn armed_for(&self, due: tokio::time::Instant, cx: &Context<'_>) -> bool {
+        self.sleep.deadline() <= due
+            && !self.sleep.is_elapsed()
+            && self.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+    }
+
+    /// Polls the timer for a call due at `due`: [`Error::Timeout`] once that has passed,
+    /// else `Pending` with the timer set to wake `cx` by then.
+    fn watch(
+        &mut self,
+        due: tokio::time::Instant,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Bytes, Error>> {
+        if self.sleep.deadline() > due {
+            self.sleep.as_mut().reset(due);
         }
-        tokio::select! {
-            biased;
-            outcome = call => outcome,
-            () = self.sleep.as_mut() => Err(Error::Timeout(self.limit)),
+        loop {
+            // Unconstrained: a sleep out of coop budget returns `Pending` without arming
+            // itself, and `armed` would then be a lie.
+            match Pin::new(&mut tokio::task::unconstrained(self.sleep.as_mut())).poll(cx) {
+                Poll::Pending => {
+                    if !self.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        self.armed = Some(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(()) => {
+                    self.armed = None;
+                    if tokio::time::Instant::now() >= due {
+                        return Poll::Ready(Err(Error::Timeout(self.limit)));
+                    }
+                    // Fired for an earlier call's limit: this call's own.
+                    self.sleep.as_mut().reset(due);
+                }
+            }
         }
     }
 }
@@ -524,6 +574,54 @@ mod tests {
             .bound(Instant::now(), async { Ok(Bytes::new()) })
             .await;
         assert!(answered.is_ok());
+    }
+
+    /// `bound`, given up on (as a failed test) if it has not finished a minute of paused time
+    /// after `sent`: a timer that never fires would otherwise hang the test.
+    async fn bounded(
+        timer: &mut Timer,
+        call: impl Future<Output = Result<Bytes, Error>>,
+    ) -> (Result<Bytes, Error>, Duration) {
+        let sent = tokio::time::Instant::now();
+        let outcome =
+            tokio::time::timeout(Duration::from_secs(60), timer.bound(sent.into_std(), call))
+                .await
+                .expect("the slot timer fired");
+        (outcome, sent.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_timer_that_fires_early_waits_out_the_call_s_own_limit() {
+        let limit = Duration::from_millis(100);
+        let mut timer = Timer::new(limit);
+        // The timer's deadline is 100 ms from now; this call's, 160 ms.
+        tokio::time::advance(Duration::from_millis(60)).await;
+        let (outcome, waited) = bounded(&mut timer, std::future::pending()).await;
+        assert!(matches!(outcome, Err(Error::Timeout(l)) if l == limit));
+        assert!(waited >= limit, "given up on after {waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_timer_that_fired_during_an_answered_call_still_bounds_the_next() {
+        let limit = Duration::from_millis(100);
+        let mut timer = Timer::new(limit);
+        tokio::time::advance(Duration::from_millis(60)).await;
+        // Answered at 150 ms, after the timer fired (at 100 ms) and was set to 160 ms.
+        let (answered, _) = bounded(&mut timer, async {
+            tokio::time::sleep(Duration::from_millis(90)).await;
+            Ok(Bytes::new())
+        })
+        .await;
+        assert!(answered.is_ok());
+        // The timer is still set for the answered call; the next one is bounded all the same,
+        // first polled with the waker the timer was armed with.
+        for _ in 0..3 {
+            let (outcome, waited) = bounded(&mut timer, std::future::pending()).await;
+            assert!(matches!(outcome, Err(Error::Timeout(_))));
+            assert!(waited >= limit, "given up on after {waited:?}");
+            let (answered, _) = bounded(&mut timer, async { Ok(Bytes::new()) }).await;
+            assert!(answered.is_ok());
+        }
     }
 
     #[test]
