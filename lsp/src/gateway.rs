@@ -141,8 +141,12 @@ struct Gateway {
     tasks: JoinSet<()>,
 }
 
-/// Runs the gateway: see [`crate::run`].
-pub(crate) async fn run<R, W>(
+/// Serves one editor session: reads LSP messages from `input`, answers on `output`, and talks
+/// to the daemon through `client` (which must speak protocol version 2). Returns when the
+/// editor sends `exit` or closes `input`, or with an error when the input is not LSP (a
+/// malformed header: LSP cannot answer it), the output fails, or the daemon goes away.
+/// Requests still running are cancelled at the daemon; queued output is flushed.
+pub async fn run<R, W>(
     input: R,
     output: W,
     client: Client,

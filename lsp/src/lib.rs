@@ -27,9 +27,6 @@ mod stdio;
 
 use std::time::Duration;
 
-use hearth_client::Client;
-use tokio::io::{AsyncRead, AsyncWrite};
-
 pub use error::{FrameError, LspError};
 pub use framing::DEFAULT_MAX_MESSAGE;
 pub use mapping::{path_to_uri, uri_to_path};
@@ -91,20 +88,4 @@ impl ExitStatus {
     }
 }
 
-/// Serves one editor session: reads LSP messages from `input`, answers on `output`, and talks
-/// to the daemon through `client` (which must speak protocol version 2). Returns when the
-/// editor sends `exit` or closes `input`, or with an error when the input is not LSP (a
-/// malformed header: LSP cannot answer it), the output fails, or the daemon goes away.
-/// Requests still running are cancelled at the daemon; queued output is flushed.
-pub async fn run<R, W>(
-    input: R,
-    output: W,
-    client: Client,
-    options: Options,
-) -> Result<ExitStatus, LspError>
-where
-    R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
-    gateway::run(input, output, client, options).await
-}
+pub use gateway::run;

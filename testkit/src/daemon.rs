@@ -97,10 +97,19 @@ impl Daemon {
     /// The command for the daemon binary `bin` on `socket`, with logs on stderr and no
     /// inherited socket environment.
     pub fn command(bin: &Path, socket: &Path) -> Command {
+        let mut cmd = Self::bare(bin);
+        cmd.arg("--socket").arg(socket);
+        cmd
+    }
+
+    /// The command for the daemon binary `bin` with no arguments yet: logs on stderr (piped),
+    /// and none of the caller's socket environment (`HEARTH_SOCKET`, systemd's `LISTEN_FDS`
+    /// and `LISTEN_PID`).
+    pub fn bare(bin: &Path) -> Command {
         let mut cmd = Command::new(bin);
-        cmd.arg("--socket")
-            .arg(socket)
-            .env_remove("HEARTH_SOCKET")
+        cmd.env_remove("HEARTH_SOCKET")
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_PID")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

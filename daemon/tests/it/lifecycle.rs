@@ -18,20 +18,6 @@ fn hearthd() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_hearthd"))
 }
 
-/// hearthd with logs on stderr and no socket environment of the caller's.
-fn bare(bin: &Path) -> Command {
-    let mut cmd = Command::new(bin);
-    cmd.env_remove("HEARTH_SOCKET")
-        .env_remove("LISTEN_FDS")
-        .env_remove("LISTEN_PID")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    cmd
-}
-
 #[test]
 fn limits_below_their_minimum_are_refused_with_the_minimum() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -56,7 +42,7 @@ fn limits_below_their_minimum_are_refused_with_the_minimum() {
 #[test]
 fn an_empty_hearth_socket_means_unset() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut cmd = bare(hearthd());
+    let mut cmd = Daemon::bare(hearthd());
     cmd.env("HEARTH_SOCKET", "")
         .env("XDG_RUNTIME_DIR", tmp.path())
         .args(["--idle-exit", "30s"]);
@@ -70,7 +56,7 @@ fn an_empty_hearth_socket_means_unset() {
 fn a_relative_socket_path_is_resolved_and_said() {
     let tmp = tempfile::tempdir().expect("tempdir");
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    let mut cmd = bare(hearthd());
+    let mut cmd = Daemon::bare(hearthd());
     cmd.current_dir(tmp.path()).args(["--socket", "x.sock"]);
     let mut d = Daemon::spawn(cmd);
     let lines = d.wait_for_line("ready on").join("\n");
@@ -86,7 +72,7 @@ fn a_shared_folder_gets_a_subfolder_suggested_not_a_chmod() {
     let shared = tmp.path().join("shared");
     std::fs::create_dir(&shared).expect("mkdir");
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
-    let mut cmd = bare(hearthd());
+    let mut cmd = Daemon::bare(hearthd());
     cmd.current_dir(&shared).args(["--socket", "x.sock"]);
     let (status, log) = run_to_exit(cmd);
     assert_eq!(status.code(), Some(1), "{log}");
