@@ -34,7 +34,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::{AcqRel, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::task::{Context, Poll, Wake, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -188,6 +188,9 @@ pub(crate) struct Connection<S> {
     /// this connection's token state, never a lock shared with other connections.
     drain: CancellationToken,
     hard: CancellationToken,
+    /// The waker `run` polls `drain` and `hard` with: its `fired` flag is set, synchronously,
+    /// by either token firing, so a clear flag means neither fired since `run` last looked.
+    shutdown: Arc<ShutdownWake>,
     draining: bool,
     closing: Option<End>,
     requests: u64,
@@ -226,6 +229,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             notifier: Notifier { tx, encoder },
             drain: shared.drain.child_token(),
             hard,
+            shutdown: Arc::new(ShutdownWake::default()),
             draining: false,
             closing: None,
             requests: 0,
@@ -249,7 +253,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         // The two shutdown tokens are polled with a waker of their own, which marks `fired`
         // before waking this task: a wake-up for input or a finished handler does not poll
         // them again (that was ~170 instructions per wake-up of an idle connection).
-        let shutdown = Arc::new(ShutdownWake::default());
+        let shutdown = self.shutdown.clone();
         let shutdown_waker = Waker::from(shutdown.clone());
         let end = poll_fn(|cx| {
             shutdown.task.register(cx.waker());
@@ -614,8 +618,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let entry = shared.router.get(req.method());
         self.shared.counters.request(entry.map(|e| e.index));
         // The flag is set from `run`, between polls; a shutdown that began during this poll
-        // (the `shutdown` method finishing just now) shows only on the token.
-        if self.draining || self.drain.is_cancelled() {
+        // (the `shutdown` method finishing just now) shows only on the token. Asking the token
+        // locks a mutex, so it is asked only when its waker has marked `fired` since `run`
+        // last polled it (cancelling wakes the waiters before `cancel` returns; `fired` also
+        // starts out set, before `run` first registers them).
+        if self.draining || (self.shutdown.fired.load(Acquire) && self.drain.is_cancelled()) {
             if !self.draining {
                 self.begin_drain();
             }

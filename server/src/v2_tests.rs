@@ -724,3 +724,22 @@ async fn a_bad_first_v2_request_is_answered_in_v2() {
         (1, Some(ErrorCode::INVALID_REQUEST))
     );
 }
+
+/// A shutdown begun by a request is seen by the next request of the same read, in the same
+/// poll of the connection (before `run` looks at its tokens again).
+#[tokio::test]
+async fn a_request_read_with_the_shutdown_call_is_refused_shutting_down() {
+    let (mut c, _, task) = start(builtins::router(), Limits::default());
+    c.send(v1_requests(&[
+        (1, "shutdown", Value::Null),
+        (2, "echo", json!("late")),
+    ]))
+    .await;
+    let answers = c.answers_until_eof().await;
+    assert_eq!(
+        answers,
+        [(1, None), (2, Some(ErrorCode::SHUTTING_DOWN))],
+        "the echo behind the shutdown call ran"
+    );
+    task.await.unwrap();
+}
