@@ -128,7 +128,9 @@ impl CompleteLoop {
 
 /// `echo` calls through [`Service::serve`] over an in-memory duplex stream, on a
 /// current-thread runtime: the daemon's connection code (read buffer, frame cutting, dispatch,
-/// handler futures, response encoding, batched writes) without a socket or a second thread.
+/// the handler call, response encoding, batched writes) without a socket or a second thread.
+/// The router is hearthd's own built-ins, so `echo` is the one hearthd serves: a synchronous
+/// handler (`Router::sync_raw_method`), called inline with no future or context per call.
 #[derive(Debug)]
 pub struct ServiceLoop {
     runtime: Runtime,

@@ -3,7 +3,8 @@
 //! `count` (`{"n", "interval_ms"}`, streams `0..n` as partial results) and `ask` (version 2:
 //! relays a request to the caller and returns its answer). They double as the workload for
 //! tests and the load-test client. Deadlines, supersede and cancel reach them as any
-//! handler: the connection drops their futures.
+//! handler: the connection drops their futures. `echo` and `shutdown` never wait, so they are
+//! synchronous handlers ([`Router::sync_raw_method`], [`Router::sync_method`]), run inline.
 
 use std::time::Duration;
 
@@ -58,7 +59,8 @@ pub fn router() -> Router {
 /// Adds the built-in methods to `router`.
 pub fn add(router: Router) -> Router {
     router
-        .raw_method("echo", |params, _ctx| async move { Ok(params) })
+        // Never waits: answered inline, with no future or context of its own.
+        .sync_raw_method("echo", |params, _ctx| Ok(params))
         .method("sleep", |p: SleepParams, _ctx: RequestContext| async move {
             // Dropping this future (cancel, disconnect, shutdown) stops the sleep.
             tokio::time::sleep(Duration::from_millis(p.ms)).await;
@@ -106,9 +108,9 @@ pub fn add(router: Router) -> Router {
                 Err(e) => Err(MethodError::internal(e.to_string())),
             }
         })
-        .method(
+        .sync_method(
             "shutdown",
-            |_: serde::de::IgnoredAny, ctx: RequestContext| async move {
+            |_: serde::de::IgnoredAny, ctx: &RequestContext| {
                 ctx.server().shutdown();
                 Ok::<_, MethodError>(ShutdownResult {
                     grace_ms: u64::try_from(ctx.server().limits().grace.as_millis())

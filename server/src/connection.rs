@@ -1,6 +1,7 @@
 //! One client connection, driven by one task: it reads frames, starts a handler future per
-//! request, collects finished handlers and handler notifications into one output buffer, and
-//! writes that buffer — many frames per system call. Requests run concurrently inside the
+//! request (or calls a synchronous handler inline, answering at once), collects finished
+//! handlers and handler notifications into one output buffer, and writes that buffer — many
+//! frames per system call. Requests run concurrently inside the
 //! task (a `FuturesUnordered`) and are answered as they finish, so responses leave out of
 //! order. Nothing here is shared with other connections except the read-only router and the
 //! daemon's atomic counters.
@@ -55,7 +56,7 @@ use crate::budget::{Budget, Timer};
 use crate::client::ClientRequests;
 use crate::context::{NotificationContext, Notifier, RequestContext, TokenSlot};
 use crate::in_flight::{Admission, InFlight, Stopped};
-use crate::router::{HandlerFuture, MethodEntry, Reply};
+use crate::router::{Call, HandlerFuture, Reply, RequestFn, SyncFn, SyncOutcome, panic_message};
 use crate::server::{ServerHandle, Shared};
 use crate::stream::Stream;
 
@@ -178,6 +179,12 @@ pub(crate) struct Connection<S> {
     /// The token slot lent to the next request launched (see [`TokenSlot`]): reused while
     /// nothing kept the last one, so a request whose handler asks for no token costs none.
     spare: Arc<TokenSlot>,
+    /// The context synchronous handlers borrow (see [`Router::sync_method`]): built at the
+    /// first such call, reused for every later one (id, deadline, stream and token slot set
+    /// per call), and dropped when the version (and with it the encoder and client) changes.
+    ///
+    /// [`Router::sync_method`]: crate::Router::sync_method
+    sync_ctx: Option<Box<RequestContext>>,
     /// Fixed by the first message in a version the daemon speaks.
     version: Option<Version>,
     /// Version 2: requests the daemon made of the client, and the ids it gave up on.
@@ -223,6 +230,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             table: InFlight::new(hard.clone(), limits.queue_bound()),
             deadline_timer: Timer::default(),
             spare: Arc::new(TokenSlot::new(hard.clone())),
+            sync_ctx: None,
             version: None,
             client: None,
             notes,
@@ -603,6 +611,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.version = Some(version);
         self.encoder = self.encoder.with_version(version);
         self.notifier.encoder = self.encoder;
+        self.sync_ctx = None;
         if version == Version::V2 {
             let limits = &self.shared.limits;
             let (client, cancels) =
@@ -675,8 +684,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         let stream = req.options.stream.then(|| Arc::new(Stream::default()));
         let deadline = admission.deadline;
+        let call = match &entry.call {
+            Call::Async(call) => call,
+            Call::Sync(call) => {
+                return self.call_sync(call, id, req.params, deadline, stream, None);
+            }
+        };
         let slot = self.lend_slot();
-        let Some(fut) = self.launch(entry, req, slot.clone(), deadline, stream.clone(), cx) else {
+        let Some(fut) = self.launch(call, req, slot.clone(), deadline, stream.clone(), cx) else {
             return;
         };
         // Still running: now it needs its token (the handler's, if it asked for it already),
@@ -721,8 +736,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             .running_entry(id)
             .map(|(deadline, stream)| (deadline, stream.clone()))
             .unwrap_or_default();
+        let call = match &entry.call {
+            Call::Async(call) => call,
+            Call::Sync(call) => {
+                self.call_sync(call, id, req.params, deadline, stream, Some(token));
+                // Answered; drop the table's entry without a second answer.
+                let _ = self.table.finish(id);
+                return;
+            }
+        };
         let slot = Arc::new(TokenSlot::with_token(self.hard.clone(), token.clone()));
-        match self.launch(entry, req, slot, deadline, stream, cx) {
+        match self.launch(call, req, slot, deadline, stream, cx) {
             Some(fut) => {
                 self.shared.counters.in_flight.fetch_add(1, Relaxed);
                 self.running.push(Box::pin(guard(id, token, fut)));
@@ -745,7 +769,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// running set, and `None` is returned; otherwise the pending future.
     fn launch(
         &mut self,
-        entry: &MethodEntry,
+        call: &RequestFn,
         req: Request,
         token: Arc<TokenSlot>,
         deadline: Option<Instant>,
@@ -754,16 +778,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ) -> Option<HandlerFuture> {
         let id = req.id;
         let ctx = RequestContext {
-            id,
-            token,
-            notifier: self.notifier.clone(),
-            server: ServerHandle::new(self.shared.clone()),
-            connection: self.id,
             deadline,
             stream: stream.clone(),
-            client: self.client.as_ref().map(|(c, _)| c.clone()),
+            ..self.context(id, token)
         };
-        let outcome = match (entry.call)(req.params, ctx) {
+        let outcome = match call(req.params, ctx) {
             Err(error) => Outcome::Error(error),
             Ok(mut fut) => {
                 // Polling here registers this task's waker; if the handler is pending, the
@@ -779,6 +798,58 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         };
         self.answer(id, outcome, stream.as_deref());
         None
+    }
+
+    /// Calls a synchronous handler and answers it, inline: no future, no context of its own.
+    /// The handler borrows the connection's reused context, set up for this request; `token`
+    /// is the request's token when the table made one already (a request that was queued),
+    /// else the context's slot makes one only if the handler asks.
+    fn call_sync(
+        &mut self,
+        call: &SyncFn,
+        id: RequestId,
+        params: Bytes,
+        deadline: Option<Instant>,
+        stream: Option<Arc<Stream>>,
+        token: Option<CancellationToken>,
+    ) {
+        let mut ctx = match self.sync_ctx.take() {
+            Some(ctx) => ctx,
+            None => Box::new(self.context(id, Arc::new(TokenSlot::new(self.hard.clone())))),
+        };
+        ctx.id = id;
+        ctx.deadline = deadline;
+        ctx.stream = stream;
+        if let Some(token) = token {
+            ctx.token = Arc::new(TokenSlot::with_token(self.hard.clone(), token));
+        }
+        let stream = ctx.stream.as_deref();
+        call(params, &ctx, &mut |outcome| {
+            self.answer_sync(id, outcome, stream);
+        });
+        ctx.stream = None;
+        // Empty the slot for the next call, so that a token this handler took (and perhaps
+        // handed to other work) is never the next request's: emptied in place when nothing
+        // else holds the slot, replaced when a context clone the handler kept does.
+        match Arc::get_mut(&mut ctx.token) {
+            Some(slot) => slot.reset(),
+            None => ctx.token = Arc::new(TokenSlot::new(self.hard.clone())),
+        }
+        self.sync_ctx = Some(ctx);
+    }
+
+    /// A context for request `id` on this connection, with no deadline or stream.
+    fn context(&self, id: RequestId, token: Arc<TokenSlot>) -> RequestContext {
+        RequestContext {
+            id,
+            token,
+            notifier: self.notifier.clone(),
+            server: ServerHandle::new(self.shared.clone()),
+            connection: self.id,
+            deadline: None,
+            stream: None,
+            client: self.client.as_ref().map(|(c, _)| c.clone()),
+        }
     }
 
     fn start_notification(&mut self, n: Notification) {
@@ -840,17 +911,52 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// registers this task's waker each time, which cost ~600 instructions per call in the
     /// sequential profile; with no sender alive but our own (no handler running, no
     /// `Notifier` kept) and the queue empty, nothing can arrive until we hand out a sender
-    /// again, which only this task does.
+    /// again, which only this task does. The context kept for synchronous handlers holds a
+    /// sender too, but sends nothing between their calls (it is lent only during one).
     fn notes_possible(&self) -> bool {
-        self.notes.sender_strong_count() > 1 || !self.notes.is_empty()
+        let own = 1 + usize::from(self.sync_ctx.is_some());
+        self.notes.sender_strong_count() > own || !self.notes.is_empty()
     }
 
     /// Encodes the one response to request `id`.
     fn answer(&mut self, id: RequestId, outcome: Outcome, stream: Option<&Stream>) {
-        // Notifications and partials the handler sent before it returned go out before its
-        // response. It ran on this task, so all of them are already in the queue; partials
-        // held back by a dropping policy follow them, and the stream closes so that none
-        // can come after the response.
+        self.before_answer(stream);
+        let error = match outcome {
+            Outcome::Reply(reply) => match reply.write(&self.encoder, &mut self.outbuf, id) {
+                Ok(()) => return,
+                Err(e) => unencodable(e),
+            },
+            Outcome::Error(e) => e,
+            Outcome::Cancelled => {
+                ErrorObject::new(ErrorCode::REQUEST_CANCELLED, "request cancelled")
+            }
+            Outcome::Panicked(msg) => self.panicked(id, &msg),
+        };
+        self.send_error(id, &error);
+    }
+
+    /// [`answer`](Self::answer) for a synchronous handler: the same frames, in the same order.
+    fn answer_sync(&mut self, id: RequestId, outcome: SyncOutcome<'_>, stream: Option<&Stream>) {
+        self.before_answer(stream);
+        let written = match outcome {
+            SyncOutcome::Raw(raw) => self.encoder.response_raw(&mut self.outbuf, id, &raw),
+            SyncOutcome::Typed(write) => write(&self.encoder, &mut self.outbuf, id),
+            SyncOutcome::Error(e) => return self.send_error(id, &e),
+            SyncOutcome::Panicked(msg) => {
+                let error = self.panicked(id, &msg);
+                return self.send_error(id, &error);
+            }
+        };
+        if let Err(e) = written {
+            self.send_error(id, &unencodable(e));
+        }
+    }
+
+    /// What goes out before a request's response: notifications and partials the handler
+    /// sent before it returned. It ran on this task, so all of them are already in the
+    /// queue; partials held back by a dropping policy follow them, and the stream closes so
+    /// that none can come after the response.
+    fn before_answer(&mut self, stream: Option<&Stream>) {
         while !self.notes.is_empty() {
             let Ok(frame) = self.notes.try_recv() else {
                 break;
@@ -860,31 +966,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if let Some(stream) = stream {
             stream.close_into(&mut self.outbuf);
         }
-        let error = match outcome {
-            Outcome::Reply(reply) => match reply.write(&self.encoder, &mut self.outbuf, id) {
-                Ok(()) => return,
-                Err(hearth_protocol::EncodeError::TooLarge { len, max }) => ErrorObject::new(
-                    ErrorCode::FRAME_TOO_LARGE,
-                    format!("the result is {len} bytes, more than the {max}-byte frame limit"),
-                ),
-                Err(e) => ErrorObject::new(
-                    ErrorCode::INTERNAL_ERROR,
-                    format!("cannot encode the result: {e}"),
-                ),
-            },
-            Outcome::Error(e) => e,
-            Outcome::Cancelled => {
-                ErrorObject::new(ErrorCode::REQUEST_CANCELLED, "request cancelled")
-            }
-            Outcome::Panicked(msg) => {
-                tracing::error!(conn = self.id, id = id.get(), "handler panicked: {msg}");
-                ErrorObject::new(
-                    ErrorCode::INTERNAL_ERROR,
-                    format!("the handler panicked: {msg}"),
-                )
-            }
-        };
-        self.send_error(id, &error);
+    }
+
+    /// Logs a handler's panic; the error it is answered with.
+    fn panicked(&self, id: RequestId, msg: &str) -> ErrorObject {
+        tracing::error!(conn = self.id, id = id.get(), "handler panicked: {msg}");
+        ErrorObject::new(
+            ErrorCode::INTERNAL_ERROR,
+            format!("the handler panicked: {msg}"),
+        )
     }
 
     fn send_error(&mut self, id: RequestId, error: &ErrorObject) {
@@ -1032,12 +1122,16 @@ async fn guard(
     (Some(id), outcome)
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a non-string panic payload".to_owned()
+/// The error for a result that could not be encoded.
+fn unencodable(e: hearth_protocol::EncodeError) -> ErrorObject {
+    match e {
+        hearth_protocol::EncodeError::TooLarge { len, max } => ErrorObject::new(
+            ErrorCode::FRAME_TOO_LARGE,
+            format!("the result is {len} bytes, more than the {max}-byte frame limit"),
+        ),
+        e => ErrorObject::new(
+            ErrorCode::INTERNAL_ERROR,
+            format!("cannot encode the result: {e}"),
+        ),
     }
 }

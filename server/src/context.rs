@@ -43,6 +43,25 @@ impl Notifier {
             .map_err(|_| NotifyError::Closed)
     }
 
+    /// Sends `[1, 2, method, params]` to the connection if its queue has room, without
+    /// waiting: for code that cannot await, such as a synchronous handler
+    /// ([`Router::sync_method`](crate::Router::sync_method)), whose notifications sent this
+    /// way leave before its answer. A full queue is [`NotifyError::Full`]: the notification
+    /// is dropped, and sending it later (or with [`notify`](Self::notify), which waits) is the
+    /// caller's choice.
+    pub fn try_notify<P: Serialize + ?Sized>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> Result<(), NotifyError> {
+        let mut frame = BytesMut::new();
+        self.encoder.notification(&mut frame, method, params)?;
+        self.tx.try_send(frame.freeze()).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => NotifyError::Full,
+            mpsc::error::TrySendError::Closed(_) => NotifyError::Closed,
+        })
+    }
+
     /// Whether the connection is gone.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
@@ -212,6 +231,17 @@ impl RequestContext {
         params: &P,
     ) -> Result<(), NotifyError> {
         self.notifier.notify(method, params).await
+    }
+
+    /// Sends a notification to the caller's connection without waiting (see
+    /// [`Notifier::try_notify`]); what a synchronous handler sends this way leaves before its
+    /// answer.
+    pub fn try_notify<P: Serialize + ?Sized>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> Result<(), NotifyError> {
+        self.notifier.try_notify(method, params)
     }
 
     /// A handle for sending notifications to this connection after the request finishes.

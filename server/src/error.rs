@@ -156,6 +156,10 @@ pub enum NotifyError {
     /// The connection it was for has closed.
     #[error("the connection is closed")]
     Closed,
+    /// The connection's notification queue is full (only from the `try_` methods, which do
+    /// not wait); send it later, or with the waiting method from async code.
+    #[error("the connection's notification queue is full; try again later or use notify")]
+    Full,
     /// The params could not be encoded (or were larger than a frame).
     #[error("cannot encode notification: {0}")]
     Encode(#[from] hearth_protocol::EncodeError),

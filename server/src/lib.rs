@@ -17,6 +17,28 @@
 //! # drop(handle); Ok(()) }
 //! ```
 //!
+//! Handlers are async ([`Router::method`], [`Router::raw_method`]): each request's future runs
+//! concurrently with the connection's other requests. A handler that never waits can instead
+//! be synchronous ([`Router::sync_method`], [`Router::sync_raw_method`]): a plain function
+//! called inline on the connection's task with a borrowed [`RequestContext`] the connection
+//! reuses, which saves the future and the context every async call costs. It must not block
+//! (its connection reads and answers nothing while it runs); to the caller the two kinds are
+//! the same.
+//!
+//! ```
+//! use hearth_server::{MethodError, RequestContext, Router};
+//!
+//! let router = Router::new()
+//!     // Waits for something: async.
+//!     .method("nap", |ms: u64, _ctx: RequestContext| async move {
+//!         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+//!         Ok::<_, MethodError>(ms)
+//!     })
+//!     // Answers at once: synchronous, called inline.
+//!     .sync_method("len", |s: String, _ctx: &RequestContext| Ok(s.len()));
+//! assert_eq!(router.methods().count(), 2);
+//! ```
+//!
 //! Wire format: `hearth-protocol` and docs/PROTOCOL.md. Signals, logging and flags are the
 //! business of the `hearthd` binary (`daemon/`), not the library's.
 //!

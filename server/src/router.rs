@@ -1,14 +1,19 @@
-//! The method table: [`Router`] maps method names to async handlers. Handlers are registered
-//! with typed params and results (serde) or with raw MessagePack bytes; either way they are
-//! erased here into one shape the connection can run. Params are deserialized when the request
-//! is dispatched (bad params are answered -32602 without starting anything), and the result is
+//! The method table: [`Router`] maps method names to handlers. Handlers are registered with
+//! typed params and results (serde) or with raw MessagePack bytes, and are either async (a
+//! future, run concurrently with the connection's other requests) or synchronous (a function
+//! that answers at once, called inline on the connection's task); each kind is erased here
+//! into one shape the connection can run. Params are deserialized when the request is
+//! dispatched (bad params are answered -32602 without starting anything), and the result is
 //! serialized straight into the connection's output buffer when the handler finishes.
 //!
-//! What a handler's future does with cancellation, panics or deadlines is not handled here;
-//! the connection wraps every future (see `connection.rs`).
+//! What a handler's future does with cancellation or deadlines is not handled here; the
+//! connection wraps every future (see `connection.rs`). A synchronous handler's panic is caught
+//! here, around the handler alone, so that serializing its result happens outside, exactly as
+//! for an async handler.
 
 use rustc_hash::FxHashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
@@ -52,8 +57,37 @@ pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Result<Reply, ErrorO
 /// What a running client notification resolves to.
 pub(crate) type NotificationFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-type RequestFn =
+pub(crate) type RequestFn =
     dyn Fn(Bytes, RequestContext) -> Result<HandlerFuture, ErrorObject> + Send + Sync + 'static;
+
+/// How a synchronous handler ended, as its erased form hands it to the connection's `answer`
+/// callback. A typed result is lent as a function writing its response frame, so nothing is
+/// boxed for it: it lives on the stack of the call that made it.
+pub(crate) enum SyncOutcome<'a> {
+    /// MessagePack bytes from a raw handler, copied as they are.
+    Raw(Bytes),
+    /// A typed result: writes the whole response frame for the id it is given (or nothing).
+    Typed(&'a dyn Fn(&Encoder, &mut BytesMut, RequestId) -> Result<(), EncodeError>),
+    /// The handler's error, or the -32602 for params that did not fit.
+    Error(ErrorObject),
+    /// The handler panicked; the panic's message.
+    Panicked(String),
+}
+
+/// A synchronous handler, erased: called with the params, the connection's reused context and
+/// the callback that answers; it calls `answer` exactly once, before it returns.
+pub(crate) type SyncFn = dyn for<'c> Fn(Bytes, &'c RequestContext, &mut dyn FnMut(SyncOutcome<'_>))
+    + Send
+    + Sync
+    + 'static;
+
+/// The two kinds of request handler.
+pub(crate) enum Call {
+    /// Returns a future, which the connection polls (and keeps, if it does not finish at once).
+    Async(Box<RequestFn>),
+    /// Answers before returning; the connection calls it inline (see [`Router::sync_method`]).
+    Sync(Box<SyncFn>),
+}
 type NotificationFn = dyn Fn(Bytes, NotificationContext) -> Result<NotificationFuture, ErrorObject>
     + Send
     + Sync
@@ -62,7 +96,7 @@ type NotificationFn = dyn Fn(Bytes, NotificationContext) -> Result<NotificationF
 /// A registered request handler, with its index in the per-method counters.
 pub(crate) struct MethodEntry {
     pub(crate) index: usize,
-    pub(crate) call: Box<RequestFn>,
+    pub(crate) call: Call,
 }
 
 /// The set of methods a daemon serves.
@@ -125,7 +159,7 @@ impl Router {
         let method = name.to_owned();
         self.insert_method(
             name,
-            Box::new(move |params: Bytes, ctx: RequestContext| {
+            Call::Async(Box::new(move |params: Bytes, ctx: RequestContext| {
                 let params: P = hearth_protocol::from_msgpack(&params)
                     .map_err(|e| crate::params::invalid_params::<P>(&method, &params, e))?;
                 let fut = handler(params, ctx);
@@ -139,7 +173,7 @@ impl Router {
                         Err(e) => Err(e.object),
                     }
                 }) as HandlerFuture)
-            }),
+            })),
         )
     }
 
@@ -153,7 +187,7 @@ impl Router {
     {
         self.insert_method(
             name,
-            Box::new(move |params: Bytes, ctx: RequestContext| {
+            Call::Async(Box::new(move |params: Bytes, ctx: RequestContext| {
                 let fut = handler(params, ctx);
                 Ok(Box::pin(async move {
                     match fut.await {
@@ -161,7 +195,100 @@ impl Router {
                         Err(e) => Err(e.object),
                     }
                 }) as HandlerFuture)
-            }),
+            })),
+        )
+    }
+
+    /// Registers a request handler that computes its result without waiting: typed params
+    /// and result, as [`method`](Self::method), but a plain function instead of an async one.
+    ///
+    /// It is called on the connection's own task, inline, as the request is read: no future
+    /// is made and no context is built for the call (the handler borrows one the connection
+    /// reuses), which makes it the cheapest kind of handler — for methods such as `echo` or a
+    /// lookup in memory. It must therefore be quick and must not block: while it runs, its
+    /// connection reads and answers nothing. Anything that waits — I/O, a lock held across
+    /// work, a timer, [`RequestContext::partial`], a request to the client — belongs in an
+    /// async [`method`](Self::method). Work it hands elsewhere can take
+    /// [`RequestContext::cancellation`] (fires when the connection goes away) or a
+    /// [`RequestContext::notifier`] along.
+    ///
+    /// To the caller it is the same as an async handler that finishes on its first poll: one
+    /// answer; params that do not fit `P` answered -32602 without calling it; a [`MethodError`]
+    /// answered as it is; a panic answered -32603 while the connection goes on serving;
+    /// notifications it queued with [`RequestContext::try_notify`] sent before its answer;
+    /// deadlines, supersede, the wait queue and `max_in_flight` applied as to any request.
+    ///
+    /// ```
+    /// use hearth_server::{MethodError, RequestContext, Router};
+    ///
+    /// let router = Router::new().sync_method("double", |n: i64, _ctx: &RequestContext| {
+    ///     n.checked_mul(2).ok_or_else(|| MethodError::invalid_params("too large to double"))
+    /// });
+    /// assert!(router.methods().any(|m| m == "double"));
+    /// ```
+    pub fn sync_method<P, R, F>(self, name: &str, handler: F) -> Self
+    where
+        P: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        F: Fn(P, &RequestContext) -> Result<R, MethodError> + Send + Sync + 'static,
+    {
+        let method = name.to_owned();
+        self.insert_method(
+            name,
+            Call::Sync(Box::new(
+                move |params: Bytes,
+                      ctx: &RequestContext,
+                      answer: &mut dyn FnMut(SyncOutcome<'_>)| {
+                    let params: P = match hearth_protocol::from_msgpack(&params) {
+                        Ok(params) => params,
+                        Err(e) => {
+                            let error = crate::params::invalid_params::<P>(&method, &params, e);
+                            return answer(SyncOutcome::Error(error));
+                        }
+                    };
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| handler(params, ctx))) {
+                        Ok(Ok(result)) => answer(SyncOutcome::Typed(
+                            &|enc: &Encoder, dst: &mut BytesMut, id: RequestId| {
+                                enc.response(dst, id, &result)
+                            },
+                        )),
+                        Ok(Err(e)) => answer(SyncOutcome::Error(e.object)),
+                        Err(panic) => answer(SyncOutcome::Panicked(panic_message(&*panic))),
+                    }
+                },
+            )),
+        )
+    }
+
+    /// [`sync_method`](Self::sync_method) with params and result as raw MessagePack, as
+    /// [`raw_method`](Self::raw_method): the returned bytes must be exactly one well-formed
+    /// MessagePack value, and are copied to the wire unchecked. The same rules apply: it runs
+    /// inline on the connection's task and must neither block nor wait.
+    ///
+    /// ```
+    /// use hearth_server::Router;
+    ///
+    /// // Answers with the params it was sent, byte for byte (hearthd's `echo`).
+    /// let router = Router::new().sync_raw_method("echo", |params, _ctx| Ok(params));
+    /// assert!(router.methods().any(|m| m == "echo"));
+    /// ```
+    pub fn sync_raw_method<F>(self, name: &str, handler: F) -> Self
+    where
+        F: Fn(Bytes, &RequestContext) -> Result<Bytes, MethodError> + Send + Sync + 'static,
+    {
+        self.insert_method(
+            name,
+            Call::Sync(Box::new(
+                move |params: Bytes,
+                      ctx: &RequestContext,
+                      answer: &mut dyn FnMut(SyncOutcome<'_>)| {
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| handler(params, ctx))) {
+                        Ok(Ok(raw)) => answer(SyncOutcome::Raw(raw)),
+                        Ok(Err(e)) => answer(SyncOutcome::Error(e.object)),
+                        Err(panic) => answer(SyncOutcome::Panicked(panic_message(&*panic))),
+                    }
+                },
+            )),
         )
     }
 
@@ -203,7 +330,7 @@ impl Router {
         }
     }
 
-    fn insert_method(mut self, name: &str, call: Box<RequestFn>) -> Self {
+    fn insert_method(mut self, name: &str, call: Call) -> Self {
         let index = match self.methods.get(name) {
             Some(entry) => entry.index,
             None => self.methods.len(),
@@ -233,5 +360,16 @@ impl Router {
             names[entry.index] = name.clone();
         }
         names
+    }
+}
+
+/// A panic's message, for the -32603 answer and the log.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_owned()
     }
 }

@@ -33,7 +33,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Limits, ServerInfo};
 use crate::connection::{Connection, End};
-use crate::error::{ServeError, StartError};
+use crate::context::RequestContext;
+use crate::error::{MethodError, ServeError, StartError};
 use crate::router::Router;
 use crate::socket::{self, SocketFiles};
 use crate::stats::Counters;
@@ -159,9 +160,10 @@ impl ServerBuilder {
     fn into_shared(self) -> Arc<Shared> {
         let router = self
             .router
-            .method(
+            // Both never wait: synchronous handlers, answered inline.
+            .sync_method(
                 reserved::HELLO,
-                |params: Option<HelloParams>, ctx| async move {
+                |params: Option<HelloParams>, ctx: &RequestContext| {
                     if let Some(client) = params.and_then(|p| p.client) {
                         tracing::debug!(conn = ctx.connection_id(), client, "hello");
                     }
@@ -171,13 +173,13 @@ impl ServerBuilder {
                         hello.supported = hearth_protocol::SUPPORTED_VERSIONS.to_vec();
                         hello.build_id = ctx.server().shared.build_id.clone();
                     }
-                    Ok(hello)
+                    Ok::<_, MethodError>(hello)
                 },
             )
-            .method(
+            .sync_method(
                 reserved::STATS,
-                // Answered on its first poll, so never counted in flight itself.
-                |_: serde::de::IgnoredAny, ctx| async move { Ok(ctx.server().stats()) },
+                // Answered inline, so never counted in flight itself.
+                |_: serde::de::IgnoredAny, ctx: &RequestContext| Ok(ctx.server().stats()),
             );
         let mut methods: Vec<String> = router.methods().map(str::to_owned).collect();
         methods.sort();

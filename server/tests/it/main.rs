@@ -6,5 +6,6 @@ mod daemon;
 mod lifecycle;
 mod limits;
 mod support;
+mod sync;
 mod v2;
 mod wire;
