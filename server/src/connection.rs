@@ -263,6 +263,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         // them again (that was ~170 instructions per wake-up of an idle connection).
         let shutdown = self.shutdown.clone();
         let shutdown_waker = Waker::from(shutdown.clone());
+        // The daemon's shared state, held here for the connection's life so that the request
+        // path borrows the router from it instead of cloning the `Arc` (two atomic
+        // read-modify-writes on a line every connection shares) for each request.
+        let shared = self.shared.clone();
         let end = poll_fn(|cx| {
             shutdown.task.register(cx.waker());
             // Set before the first poll; after that only by a token's wake-up. Polled after
@@ -278,7 +282,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     self.abandon_all(ErrorCode::SHUTTING_DOWN, "the daemon is shutting down");
                 }
             }
-            self.poll_io(cx)
+            self.poll_io(&shared, cx)
         })
         .await;
         if end.wants_flush() && !self.outbuf.is_empty() {
@@ -307,7 +311,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Does every piece of work that is ready; returns when the connection must end.
-    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+    fn poll_io(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<End> {
         let max_out = self.shared.limits.max_outbound_bytes;
         let max_in_flight = self.shared.limits.max_in_flight;
         for _ in 0..ROUNDS_PER_POLL {
@@ -380,7 +384,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if self.draining && self.running.is_empty() {
                 // Whole frames already read but never decoded (the connection was at its
                 // limit) are requests too: each is owed its -32003.
-                if self.answer_buffered_frames(cx) {
+                if self.answer_buffered_frames(shared, cx) {
                     continue;
                 }
                 return Poll::Ready(End::Drained);
@@ -407,7 +411,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 match self.frames.decode(&mut self.inbuf) {
                     Ok(Some(frame)) => {
                         self.partial_since = None;
-                        self.dispatch(frame, cx);
+                        self.dispatch(frame, shared, cx);
                         progress = true;
                     }
                     Ok(None) => {
@@ -473,12 +477,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// At shutdown with nothing running: decodes and answers the whole frames left in the
     /// read buffer (requests get -32003). Returns whether it did anything.
-    fn answer_buffered_frames(&mut self, cx: &mut Context<'_>) -> bool {
+    fn answer_buffered_frames(&mut self, shared: &Shared, cx: &mut Context<'_>) -> bool {
         let mut any = false;
         while self.closing.is_none() && self.running.is_empty() {
             match self.frames.decode(&mut self.inbuf) {
                 Ok(Some(frame)) => {
-                    self.dispatch(frame, cx);
+                    self.dispatch(frame, shared, cx);
                     any = true;
                 }
                 Ok(None) => break,
@@ -520,7 +524,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    fn dispatch(&mut self, frame: Bytes, cx: &mut Context<'_>) {
+    /// Decodes one frame and acts on it; `shared` is `self.shared`, borrowed for the router.
+    fn dispatch(&mut self, frame: Bytes, shared: &Shared, cx: &mut Context<'_>) {
         // For a body that fails to decode, the version its envelope starts with (if it is
         // one we speak) still fixes or checks the connection's version, so the error goes
         // out in the version the peer speaks.
@@ -558,7 +563,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
         };
         match message {
-            Ok(Message::Request(req)) => self.start_request(req, cx),
+            Ok(Message::Request(req)) => self.start_request(req, shared, cx),
             Ok(Message::Notification(n)) => self.start_notification(n),
             Ok(Message::Cancel(c)) => match self.table.stop(c.id, ErrorCode::REQUEST_CANCELLED) {
                 Some(stopped) => self.answer_stopped(stopped),
@@ -623,10 +628,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    fn start_request(&mut self, req: Request, cx: &mut Context<'_>) {
+    fn start_request(&mut self, req: Request, shared: &Shared, cx: &mut Context<'_>) {
         self.requests += 1;
         let id = req.id;
-        let shared = self.shared.clone();
         let entry = shared.router.get(req.method());
         self.shared.counters.request(entry.map(|e| e.index));
         // The flag is set from `run`, between polls; a shutdown that began during this poll
