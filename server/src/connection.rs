@@ -56,7 +56,9 @@ use crate::budget::{Budget, Timer};
 use crate::client::ClientRequests;
 use crate::context::{NotificationContext, Notifier, RequestContext, TokenSlot};
 use crate::in_flight::{Admission, InFlight, Stopped};
-use crate::router::{Call, HandlerFuture, Reply, RequestFn, SyncFn, SyncOutcome, panic_message};
+use crate::router::{
+    Call, HandlerFuture, LastMethod, Reply, RequestFn, SyncFn, SyncOutcome, panic_message,
+};
 use crate::server::{ServerHandle, Shared};
 use crate::stream::Stream;
 
@@ -185,6 +187,8 @@ pub(crate) struct Connection<S> {
     ///
     /// [`Router::sync_method`]: crate::Router::sync_method
     sync_ctx: Option<Box<RequestContext>>,
+    /// The method this connection's last request named, checked first on the next one.
+    last_method: LastMethod,
     /// Fixed by the first message in a version the daemon speaks.
     version: Option<Version>,
     /// Version 2: requests the daemon made of the client, and the ids it gave up on.
@@ -231,6 +235,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             deadline_timer: Timer::default(),
             spare: Arc::new(TokenSlot::new(hard.clone())),
             sync_ctx: None,
+            last_method: LastMethod::default(),
             version: None,
             client: None,
             notes,
@@ -631,7 +636,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     fn start_request(&mut self, req: Request, shared: &Shared, cx: &mut Context<'_>) {
         self.requests += 1;
         let id = req.id;
-        let entry = shared.router.get(req.method());
+        let entry = shared
+            .router
+            .get_cached(req.method(), &mut self.last_method);
         self.shared.counters.request(entry.map(|e| e.index));
         // The flag is set from `run`, between polls; a shutdown that began during this poll
         // (the `shutdown` method finishing just now) shows only on the token. Asking the token

@@ -93,10 +93,23 @@ type NotificationFn = dyn Fn(Bytes, NotificationContext) -> Result<NotificationF
     + Sync
     + 'static;
 
-/// A registered request handler, with its index in the per-method counters.
+/// A registered request handler, with its name and its index (in the router's entries and in
+/// the per-method counters).
 pub(crate) struct MethodEntry {
+    pub(crate) name: String,
     pub(crate) index: usize,
     pub(crate) call: Call,
+}
+
+/// The index of the method a connection looked up last ([`Router::get_cached`]); `Default`
+/// is none yet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LastMethod(usize);
+
+impl Default for LastMethod {
+    fn default() -> Self {
+        Self(usize::MAX)
+    }
 }
 
 /// The set of methods a daemon serves.
@@ -118,7 +131,10 @@ pub(crate) struct MethodEntry {
 pub struct Router {
     // A fast unkeyed hash: every method is looked up on every request, and the keys are fixed
     // when the router is built — a peer only looks names up, so it cannot pile up collisions.
-    methods: FxHashMap<String, MethodEntry>,
+    // Name -> index in `entries`.
+    methods: FxHashMap<String, usize>,
+    /// The request handlers, by index.
+    entries: Vec<MethodEntry>,
     notifications: FxHashMap<String, Box<NotificationFn>>,
     on_disconnect: Vec<Box<DisconnectFn>>,
 }
@@ -128,7 +144,7 @@ type DisconnectFn = dyn Fn(u64) + Send + Sync + 'static;
 impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Router")
-            .field("methods", &self.methods.keys().collect::<Vec<_>>())
+            .field("methods", &self.methods().collect::<Vec<_>>())
             .field(
                 "notifications",
                 &self.notifications.keys().collect::<Vec<_>>(),
@@ -331,22 +347,43 @@ impl Router {
     }
 
     fn insert_method(mut self, name: &str, call: Call) -> Self {
-        let index = match self.methods.get(name) {
-            Some(entry) => entry.index,
-            None => self.methods.len(),
+        let entry = |index| MethodEntry {
+            name: name.to_owned(),
+            index,
+            call,
         };
-        self.methods
-            .insert(name.to_owned(), MethodEntry { index, call });
+        match self.methods.get(name) {
+            Some(&index) => self.entries[index] = entry(index),
+            None => {
+                let index = self.entries.len();
+                self.entries.push(entry(index));
+                self.methods.insert(name.to_owned(), index);
+            }
+        }
         self
     }
 
     /// The names of the registered request methods, in no particular order.
     pub fn methods(&self) -> impl Iterator<Item = &str> {
-        self.methods.keys().map(String::as_str)
+        self.entries.iter().map(|e| e.name.as_str())
+    }
+
+    /// The handler for `name`, checking `last` (the connection's previous method) before the
+    /// map: a connection mostly calls one method over and over (echo, completions as the user
+    /// types), and comparing one short name costs a third of hashing it and probing the map.
+    pub(crate) fn get_cached(&self, name: &str, last: &mut LastMethod) -> Option<&MethodEntry> {
+        if let Some(entry) = self.entries.get(last.0)
+            && entry.name == name
+        {
+            return Some(entry);
+        }
+        let index = *self.methods.get(name)?;
+        *last = LastMethod(index);
+        self.entries.get(index)
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&MethodEntry> {
-        self.methods.get(name)
+        self.entries.get(*self.methods.get(name)?)
     }
 
     pub(crate) fn get_notification(&self, name: &str) -> Option<&NotificationFn> {
@@ -355,11 +392,7 @@ impl Router {
 
     /// Method names by counter index.
     pub(crate) fn names_by_index(&self) -> Vec<String> {
-        let mut names = vec![String::new(); self.methods.len()];
-        for (name, entry) in &self.methods {
-            names[entry.index] = name.clone();
-        }
-        names
+        self.entries.iter().map(|e| e.name.clone()).collect()
     }
 }
 
@@ -371,5 +404,40 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "a non-string panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Router {
+        Router::new()
+            .sync_raw_method("echo", |p, _ctx| Ok(p))
+            .sync_raw_method("ping", |_, _ctx| Ok(Bytes::from_static(&[0xc0])))
+            .sync_raw_method("echo", |p, _ctx| Ok(p)) // registered twice: keeps its index
+    }
+
+    fn name(entry: Option<&MethodEntry>) -> Option<&str> {
+        entry.map(|e| e.name.as_str())
+    }
+
+    #[test]
+    fn the_last_method_is_found_again_and_a_different_one_replaces_it() {
+        let r = router();
+        assert_eq!(r.names_by_index(), ["echo", "ping"]);
+        let mut last = LastMethod::default();
+        assert_eq!(name(r.get_cached("echo", &mut last)), Some("echo"));
+        assert_eq!(last.0, 0);
+        assert_eq!(name(r.get_cached("echo", &mut last)), Some("echo"));
+        assert_eq!(name(r.get_cached("ping", &mut last)), Some("ping"));
+        assert_eq!(last.0, 1);
+        // An unknown name (a prefix of a known one, too) is not found and changes nothing.
+        assert_eq!(name(r.get_cached("pin", &mut last)), None);
+        assert_eq!(name(r.get_cached("nope", &mut last)), None);
+        assert_eq!(last.0, 1);
+        assert_eq!(name(r.get_cached("echo", &mut last)), Some("echo"));
+        assert_eq!(name(r.get("ping")), Some("ping"));
+        assert_eq!(r.get("echo").map(|e| e.index), Some(0));
     }
 }
