@@ -1,10 +1,9 @@
 //! One client connection, driven by one task: it reads frames, starts a handler future per
 //! request (or calls a synchronous handler inline, answering at once), collects finished
 //! handlers and handler notifications into one output buffer, and writes that buffer — many
-//! frames per system call. Requests run concurrently inside the
-//! task (a `FuturesUnordered`) and are answered as they finish, so responses leave out of
-//! order. Nothing here is shared with other connections except the read-only router and the
-//! daemon's atomic counters.
+//! frames per system call. Requests run concurrently inside the task (a `FuturesUnordered`)
+//! and are answered as they finish, so responses leave out of order. Nothing here is shared
+//! with other connections except the read-only router and the daemon's atomic counters.
 //!
 //! Bounds, all from [`Limits`](crate::Limits):
 //! - at most `max_in_flight` requests run at once; while that many run, the socket is not
@@ -319,6 +318,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     fn poll_io(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<End> {
         let max_out = self.shared.limits.max_outbound_bytes;
         let max_in_flight = self.shared.limits.max_in_flight;
+        // Whether the socket said "nothing to read" during this poll. Its waker is registered
+        // then, so new bytes wake the task for another poll; asking again in a later round of
+        // this one would only repeat the answer (on the sequential path that was two extra
+        // reads, and buffer reservations, per call).
+        let mut read_pending = false;
         for _ in 0..ROUNDS_PER_POLL {
             let mut progress = false;
 
@@ -419,6 +423,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         self.dispatch(frame, shared, cx);
                         progress = true;
                     }
+                    Ok(None) if read_pending => {
+                        starved = true;
+                        break;
+                    }
                     Ok(None) => {
                         self.inbuf.reserve(READ_CHUNK);
                         match tokio_util::io::poll_read_buf(
@@ -436,6 +444,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                             Poll::Ready(Ok(_)) => progress = true,
                             Poll::Ready(Err(e)) => return Poll::Ready(End::Io(e)),
                             Poll::Pending => {
+                                read_pending = true;
                                 starved = true;
                                 break;
                             }
