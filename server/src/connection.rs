@@ -321,7 +321,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         // Whether the socket said "nothing to read" during this poll. Its waker is registered
         // then, so new bytes wake the task for another poll; asking again in a later round of
         // this one would only repeat the answer (on the sequential path that was two extra
-        // reads, and buffer reservations, per call).
+        // reads, and buffer reservations, per call). Nor can the read buffer hold a whole
+        // frame then: it was just found not to, and only a read adds bytes.
         let mut read_pending = false;
         for _ in 0..ROUNDS_PER_POLL {
             let mut progress = false;
@@ -416,16 +417,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 && self.outbuf.len() < max_out
                 && taken < FRAMES_PER_ROUND
             {
+                if read_pending {
+                    starved = true;
+                    break;
+                }
                 taken += 1;
                 match self.frames.decode(&mut self.inbuf) {
                     Ok(Some(frame)) => {
                         self.partial_since = None;
                         self.dispatch(frame, shared, cx);
                         progress = true;
-                    }
-                    Ok(None) if read_pending => {
-                        starved = true;
-                        break;
                     }
                     Ok(None) => {
                         self.inbuf.reserve(READ_CHUNK);
