@@ -643,7 +643,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    fn start_request(&mut self, req: Request, shared: &Shared, cx: &mut Context<'_>) {
+    fn start_request(&mut self, mut req: Request, shared: &Shared, cx: &mut Context<'_>) {
         self.requests += 1;
         let id = req.id;
         let entry = shared
@@ -691,7 +691,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
                 None => {}
             }
-            admission.key = req.options.supersede.clone();
+            // Moved, not cloned (a reference count up and down again): nothing reads the
+            // request's own copy after this.
+            admission.key = req.options.supersede.take();
         }
         let limits = &self.shared.limits;
         if self.running.len() >= limits.max_in_flight || self.table.queued() > 0 {
