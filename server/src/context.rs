@@ -4,7 +4,8 @@
 //! connection, requests to the client (version 2), and the server handle) and
 //! [`NotificationContext`] for client notifications. Notifications, partials and requests
 //! to the client go through the connection's bounded queue: sending waits when it is full
-//! (unless a stream chose to drop), so a handler cannot flood a client that does not read.
+//! (unless a stream chose to drop, or `try_notify` was used, which fails instead), so a
+//! handler cannot flood a client that does not read.
 
 use std::sync::{Arc, OnceLock};
 

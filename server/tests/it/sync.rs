@@ -313,3 +313,35 @@ async fn a_queued_sync_request_runs_when_a_slot_frees() {
     let sum: i64 = c.call(4, "add", &json!({"a": 1, "b": 1})).await;
     assert_eq!(sum, 2);
 }
+
+/// `try_notify` never waits: past the connection's notification queue it fails with `Full`,
+/// and what it did queue still leaves before the answer.
+#[tokio::test]
+async fn try_notify_past_a_full_queue_fails_and_what_was_queued_still_comes_first() {
+    let (taken, kept) = new_state();
+    let limits = Limits {
+        notification_queue: 2,
+        ..Limits::default()
+    };
+    let server = TestServer::with(router(&taken, &kept), limits).await;
+    for version in VERSIONS {
+        let mut c = connect(&server, version).await;
+        c.request(1, "chatty", &5u64).await;
+        for i in 0..2u64 {
+            let n = c.notification().await;
+            assert_eq!(n.method(), "tick");
+            let got: u64 = hearth_protocol::from_msgpack(&n.params).expect("tick params");
+            assert_eq!(got, i, "{version:?}");
+        }
+        let r = c.response().await;
+        assert_eq!(r.id, 1);
+        let e = r.outcome.expect_err("the third tick did not fit");
+        assert_eq!(e.code, ErrorCode::INTERNAL_ERROR, "{version:?}");
+        assert!(e.message.contains("queue is full"), "{e:?}");
+        // The queue drained with the answer: the connection is usable as before.
+        c.request(2, "chatty", &1u64).await;
+        assert_eq!(c.notification().await.method(), "tick");
+        let r = c.response().await;
+        assert_eq!((r.id.get(), result_value::<u64>(&r)), (2, 1), "{version:?}");
+    }
+}
