@@ -663,9 +663,9 @@ async fn roundtrip(
     // connection is closed) and a slot for the answer.
     // From here until the daemon answers, the slot holds the place: the reader frees it when
     // the answer arrives, or the guard below if the request is never sent.
-    // The slot holds this task's waker from the start (see `Pending::insert`).
-    let registered = conn
-        .pending
+    // The slot holds this task's waker from the start: the waker of this very poll (see
+    // `Pending::insert`).
+    conn.pending
         .insert(id)
         .await
         .map_err(|reason| Error::Closed { reason })?;
@@ -675,35 +675,42 @@ async fn roundtrip(
         sent: false,
         answered: false,
     };
-    let queued = match request {
-        Outgoing::Encoded(frame) => conn.outbound.push(&frame).await.map(Ok),
+    let encoder = conn.encoder();
+    let mut write = |buf: &mut BytesMut| match &request {
+        Outgoing::Encoded(frame) => {
+            buf.extend_from_slice(frame);
+            Ok(())
+        }
         Outgoing::Raw {
             method,
             params,
-            options,
-        } => {
-            let encoder = conn.encoder();
-            conn.outbound
-                .push_with(|buf| match options {
-                    None => encoder.request_raw(buf, id, method, params),
-                    Some(options) => encoder.request_raw_with(buf, id, method, params, options),
-                })
-                .await
-        }
+            options: None,
+        } => encoder.request_raw(buf, id, method, params),
+        Outgoing::Raw {
+            method,
+            params,
+            options: Some(options),
+        } => encoder.request_raw_with(buf, id, method, params, options),
     };
+    // Most frames are queued at once, in the poll that inserted the slot; only a full queue
+    // makes the call wait (and then it may be polled with another waker afterwards).
+    let (queued, same_poll) = match conn.outbound.try_push(&mut write) {
+        Some(queued) => (queued, true),
+        None => (Box::pin(conn.outbound.push_when_room(write)).await, false),
+    };
+    // A typed call's scratch buffer goes back for the next call now, not after the answer.
+    drop(request);
     // On an error, nothing was queued: the guard takes the slot out and frees the place.
     queued
         .map_err(|_| conn.closed_error())?
         .map_err(Error::Encode)?;
     guard.sent = true;
-    // The first poll with the waker the slot already holds has nothing to do: the answer, if
-    // it came since `insert`, has woken that waker, so this task will be polled again. That
+    // Still in the poll whose waker the slot holds, there is nothing to do: the answer, if it
+    // came since `insert`, has woken that waker, so this task will be polled again. That
     // saves taking the table's lock and looking the slot up once per call.
-    let mut registered = Some(registered);
+    let mut registered = same_poll;
     let reply = std::future::poll_fn(|cx| {
-        if let Some(waker) = registered.take()
-            && waker.will_wake(cx.waker())
-        {
+        if std::mem::take(&mut registered) {
             return Poll::Pending;
         }
         conn.pending.poll_answer(id, cx)

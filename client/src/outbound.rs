@@ -93,7 +93,7 @@ impl Outbound {
     }
 
     /// The slow path of [`push_with`](Self::push_with): waits for the writer to make room.
-    async fn push_when_room<E>(
+    pub(crate) async fn push_when_room<E>(
         &self,
         mut write: impl FnMut(&mut BytesMut) -> Result<(), E>,
     ) -> Result<Result<(), E>, QueueClosed> {
@@ -111,7 +111,9 @@ impl Outbound {
     }
 
     /// One attempt at [`push_with`](Self::push_with); `None` when the frame does not fit yet.
-    fn try_push<E>(
+    /// For a caller that needs to know whether it waited (see `client.rs`'s `roundtrip`):
+    /// then [`push_when_room`](Self::push_when_room).
+    pub(crate) fn try_push<E>(
         &self,
         write: &mut impl FnMut(&mut BytesMut) -> Result<(), E>,
     ) -> Option<Result<Result<(), E>, QueueClosed>> {
