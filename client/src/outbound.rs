@@ -93,7 +93,7 @@ impl Outbound {
     }
 
     /// The slow path of [`push_with`](Self::push_with): waits for the writer to make room.
-    async fn push_when_room<E>(
+    pub(crate) async fn push_when_room<E>(
         &self,
         mut write: impl FnMut(&mut BytesMut) -> Result<(), E>,
     ) -> Result<Result<(), E>, QueueClosed> {
@@ -111,7 +111,9 @@ impl Outbound {
     }
 
     /// One attempt at [`push_with`](Self::push_with); `None` when the frame does not fit yet.
-    fn try_push<E>(
+    /// For a caller that needs to know whether it waited (see `client.rs`'s `roundtrip`):
+    /// then [`push_when_room`](Self::push_when_room).
+    pub(crate) fn try_push<E>(
         &self,
         write: &mut impl FnMut(&mut BytesMut) -> Result<(), E>,
     ) -> Option<Result<Result<(), E>, QueueClosed>> {
@@ -128,7 +130,7 @@ impl Outbound {
             return None;
         }
         drop(state);
-        self.wake.notify_one();
+        self.queued(before);
         Some(Ok(Ok(())))
     }
 
@@ -142,10 +144,22 @@ impl Outbound {
         if state.closed {
             return Err(QueueClosed);
         }
+        let before = state.buf.len();
         encode(&mut state.buf);
         drop(state);
-        self.wake.notify_one();
+        self.queued(before);
         Ok(())
+    }
+
+    /// Wakes the writer for frames just queued behind `before` bytes. Only the frame that
+    /// makes the buffer non-empty has to: the writer takes the whole buffer whenever it
+    /// takes any of it, so frames queued behind others go out with them, woken for already
+    /// (the writer is woken, or holds a permit, from when the buffer stopped being empty).
+    /// At many calls in flight, most frames are queued behind others.
+    fn queued(&self, before: usize) {
+        if before == 0 {
+            self.wake.notify_one();
+        }
     }
 
     /// For the writer: waits until frames are queued and swaps them into `batch` (whose old
@@ -199,6 +213,51 @@ mod tests {
         let mut batch = BytesMut::new();
         assert!(out.next_batch(&mut batch).await);
         assert_eq!(&batch[..], b"abcde");
+    }
+
+    /// Yields until the writer has taken the queue's bytes (a bounded number of times: a
+    /// writer that is never woken fails the test instead of hanging it).
+    async fn until_empty(out: &Outbound) {
+        for _ in 0..10_000 {
+            if out.lock().buf.is_empty() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the writer never took the queued frames");
+    }
+
+    /// The writer is woken by the frame that makes the queue non-empty, and finds the ones
+    /// queued behind it (without a wake-up of their own) in the same batch; after it took
+    /// the batch, the next frame wakes it again.
+    #[tokio::test]
+    async fn the_writer_is_woken_once_per_batch_and_misses_nothing() {
+        let out = std::sync::Arc::new(Outbound::new());
+        let writer = tokio::spawn({
+            let out = out.clone();
+            async move {
+                let mut batch = BytesMut::new();
+                let mut got = Vec::new();
+                while out.next_batch(&mut batch).await {
+                    got.push(batch.to_vec());
+                }
+                got
+            }
+        });
+        // Let the writer wait on an empty queue first.
+        tokio::task::yield_now().await;
+        assert_eq!(out.push(b"a").await, Ok(()));
+        assert_eq!(out.push(b"b").await, Ok(()));
+        assert_eq!(out.push_now(|b| b.extend_from_slice(b"c")), Ok(()));
+        // The writer takes "abc"; wait until it has, then queue again.
+        until_empty(&out).await;
+        assert_eq!(out.push_now(|b| b.extend_from_slice(b"d")), Ok(()));
+        until_empty(&out).await;
+        assert_eq!(out.push(b"e").await, Ok(()));
+        out.close(true);
+        let got = writer.await.expect("the writer ends");
+        assert_eq!(got.concat(), b"abcde");
+        assert_eq!(got[0], b"abc", "one batch for frames queued together");
     }
 
     #[tokio::test]

@@ -19,9 +19,13 @@
 //! One mutex covers the slots and the place count, so each step of a call is one short lock:
 //! there is no per-call channel to allocate and no separate semaphore to keep in step. The
 //! table does not send cancels; `client.rs` does.
+//!
+//! The slots live in a ring indexed by the request id (ours, handed out one after another, so
+//! the calls in flight at once fall into distinct places) — a lookup is an index and a
+//! compare, not a hash. A call whose place is still held by an older one (a call whose
+//! answer is long in coming) goes into a small hash map beside it.
 
 use std::collections::VecDeque;
-use std::collections::hash_map::Entry;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -37,6 +41,8 @@ pub(crate) type Reply = Result<Bytes, Error>;
 
 /// One request the daemon has not finished with, or whose answer its caller has not taken.
 enum Slot {
+    /// No call here (a ring place not in use).
+    Vacant,
     /// No answer yet; the caller's waker once it has polled.
     Waiting(Option<Waker>),
     /// Answered (or failed by the connection closing); waiting for the caller to take it.
@@ -88,9 +94,7 @@ pub(crate) enum PartialOutcome {
 }
 
 struct State {
-    /// Keyed with a fast non-keyed hash: the ids are ours (sequential), and the daemon can
-    /// only look ids up, never insert them, so it cannot pile up colliding keys.
-    calls: FxHashMap<RequestId, Slot>,
+    calls: Calls,
     /// Requests holding an in-flight place: `Waiting` and `Abandoned` slots.
     outstanding: usize,
     /// How many places there are.
@@ -98,6 +102,118 @@ struct State {
     /// Callers waiting in [`Pending::insert`] for a place.
     waiters: usize,
     closed: Option<CloseReason>,
+}
+
+/// The slots by request id: in `ring` at `id % ring.len()` when that place was free when the
+/// call was made, else in `spill`. An id is in one of them, never both.
+struct Calls {
+    /// A power of two long; [`Slot::Vacant`] where no call is.
+    ring: Vec<(RequestId, Slot)>,
+    /// Calls in the ring.
+    in_ring: usize,
+    /// Keyed with a fast non-keyed hash: the ids are ours (sequential), and the daemon can
+    /// only look ids up, never insert them, so it cannot pile up colliding keys.
+    spill: FxHashMap<RequestId, Slot>,
+}
+
+/// The ring's length to start with.
+const RING_START: usize = 16;
+/// The ring grows (doubling) while more than half of it is in use, up to this length; past
+/// it, calls that find their place taken go to the spill map.
+const RING_MAX: usize = 4096;
+
+impl Calls {
+    fn new() -> Self {
+        Self {
+            ring: Self::vacant(RING_START),
+            in_ring: 0,
+            spill: FxHashMap::default(),
+        }
+    }
+
+    fn vacant(len: usize) -> Vec<(RequestId, Slot)> {
+        std::iter::repeat_with(|| (RequestId::new(0), Slot::Vacant))
+            .take(len)
+            .collect()
+    }
+
+    fn index(&self, id: RequestId) -> usize {
+        // Truncating is the point: the low bits pick the place.
+        (id.get() as usize) & (self.ring.len() - 1)
+    }
+
+    /// Adds `id`'s slot; `id` must not be in the table.
+    fn insert(&mut self, id: RequestId, slot: Slot) {
+        if self.in_ring >= self.ring.len() / 2 && self.ring.len() < RING_MAX {
+            self.grow();
+        }
+        let at = self.index(id);
+        let place = &mut self.ring[at];
+        if matches!(place.1, Slot::Vacant) {
+            place.0 = id;
+            // What is replaced is a `Vacant`, which owns nothing: forgetting it skips a call
+            // to the slot's drop glue on every insert.
+            std::mem::forget(std::mem::replace(&mut place.1, slot));
+            self.in_ring += 1;
+        } else {
+            self.spill.insert(id, slot);
+        }
+    }
+
+    /// Doubles the ring. Calls in distinct places stay in distinct places (their ids differ in
+    /// the low bits already), so none has to go to the spill map.
+    fn grow(&mut self) {
+        let len = self.ring.len() * 2;
+        let old = std::mem::replace(&mut self.ring, Self::vacant(len));
+        for (id, slot) in old {
+            if !matches!(slot, Slot::Vacant) {
+                let at = self.index(id);
+                self.ring[at] = (id, slot);
+            }
+        }
+    }
+
+    fn get_mut(&mut self, id: RequestId) -> Option<&mut Slot> {
+        let at = self.index(id);
+        let place = &mut self.ring[at];
+        if place.0 == id && !matches!(place.1, Slot::Vacant) {
+            return Some(&mut place.1);
+        }
+        if self.spill.is_empty() {
+            return None;
+        }
+        self.spill.get_mut(&id)
+    }
+
+    /// Takes `id`'s slot out; `None` if there is none.
+    fn remove(&mut self, id: RequestId) -> Option<Slot> {
+        let at = self.index(id);
+        let place = &mut self.ring[at];
+        if place.0 == id && !matches!(place.1, Slot::Vacant) {
+            self.in_ring -= 1;
+            return Some(std::mem::replace(&mut place.1, Slot::Vacant));
+        }
+        if self.spill.is_empty() {
+            return None;
+        }
+        self.spill.remove(&id)
+    }
+
+    /// Keeps the slots for which `keep` says so.
+    fn retain(&mut self, mut keep: impl FnMut(&mut Slot) -> bool) {
+        for (_, slot) in &mut self.ring {
+            if !matches!(slot, Slot::Vacant) && !keep(slot) {
+                *slot = Slot::Vacant;
+                self.in_ring -= 1;
+            }
+        }
+        self.spill.retain(|_, slot| keep(slot));
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.in_ring == 0 && self.spill.is_empty()
+    }
 }
 
 pub(crate) struct Pending {
@@ -132,7 +248,7 @@ impl Pending {
     pub(crate) fn new() -> Self {
         Self {
             state: Mutex::new(State {
-                calls: FxHashMap::default(),
+                calls: Calls::new(),
                 outstanding: 0,
                 limit: 1,
                 waiters: 0,
@@ -157,19 +273,20 @@ impl Pending {
     ///
     /// Cancel safety: dropping the future while it waits takes nothing.
     ///
-    /// The slot starts out holding the waker of the task that awaits this, which is also
-    /// returned: a caller that then polls for the answer with a waker that
-    /// [`will_wake`](Waker::will_wake) it has nothing to register, and the answer, if it
-    /// came meanwhile, has woken that waker already — so its first poll after sending can
-    /// return `Pending` without taking the lock (see `client.rs`'s `roundtrip`).
-    pub(crate) async fn insert(&self, id: RequestId) -> Result<Waker, CloseReason> {
-        let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
-        if self.try_insert_kind(id, Some(&waker))? {
-            return Ok(waker);
+    /// The slot starts out holding the waker of the task that awaits this, from the poll in
+    /// which this returns: a caller that goes on, in that same poll, to wait for the answer
+    /// has nothing to register — the answer, if it came meanwhile, has woken that waker
+    /// already — so it can return `Pending` without taking the lock (see `client.rs`'s
+    /// `roundtrip`).
+    pub(crate) async fn insert(&self, id: RequestId) -> Result<(), CloseReason> {
+        let inserted =
+            std::future::poll_fn(|cx| Poll::Ready(self.try_insert_kind(id, Some(cx.waker()))))
+                .await?;
+        if inserted {
+            return Ok(());
         }
         // The uncommon case; boxed so that every call's future does not carry its state.
-        Box::pin(self.insert_when_room(id, Some(&waker))).await?;
-        Ok(waker)
+        Box::pin(self.insert_when_room(id, true)).await
     }
 
     /// [`insert`](Self::insert) for a streamed call, whose slot also buffers partials.
@@ -177,15 +294,12 @@ impl Pending {
         if self.try_insert_kind(id, None)? {
             return Ok(());
         }
-        Box::pin(self.insert_when_room(id, None)).await
+        Box::pin(self.insert_when_room(id, false)).await
     }
 
-    /// Waits for a place; `waker` as in [`try_insert_kind`](Self::try_insert_kind).
-    async fn insert_when_room(
-        &self,
-        id: RequestId,
-        waker: Option<&Waker>,
-    ) -> Result<(), CloseReason> {
+    /// Waits for a place; an ordinary call's slot (holding the waker of the poll that finds
+    /// the place) with `plain`, else a streamed call's.
+    async fn insert_when_room(&self, id: RequestId, plain: bool) -> Result<(), CloseReason> {
         let _waiting = Waiting::new(self);
         loop {
             let room = self.room.notified();
@@ -193,7 +307,11 @@ impl Pending {
             // Register before looking, so a wake-up between the look and the await is kept.
             // (A `notify_one` meant for a waiter that is dropped passes to the next one.)
             room.as_mut().enable();
-            if self.try_insert_kind(id, waker)? {
+            let inserted = std::future::poll_fn(|cx| {
+                Poll::Ready(self.try_insert_kind(id, plain.then_some(cx.waker())))
+            })
+            .await?;
+            if inserted {
                 return Ok(());
             }
             room.await;
@@ -230,26 +348,24 @@ impl Pending {
     /// [`complete`]: Self::complete
     pub(crate) fn poll_answer(&self, id: RequestId, cx: &mut Context<'_>) -> Poll<Reply> {
         let mut state = self.lock();
-        match state.calls.entry(id) {
-            Entry::Occupied(mut slot) => match slot.get_mut() {
-                Slot::Waiting(waker) => {
-                    match waker {
-                        Some(w) if w.will_wake(cx.waker()) => {}
-                        _ => *waker = Some(cx.waker().clone()),
-                    }
-                    Poll::Pending
+        match state.calls.get_mut(id) {
+            Some(Slot::Waiting(waker)) => {
+                match waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
                 }
-                Slot::Ready(_) => match slot.remove() {
-                    Slot::Ready(reply) => Poll::Ready(reply),
-                    _ => Poll::Pending,
-                },
-                // Only the caller abandons its slot, and then it no longer polls; a streamed
-                // call polls with `poll_stream`.
-                Slot::Abandoned | Slot::Stream(_) => Poll::Pending,
+                Poll::Pending
+            }
+            Some(Slot::Ready(_)) => match state.calls.remove(id) {
+                Some(Slot::Ready(reply)) => Poll::Ready(reply),
+                _ => Poll::Pending,
             },
+            // Only the caller abandons its slot, and then it no longer polls; a streamed
+            // call polls with `poll_stream`.
+            Some(Slot::Abandoned | Slot::Stream(_) | Slot::Vacant) => Poll::Pending,
             // Only the caller removes a slot it inserted; polling one it never inserted is a
             // bug, answered as the closed connection it most likely is.
-            Entry::Vacant(_) => Poll::Ready(Err(Error::Closed {
+            None => Poll::Ready(Err(Error::Closed {
                 reason: state.closed.clone().unwrap_or(CloseReason::Dropped),
             })),
         }
@@ -259,25 +375,23 @@ impl Pending {
     /// out of the table), or `Pending` with the caller's waker kept.
     pub(crate) fn poll_stream(&self, id: RequestId, cx: &mut Context<'_>) -> Poll<Streamed> {
         let mut state = self.lock();
-        match state.calls.entry(id) {
-            Entry::Occupied(mut slot) => match slot.get_mut() {
-                Slot::Stream(stream) => {
-                    if let Some((seq, chunk)) = stream.partials.pop_front() {
-                        return Poll::Ready(Streamed::Partial(seq, chunk));
-                    }
-                    if let Some(reply) = stream.done.take() {
-                        slot.remove();
-                        return Poll::Ready(Streamed::Done(reply));
-                    }
-                    match &stream.waker {
-                        Some(w) if w.will_wake(cx.waker()) => {}
-                        _ => stream.waker = Some(cx.waker().clone()),
-                    }
-                    Poll::Pending
+        match state.calls.get_mut(id) {
+            Some(Slot::Stream(stream)) => {
+                if let Some((seq, chunk)) = stream.partials.pop_front() {
+                    return Poll::Ready(Streamed::Partial(seq, chunk));
                 }
-                _ => Poll::Pending,
-            },
-            Entry::Vacant(_) => Poll::Ready(Streamed::Done(Err(Error::Closed {
+                if let Some(reply) = stream.done.take() {
+                    state.calls.remove(id);
+                    return Poll::Ready(Streamed::Done(reply));
+                }
+                match &stream.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => stream.waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            Some(_) => Poll::Pending,
+            None => Poll::Ready(Streamed::Done(Err(Error::Closed {
                 reason: state.closed.clone().unwrap_or(CloseReason::Dropped),
             }))),
         }
@@ -287,7 +401,7 @@ impl Pending {
     /// answer and its buffer has room.
     pub(crate) fn partial(&self, id: RequestId, seq: u64, chunk: Bytes) -> PartialOutcome {
         let mut state = self.lock();
-        let Some(Slot::Stream(stream)) = state.calls.get_mut(&id) else {
+        let Some(Slot::Stream(stream)) = state.calls.get_mut(id) else {
             return PartialOutcome::Ignored;
         };
         if stream.done.is_some() {
@@ -308,16 +422,17 @@ impl Pending {
     /// Hands the daemon's answer for `id` to its caller, and frees its in-flight place.
     pub(crate) fn complete(&self, id: RequestId, reply: Reply) -> Completion {
         let mut state = self.lock();
-        let (done, waker) = match state.calls.entry(id) {
-            Entry::Vacant(_) => return Completion::Unknown,
-            Entry::Occupied(mut slot) => match slot.get_mut() {
-                Slot::Waiting(waker) => {
-                    let waker = waker.take();
-                    *slot.get_mut() = Slot::Ready(reply);
-                    (Completion::Delivered, waker)
-                }
+        let (done, waker) = match state.calls.get_mut(id) {
+            None => return Completion::Unknown,
+            Some(slot) => match slot {
+                // The waiting slot is taken apart rather than dropped in place: its waker is
+                // all it holds, and no drop glue runs on the hot path.
+                Slot::Waiting(_) => match std::mem::replace(slot, Slot::Ready(reply)) {
+                    Slot::Waiting(waker) => (Completion::Delivered, waker),
+                    _ => (Completion::Delivered, None),
+                },
                 Slot::Abandoned => {
-                    slot.remove();
+                    state.calls.remove(id);
                     (Completion::Cancelled, None)
                 }
                 Slot::Stream(stream) if stream.done.is_none() => {
@@ -325,7 +440,7 @@ impl Pending {
                     (Completion::Delivered, stream.wake())
                 }
                 // A second answer for one id; the first is still waiting to be taken.
-                Slot::Ready(_) | Slot::Stream(_) => return Completion::Unknown,
+                Slot::Ready(_) | Slot::Stream(_) | Slot::Vacant => return Completion::Unknown,
             },
         };
         state.outstanding -= 1;
@@ -343,19 +458,19 @@ impl Pending {
     /// The caller of `id` stopped waiting; `sent` says whether its frame was queued.
     pub(crate) fn abandon(&self, id: RequestId, sent: bool) -> Abandon {
         let mut state = self.lock();
-        let Entry::Occupied(mut slot) = state.calls.entry(id) else {
+        let Some(slot) = state.calls.get_mut(id) else {
             return Abandon::Nothing;
         };
-        let waiting = match slot.get() {
+        let waiting = match slot {
             Slot::Waiting(_) => true,
             Slot::Stream(stream) => stream.done.is_none(),
-            Slot::Ready(_) | Slot::Abandoned => false,
+            Slot::Ready(_) | Slot::Abandoned | Slot::Vacant => false,
         };
         if waiting && sent {
-            *slot.get_mut() = Slot::Abandoned;
+            *slot = Slot::Abandoned;
             Abandon::CancelNeeded
         } else if waiting {
-            slot.remove();
+            state.calls.remove(id);
             state.outstanding -= 1;
             let wake_waiter = state.waiters > 0;
             drop(state);
@@ -363,11 +478,11 @@ impl Pending {
                 self.room.notify_one();
             }
             Abandon::Nothing
-        } else if matches!(slot.get(), Slot::Abandoned) {
+        } else if matches!(slot, Slot::Abandoned) {
             Abandon::Nothing
         } else {
             // Answered but never taken: the place was freed when the answer came.
-            slot.remove();
+            state.calls.remove(id);
             Abandon::Nothing
         }
     }
@@ -387,7 +502,7 @@ impl Pending {
             if state.closed.is_some() {
                 return None;
             }
-            state.calls.retain(|_, slot| match slot {
+            state.calls.retain(|slot| match slot {
                 Slot::Waiting(waker) => {
                     wakers.extend(waker.take());
                     *slot = Slot::Ready(Err(error(&reason)));
@@ -404,7 +519,7 @@ impl Pending {
                     true
                 }
                 Slot::Ready(_) => true,
-                Slot::Abandoned => false,
+                Slot::Abandoned | Slot::Vacant => false,
             });
             state.outstanding = 0;
             state.closed = Some(reason);
@@ -616,6 +731,93 @@ mod tests {
             Err(CloseReason::Eof)
         ));
         assert!(matches!(pending.close_reason(), Some(CloseReason::Eof)));
+        assert!(pending.lock().calls.is_empty(), "nothing left behind");
+    }
+
+    /// Ids that share a ring place with a live call (an old call still waiting, the ring
+    /// grown past it or not) are kept apart, found, and taken out, each exactly once.
+    #[test]
+    fn calls_sharing_a_ring_place_are_kept_apart() {
+        let mut calls = Calls::new();
+        let ids: Vec<u64> = (1..=3 * RING_MAX as u64)
+            .step_by(RING_START / 2 + 1)
+            .chain([
+                2,
+                2 + RING_START as u64,
+                2 + RING_MAX as u64,
+                2 + 4 * RING_MAX as u64,
+            ])
+            .collect();
+        for &id in &ids {
+            calls.insert(id.into(), Slot::Abandoned);
+        }
+        assert!(!calls.spill.is_empty(), "some ids collided");
+        assert!(calls.get_mut(3.into()).is_none(), "never inserted");
+        assert!(
+            calls.get_mut((2 + 2 * RING_MAX as u64).into()).is_none(),
+            "same place as live ids, never inserted"
+        );
+        for &id in &ids {
+            assert!(
+                matches!(calls.get_mut(id.into()), Some(Slot::Abandoned)),
+                "{id} is there"
+            );
+        }
+        for &id in ids.iter().rev() {
+            assert!(calls.remove(id.into()).is_some(), "{id} taken out");
+            assert!(calls.remove(id.into()).is_none(), "{id} only once");
+        }
+        assert!(calls.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_answer_for_an_id_sharing_a_place_is_unknown() {
+        let pending = Pending::new();
+        pending.set_limit(RING_MAX * 4);
+        // A call that waits long: its place is then wanted by ids that come around again.
+        insert(&pending, 1).await;
+        for id in 2..=(2 * RING_MAX as u64 + 1) {
+            insert(&pending, id).await;
+            assert_eq!(
+                pending.complete(id.into(), Ok(Bytes::new())),
+                Completion::Delivered
+            );
+            assert!(peek(&pending, id).is_ready());
+        }
+        let same_place = 1 + RING_MAX as u64;
+        assert_eq!(
+            pending.complete((same_place + 2 * RING_MAX as u64).into(), Ok(Bytes::new())),
+            Completion::Unknown,
+            "never sent"
+        );
+        assert!(peek(&pending, 1).is_pending(), "the old call still waits");
+        assert_eq!(
+            pending.complete(1.into(), Ok(Bytes::from_static(b"\xc0"))),
+            Completion::Delivered
+        );
+        assert!(matches!(peek(&pending, 1), Poll::Ready(Ok(b)) if &b[..] == b"\xc0"));
+        assert!(pending.lock().calls.is_empty());
+        assert_eq!(pending.lock().outstanding, 0);
+    }
+
+    #[tokio::test]
+    async fn closing_fails_spilled_calls_too() {
+        let pending = Pending::new();
+        pending.set_limit(RING_MAX * 4);
+        for id in 1..=(2 * RING_MAX as u64) {
+            insert(&pending, id).await;
+        }
+        // The ring stops growing at RING_MAX; ids whose place is taken then go to the spill map.
+        assert!(!pending.lock().calls.spill.is_empty());
+        if let Some(wakeups) = pending.close(CloseReason::Eof, closed) {
+            wakeups.wake();
+        }
+        for id in 1..=(2 * RING_MAX as u64) {
+            assert!(
+                matches!(peek(&pending, id), Poll::Ready(Err(Error::Closed { .. }))),
+                "{id} failed"
+            );
+        }
         assert!(pending.lock().calls.is_empty(), "nothing left behind");
     }
 

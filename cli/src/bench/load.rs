@@ -389,16 +389,22 @@ impl Timer {
     }
 
     /// `call`, sent at `sent`, or [`Error::Timeout`] once `limit` has passed since then; the
-    /// call's future is then dropped, which cancels it at the daemon.
-    async fn bound(
-        &mut self,
+    /// caller then drops the call's future, which cancels it at the daemon.
+    ///
+    /// The call is borrowed pinned, not taken: a future taken by value is moved into this
+    /// one's state (and the call's future is a few hundred bytes), and every call would pay
+    /// for the copy. The caller pins it where it is made (see [`closed_loop`]).
+    fn bound<'a, F>(
+        &'a mut self,
         sent: Instant,
-        call: impl Future<Output = Result<Bytes, Error>>,
-    ) -> Result<Bytes, Error> {
+        mut call: Pin<&'a mut F>,
+    ) -> impl Future<Output = Result<Bytes, Error>> + 'a
+    where
+        F: Future<Output = Result<Bytes, Error>>,
+    {
         let due = tokio::time::Instant::from_std(sent + self.limit);
-        let mut call = std::pin::pin!(call);
         let mut first = true;
-        std::future::poll_fn(|cx| {
+        std::future::poll_fn(move |cx| {
             if let Poll::Ready(outcome) = call.as_mut().poll(cx) {
                 return Poll::Ready(outcome);
             }
@@ -408,7 +414,6 @@ impl Timer {
             }
             self.watch(due, cx)
         })
-        .await
     }
 
     /// Whether the timer will wake `cx` by `due` without being polled.
@@ -479,7 +484,10 @@ where
         if measured && !run.take_measured(sent) {
             return;
         }
-        let outcome = timer.bound(sent, call()).await;
+        let outcome = {
+            let call = std::pin::pin!(call());
+            timer.bound(sent, call).await
+        };
         let done = Instant::now();
         let timing = Timing {
             from: sent,
@@ -519,7 +527,10 @@ where
             return;
         }
         let sent = Instant::now();
-        let outcome = timer.bound(sent, call()).await;
+        let outcome = {
+            let call = std::pin::pin!(call());
+            timer.bound(sent, call).await
+        };
         let timing = Timing {
             from: due.due,
             lag: Some(sent.saturating_duration_since(due.due)),
@@ -556,13 +567,18 @@ mod tests {
         let limit = Duration::from_millis(20);
         let mut timer = Timer::new(limit);
         let answered = timer
-            .bound(Instant::now(), async { Ok(Bytes::from_static(b"x")) })
+            .bound(
+                Instant::now(),
+                std::pin::pin!(async { Ok(Bytes::from_static(b"x")) }),
+            )
             .await;
         assert!(matches!(answered, Ok(b) if &b[..] == b"x"));
         // The same timer, reused: once it has fired, and once for a call sent later.
         for _ in 0..2 {
             let sent = Instant::now();
-            let outcome = timer.bound(sent, std::future::pending()).await;
+            let outcome = timer
+                .bound(sent, std::pin::pin!(std::future::pending()))
+                .await;
             assert!(matches!(outcome, Err(Error::Timeout(l)) if l == limit));
             assert!(
                 sent.elapsed() >= limit,
@@ -571,7 +587,7 @@ mod tests {
             );
         }
         let answered = timer
-            .bound(Instant::now(), async { Ok(Bytes::new()) })
+            .bound(Instant::now(), std::pin::pin!(async { Ok(Bytes::new()) }))
             .await;
         assert!(answered.is_ok());
     }
@@ -583,6 +599,7 @@ mod tests {
         call: impl Future<Output = Result<Bytes, Error>>,
     ) -> (Result<Bytes, Error>, Duration) {
         let sent = tokio::time::Instant::now();
+        let call = std::pin::pin!(call);
         let outcome =
             tokio::time::timeout(Duration::from_secs(60), timer.bound(sent.into_std(), call))
                 .await
