@@ -31,7 +31,9 @@
 //! whose input came later than [`SPIN`] makes the next waits park at once, 1, 2, 4 … up to
 //! 64 of them, before one tries again (64 at once after input ten times too late: the CPU
 //! was taken by another program, whose time slice a yield can cost); one that came in time
-//! resets that. An idle connection (nothing sent, nothing expected) never polls, and a daemon
+//! resets that. Only waits that polled count: a wait that parked at once says nothing about
+//! polling (on a busy machine it is answered in time, and counting it made every other wait
+//! poll there). An idle connection (nothing sent, nothing expected) never polls, and a daemon
 //! whose client pauses between calls (an editor between keystrokes) soon polls only once in
 //! 64 answers. [`SPIN_ENV`] (`HEARTH_SPIN_US`) sets the poll's length (at most
 //! [`MAX_SPIN`]); `0` turns it off. The poll runs inside the read (the worker is held for at
@@ -142,35 +144,46 @@ pub fn spin_limit() -> Duration {
     *LIMIT
 }
 
-/// The most waits that park at once, without polling, after waits whose input came late.
+/// The most waits that park at once, without polling, after polled waits whose input came
+/// late.
 const MAX_SKIP: u32 = 64;
 
 /// Input this many times [`SPIN`] late backs off to [`MAX_SKIP`] at once.
 const FAR_LATE: u32 = 10;
 
 /// Whether the waits for input after a write are worth polling for, learnt from the last
-/// ones: see the crate docs.
+/// polled ones: see the crate docs.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Spin {
     /// How many waits park at once after the last late one (0: poll).
     backoff: u32,
     /// How many of those are left.
     skip: u32,
+    /// Whether the wait in progress polls (decided by [`begin`](Self::begin)).
+    polling: bool,
 }
 
 impl Spin {
     /// A wait for input begins (something was written): whether to poll during it.
     fn begin(&mut self) -> bool {
-        if self.skip > 0 {
+        self.polling = if self.skip > 0 {
             self.skip -= 1;
             false
         } else {
             true
-        }
+        };
+        self.polling
     }
 
     /// The input the wait was for came after `waited`; `limit` is how long a poll lasts.
+    /// Only a wait that polled teaches anything: one that parked at once says nothing about
+    /// what polling would have done. (Counting those too made a busy machine poll on every
+    /// other wait: there a parked wait is answered in time, which reset the back-off, and
+    /// the next poll's yield lost the CPU to another program for its time slice.)
     fn end(&mut self, waited: Duration, limit: Duration) {
+        if !std::mem::take(&mut self.polling) {
+            return;
+        }
         if waited <= limit {
             *self = Self::default();
         } else {
@@ -619,9 +632,10 @@ mod tests {
         fut.poll(&mut Context::from_waker(std::task::Waker::noop()))
     }
 
-    /// The poll-before-parking rule: waits whose input came in time keep polling; a late one
-    /// makes the next 1, then 2, 4 … (at most 64) waits park at once; one in time resets it;
-    /// one far too late parks the next 64 at once.
+    /// The poll-before-parking rule, for polled waits: input in time keeps polling; late
+    /// input makes the next 1, then 2, 4 … (at most 64) waits park at once; one in time
+    /// resets it; one far too late parks the next 64 at once. Waits that parked at once
+    /// teach nothing, whatever their input did.
     #[test]
     fn spinning_backs_off_after_late_input_and_resumes_after_timely_input() {
         let mut spin = Spin::default();
@@ -634,8 +648,16 @@ mod tests {
         spin.end(SPIN * 3, SPIN);
         assert!(!spin.polls_next());
         assert!(!spin.begin(), "one wait parks at once after a late input");
+        spin.end(Duration::ZERO, SPIN);
+        assert!(spin.polls_next(), "the parked wait used up the back-off");
+        assert!(spin.begin());
         spin.end(SPIN * 3, SPIN);
-        let parked = (0..200).take_while(|_| !spin.begin()).count();
+        let mut parked = 0;
+        while !spin.begin() {
+            parked += 1;
+            // A parked wait answered in time does not reset the back-off.
+            spin.end(Duration::ZERO, SPIN);
+        }
         assert_eq!(parked, 2, "two waits park after the second late input");
         for _ in 0..10 {
             spin.end(SPIN * 3, SPIN);
@@ -650,11 +672,18 @@ mod tests {
         spin.end(Duration::ZERO, SPIN);
         assert_eq!(spin, Spin::default(), "input in time resets it");
         let mut far = Spin::default();
+        assert!(far.begin());
         far.end(SPIN * FAR_LATE, SPIN);
-        let parked = (0..200).take_while(|_| !far.begin()).count();
+        let parked = (0..200)
+            .take_while(|_| {
+                let polls = far.begin();
+                far.end(Duration::ZERO, SPIN);
+                !polls
+            })
+            .count();
         assert_eq!(
             parked, MAX_SKIP as usize,
-            "far too late: the longest back-off at once"
+            "far too late: the longest back-off at once, whatever the parked waits saw"
         );
     }
 
