@@ -20,7 +20,8 @@ BASELINE=benches/perf-baseline.txt
 FAIL_ABOVE_PCT=5
 STALE_BELOW_PCT=10
 # workload, iterations of the short run, iterations of the long run. `service` and `options`
-# iterations are echo calls and must be multiples of 32; both runs keep request ids in the
+# iterations are echo calls (hearthd's own `echo` from `builtins::router()`, a synchronous
+# handler run inline since Router::sync_raw_method) and must be multiples of 32; both runs keep request ids in the
 # uint16 range. `options` is `service` in protocol version 2 with `supersede` (a key per
 # slot, so nothing is superseded) and a far `deadline_ms` on every request. `seq` is one
 # echo call in flight at a time (the sequential path: every call parks and wakes the
