@@ -144,7 +144,8 @@ pub(crate) struct Conn {
 
 /// What one connection's measured calls did.
 pub(crate) struct Tally {
-    /// Latency of each successful measured call, in microseconds.
+    /// Latency of each successful measured call, in nanoseconds (a call on one core takes a
+    /// few µs, so whole µs were too coarse to compare; the report shows µs to 0.1).
     pub(crate) latency: Histogram<u64>,
     /// Open loop: how long after its scheduled time each measured call was sent, in
     /// microseconds — the client's own share of the latency.
@@ -240,7 +241,7 @@ impl Conn {
             match answer {
                 Answer::Ok => {
                     let latency = call.done.saturating_duration_since(call.from);
-                    record(&mut tally.latency, micros(latency));
+                    record(&mut tally.latency, nanos(latency));
                 }
                 Answer::Superseded => tally.superseded += 1,
                 Answer::DeadlineExceeded => tally.deadline_exceeded += 1,
@@ -268,6 +269,10 @@ fn record(histogram: &mut Histogram<u64>, micros: u64) {
 
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// How one call ended, as the tally counts it.

@@ -118,9 +118,15 @@ impl Report {
             .map(|cpu| round1(cpu.as_secs_f64() * 1e6 / calls as f64))
     }
 
-    fn latency(&self) -> Option<([u64; 4], u64)> {
+    /// The latency percentiles and maximum, in µs to 0.1 (the histogram holds nanoseconds).
+    fn latency(&self) -> Option<([f64; 4], f64)> {
         let h = &self.tally.latency;
-        (!h.is_empty()).then(|| (PERCENTILES.map(|(_, _, q)| h.value_at_quantile(q)), h.max()))
+        (!h.is_empty()).then(|| {
+            (
+                PERCENTILES.map(|(_, _, q)| us_of_ns(h.value_at_quantile(q) as f64)),
+                us_of_ns(h.max() as f64),
+            )
+        })
     }
 
     /// Open loop: the send lag's p50, p99 and max.
@@ -173,7 +179,11 @@ impl Report {
             out[*key] = json!(latency.map(|(p, _)| p[i]));
         }
         out["max_us"] = json!(latency.map(|(_, max)| max));
-        out["mean_us"] = json!(latency.is_some().then(|| round1(self.tally.latency.mean())));
+        out["mean_us"] = json!(
+            latency
+                .is_some()
+                .then(|| us_of_ns(self.tally.latency.mean()))
+        );
         out
     }
 
@@ -232,9 +242,9 @@ impl Report {
             Some((p, max)) => {
                 let mut text = String::new();
                 for ((label, _, _), value) in PERCENTILES.iter().zip(p) {
-                    let _ = write!(text, "{label} {}   ", micros(value));
+                    let _ = write!(text, "{label} {}   ", fine_micros(value));
                 }
-                let _ = write!(text, "max {}", micros(max));
+                let _ = write!(text, "max {}", fine_micros(max));
                 if s.v2_options() {
                     text.push_str("  (successful calls only)");
                 }
@@ -361,6 +371,20 @@ fn micros(us: u64) -> String {
     }
 }
 
+/// `4.3 µs`, `45 µs`, `1.23 ms`, `2.50 s`: [`micros`] with a decimal below 10 µs.
+fn fine_micros(us: f64) -> String {
+    if us < 10.0 {
+        format!("{us:.1} µs")
+    } else {
+        micros(us.round() as u64)
+    }
+}
+
+/// Nanoseconds as µs to 0.1.
+fn us_of_ns(ns: f64) -> f64 {
+    round1(ns / 1e3)
+}
+
 fn micros_of(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
@@ -393,7 +417,7 @@ mod tests {
     fn report(rate: Option<f64>) -> Report {
         let mut tally = Tally::new();
         for us in 1..=1000u64 {
-            tally.latency.record(us).expect("in range");
+            tally.latency.record(us * 1000).expect("in range");
         }
         tally.calls = 1002;
         for us in [5, 5, 7, 2_000] {
@@ -435,11 +459,18 @@ mod tests {
         assert_eq!(json["errors"], 2);
         assert_eq!(json["errors_by_code"]["mismatch"], 1);
         assert_eq!(json["rate"], 501.0);
-        assert_eq!(json["p50_us"], 500);
-        assert_eq!(json["p90_us"], 900);
-        assert_eq!(json["p99_us"], 990);
-        assert_eq!(json["p999_us"], 999);
-        assert_eq!(json["max_us"], 1000);
+        // Nanoseconds recorded, µs to 0.1 shown, as precise as the histogram's 3 significant
+        // figures (each value is the top of its bucket).
+        for (key, us) in [
+            ("p50_us", 500.0),
+            ("p90_us", 900.0),
+            ("p99_us", 990.0),
+            ("p999_us", 999.0),
+            ("max_us", 1000.0),
+        ] {
+            let got = json[key].as_f64().expect("a number");
+            assert!((us..=us * 1.001).contains(&got), "{key}: {got}");
+        }
         assert_eq!(json["cpu_us_per_call"], 10.0);
         assert_eq!(json["daemon_cpu_us_per_call"], 20.0);
         assert_eq!(json["daemon_peak_rss_kib"], 10_240);
@@ -490,6 +521,23 @@ mod tests {
         let text = plain.to_text();
         assert!(!text.contains("superseded"), "no options, no line:\n{text}");
         assert!(!text.contains("successful calls only"), "{text}");
+    }
+
+    /// A call on one core takes a few µs: the report keeps a tenth of a µs of it.
+    #[test]
+    fn latency_below_10_us_keeps_a_tenth_of_a_microsecond() {
+        let mut r = report(None);
+        r.tally.latency.reset();
+        for ns in [3_140, 4_260, 4_260, 4_260, 9_960] {
+            r.tally.latency.record(ns).expect("in range");
+        }
+        let json = r.to_json();
+        assert_eq!(json["p50_us"], 4.3);
+        assert_eq!(json["max_us"], 10.0);
+        assert_eq!(json["mean_us"], 5.2);
+        let text = r.to_text();
+        assert!(text.contains("p50 4.3 µs"), "{text}");
+        assert!(text.contains("max 10 µs"), "{text}");
     }
 
     #[test]

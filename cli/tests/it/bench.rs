@@ -35,6 +35,13 @@ fn u64_of(report: &Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("{key} is not a count in {report}"))
 }
 
+/// A latency figure: µs, to 0.1.
+fn us_of(report: &Value, key: &str) -> f64 {
+    report[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number of µs in {report}"))
+}
+
 #[test]
 fn a_closed_loop_with_a_spawned_daemon_counts_every_call() {
     let out = hearth_bench(&["--spawn", "--calls", "2000", "--in-flight", "16", "--json"]);
@@ -47,13 +54,13 @@ fn a_closed_loop_with_a_spawned_daemon_counts_every_call() {
     assert_eq!(r["deadline_ms"], Value::Null);
     assert_eq!(r["supersede"], Value::Null);
     let (p50, p99, max) = (
-        u64_of(&r, "p50_us"),
-        u64_of(&r, "p99_us"),
-        u64_of(&r, "max_us"),
+        us_of(&r, "p50_us"),
+        us_of(&r, "p99_us"),
+        us_of(&r, "max_us"),
     );
     assert!(p50 <= p99 && p99 <= max, "{r}");
     assert!(
-        u64_of(&r, "p90_us") <= p99 && p99 <= u64_of(&r, "p999_us"),
+        us_of(&r, "p90_us") <= p99 && p99 <= us_of(&r, "p999_us"),
         "{r}"
     );
     assert!(r["rate"].as_f64().is_some_and(|rate| rate > 0.0), "{r}");
@@ -130,7 +137,7 @@ fn superseded_calls_are_counted_apart_and_do_not_fail_the_run() {
     assert_eq!(r["calls"], 200);
     assert_eq!(r["superseded"], 0, "{r}");
     assert_eq!(r["errors"], 0, "{r}");
-    assert!(u64_of(&r, "p50_us") <= u64_of(&r, "max_us"));
+    assert!(us_of(&r, "p50_us") <= us_of(&r, "max_us"));
 }
 
 #[test]
@@ -174,9 +181,9 @@ fn latency_runs_from_the_scheduled_time_when_the_client_falls_behind() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = report(&out);
     assert_eq!(r["calls"], 20);
-    assert!(u64_of(&r, "max_us") >= 210_000, "{r}");
+    assert!(us_of(&r, "max_us") >= 210_000.0, "{r}");
     assert!(
-        u64_of(&r, "p50_us") >= 10 * 9 * 1000 + 20_000,
+        us_of(&r, "p50_us") >= f64::from(10 * 9 * 1000 + 20_000),
         "call 9 or later: {r}"
     );
     assert!(
@@ -188,7 +195,7 @@ fn latency_runs_from_the_scheduled_time_when_the_client_falls_behind() {
     let out = hearth_bench(&args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = report(&out);
-    assert!(u64_of(&r, "p50_us") >= 20_000, "{r}");
+    assert!(us_of(&r, "p50_us") >= 20_000.0, "{r}");
     assert_eq!(r["late_calls"], Value::Null);
 }
 
