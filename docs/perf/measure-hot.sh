@@ -52,8 +52,8 @@ for i, raw in enumerate(rows["raw"]):
          pin["rate"], pin["cpu_us_per_call"] + pin["daemon_cpu_us_per_call"])
     cols.append(c)
     print(f"{i+1:5} {c[0]:13,.0f} {c[1]:14,.0f} {c[2]:13,.0f} {c[3]:9.3f}x {c[4]:8.3f}x"
-          f" {c[5]:10.1f} ({one['cpu_us_per_call']} + {one['daemon_cpu_us_per_call']})"
-          f" {c[6]:27,.0f} {c[7]:10.1f} ({pin['cpu_us_per_call']} + {pin['daemon_cpu_us_per_call']})")
+          f" {c[5]:10.2f} ({one['cpu_us_per_call']} + {one['daemon_cpu_us_per_call']})"
+          f" {c[6]:27,.0f} {c[7]:10.2f} ({pin['cpu_us_per_call']} + {pin['daemon_cpu_us_per_call']})")
 med = [statistics.median(c[k] for c in cols) for k in range(8)]
-print(f"  med {med[0]:13,.0f} {med[1]:14,.0f} {med[2]:13,.0f} {med[3]:9.3f}x {med[4]:8.3f}x {med[5]:10.1f} {med[6]:36,.0f} {med[7]:10.1f}")
+print(f"  med {med[0]:13,.0f} {med[1]:14,.0f} {med[2]:13,.0f} {med[3]:9.3f}x {med[4]:8.3f}x {med[5]:10.2f} {med[6]:36,.0f} {med[7]:10.2f}")
 PY
