@@ -8,7 +8,7 @@
 //! they stay MessagePack until whoever owns them deserializes them into a type of their own.
 //! Method names are validated UTF-8, also kept as slices.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use crate::error::{DecodeError, ErrorCode, ErrorObject};
 use crate::value::{self, DEFAULT_MAX_DEPTH, Head, Reader, ValueError};
@@ -466,16 +466,16 @@ impl Message {
                 .unwrap_or(ValueError::TooDeep(0));
             return Err(damaged(&body, e));
         }
-        // The message a client reads most — a successful response, `[v, 1, id, nil, result]`
-        // — is recognised by its first bytes; anything else (and anything wrong) takes the
-        // general path below, which gives the same answer for these bodies.
-        if let Some(decoded) = plain_response(&body, limit) {
-            return Ok(decoded);
+        // The messages read most — a request as hearth's clients write it and a successful
+        // response — are recognised by their first bytes; anything else (and anything wrong)
+        // takes the general path, which gives the same answer for these bodies.
+        match common_shapes(body, limit) {
+            Ok(decoded) => Ok(decoded),
+            Err(body) => Self::decode_general(body, limit),
         }
-        Self::decode_general(body, limit)
     }
 
-    /// [`Message::decode_any`] without the fast path for successful responses; `limit` is
+    /// [`Message::decode_any`] without the fast path for common shapes; `limit` is
     /// already capped and at least 1.
     fn decode_general(body: Bytes, limit: usize) -> Result<Decoded, DecodeError> {
         // One pass: the envelope is read field by field and every value in it is walked once,
@@ -637,46 +637,159 @@ impl Message {
     }
 }
 
-/// A successful response `[1 or 2, 1, id, nil, result]`, read straight from the bytes:
-/// `Some` only when the body is exactly that (the id a positive fixint or a uint 8/16/32/64,
-/// the result one well-formed value at most `limit - 1` levels deep, nothing after it), which
-/// is when [`Message::decode_general`] would return the same message. `None` says nothing
-/// about the body: the general path decides.
+/// The envelopes hearth sends on every call, read straight from the bytes: a request
+/// `[1 or 2, 0, id, method, params]` (in version 2 optionally with its options map) and a
+/// successful response `[1 or 2, 1, id, nil, result]`, the envelope a fixarray, the version
+/// and kind positive fixints, the id a positive fixint or a uint 8/16/32/64 and a method a
+/// fixstr. `Ok` only when the body is exactly such a message, well formed, within `limit`
+/// and with nothing after it, which is when [`Message::decode_general`] returns the same
+/// message; anything else (including every error) comes back as `Err(body)` for the general
+/// path to decide.
 #[inline]
-fn plain_response(body: &Bytes, limit: usize) -> Option<Decoded> {
-    let (&[0x95, version, 0x01, marker], rest) = body.split_first_chunk::<4>()? else {
-        return None;
+fn common_shapes(body: Bytes, limit: usize) -> Result<Decoded, Bytes> {
+    let Some(&[array, version, kind]) = body.first_chunk::<3>() else {
+        return Err(body);
     };
     let version = match version {
         1 => Version::V1,
         2 => Version::V2,
-        _ => return None,
+        _ => return Err(body),
     };
-    let (id, at) = match marker {
-        0x00..=0x7f => (u64::from(marker), 4),
+    match (array, kind) {
+        (0x95, 0x01) => plain_response(body, version, limit),
+        (0x95, 0x00) => plain_request(body, version, false, limit),
+        (0x96, 0x00) if version == Version::V2 => plain_request(body, version, true, limit),
+        _ => Err(body),
+    }
+}
+
+/// An unsigned integer at `at` written as a positive fixint or a uint 8/16/32/64, and where
+/// it ends; `None` for any other form (the general path reads those).
+#[inline(always)]
+fn short_uint(body: &[u8], at: usize) -> Option<(u64, usize)> {
+    let &marker = body.get(at)?;
+    match marker {
+        0x00..=0x7f => Some((u64::from(marker), at + 1)),
         0xcc..=0xcf => {
-            let width = 1usize << (marker - 0xcc);
-            let bytes = rest.get(..width)?;
-            let id = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-            (id, 4 + width)
+            let end = at + 1 + (1usize << (marker - 0xcc));
+            let bytes = body.get(at + 1..end)?;
+            let v = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+            Some((v, end))
         }
-        _ => return None,
+        _ => None,
+    }
+}
+
+/// `body` without its first `start` bytes, taking over the caller's reference instead of
+/// making a new one (a slice costs a reference count increment, and dropping the body a
+/// decrement).
+#[inline(always)]
+fn tail(mut body: Bytes, start: usize) -> Bytes {
+    body.advance(start);
+    body
+}
+
+/// A successful response `[v, 1, id, nil, result]` (see [`common_shapes`]).
+#[inline]
+fn plain_response(body: Bytes, version: Version, limit: usize) -> Result<Decoded, Bytes> {
+    let Some((id, at)) = short_uint(&body, 3) else {
+        return Err(body);
     };
     if body.get(at) != Some(&0xc0) {
-        return None;
+        return Err(body);
     }
     let start = at + 1;
-    let mut rd = Reader::new(body.get(start..)?);
-    let end = start + rd.skip(limit - 1).ok()?.end;
-    if end != body.len() {
-        return None;
+    let mut rd = Reader::at(&body, start);
+    match rd.skip(limit - 1) {
+        Ok(_) if rd.position() == body.len() => {}
+        _ => return Err(body),
     }
-    Some(Decoded {
+    Ok(Decoded {
         version,
         message: Message::Response(Response {
             id: RequestId(id),
-            outcome: Ok(body.slice(start..end)),
+            outcome: Ok(tail(body, start)),
         }),
+    })
+}
+
+/// Where the fields of a request in one of the common shapes lie (see [`common_shapes`]).
+struct RequestParts {
+    id: RequestId,
+    method: std::ops::Range<usize>,
+    params: std::ops::Range<usize>,
+    options: RequestOptions,
+}
+
+/// A request `[v, 0, id, method, params]` or `[2, 0, id, method, params, opts]` (see
+/// [`common_shapes`]); the method is one reference to the body and the params of a request
+/// without options take over the caller's.
+#[inline]
+fn plain_request(
+    body: Bytes,
+    version: Version,
+    with_options: bool,
+    limit: usize,
+) -> Result<Decoded, Bytes> {
+    let Some(parts) = request_parts(&body, with_options, limit) else {
+        return Err(body);
+    };
+    let method = Text(body.slice(parts.method));
+    let params = if parts.params.end == body.len() {
+        tail(body, parts.params.start)
+    } else {
+        body.slice(parts.params)
+    };
+    Ok(Decoded {
+        version,
+        message: Message::Request(Request {
+            id: parts.id,
+            method,
+            params,
+            options: parts.options,
+        }),
+    })
+}
+
+#[inline]
+fn request_parts(body: &Bytes, with_options: bool, limit: usize) -> Option<RequestParts> {
+    let (id, at) = short_uint(body, 3)?;
+    let id = RequestId(id);
+    let marker = *body.get(at)?;
+    if !(0xa0..=0xbf).contains(&marker) {
+        return None;
+    }
+    let start = at + 1;
+    let end = start + usize::from(marker & 0x1f);
+    let name = body.get(start..end)?;
+    // The general path rejects a method that is not UTF-8; leave that to it. ASCII, the
+    // usual case, is UTF-8 and cheaper to recognise.
+    if !name.is_ascii() && std::str::from_utf8(name).is_err() {
+        return None;
+    }
+    let mut rd = Reader::at(body, end);
+    let params = rd.skip(limit - 1).ok()?;
+    let options = if with_options {
+        let mut f = Fields {
+            body,
+            rd,
+            id: Some(id),
+            depth: limit,
+        };
+        let options = f.options().ok()?;
+        rd = f.rd;
+        options
+    } else {
+        RequestOptions::default()
+    };
+    if rd.position() != body.len() {
+        return None;
+    }
+    Some(RequestParts {
+        id,
+        method: start..end,
+        params,
+        options,
     })
 }
 
@@ -799,7 +912,7 @@ mod tests {
             for depth in [1, 3, 5, DEFAULT_MAX_DEPTH] {
                 let body = Bytes::from(body.clone());
                 let general = Message::decode_general(body.clone(), depth);
-                if plain_response(&body, depth).is_some() {
+                if common_shapes(body.clone(), depth).is_ok() {
                     fast += 1;
                 }
                 assert_eq!(
@@ -810,6 +923,106 @@ mod tests {
             }
         }
         assert!(fast > 100, "the fast path took only {fast} bodies");
+    }
+
+    /// The same for requests: every combination of envelope, version, id, method, params,
+    /// options and trailing bytes the fast path reads or must leave alone, at several depths.
+    #[test]
+    fn plain_requests_decode_as_the_general_path_decodes_them() {
+        let ids: [&[u8]; 6] = [
+            &[0x00],
+            &[0x7f],
+            &[0xcc, 0x80],
+            &[0xcf, 0, 0, 0, 1, 0, 0, 0, 0],
+            &[0xd0, 0x05], // int 8: valid, left to the general path
+            &[0xa1, b'x'], // not an integer
+        ];
+        let methods: Vec<Vec<u8>> = vec![
+            b"\xa4echo".to_vec(),
+            vec![0xa0],
+            [&[0xa6][..], "h\u{e9}llo".as_bytes()].concat(), // UTF-8, not ASCII
+            vec![0xa2, 0xc3, 0x28],                          // not UTF-8
+            vec![0xa5, b'a'],                                // truncated
+            vec![0xd9, 0x01, b'a'], // str 8: valid, left to the general path
+            vec![0x01],             // not a string
+        ];
+        let params: [&[u8]; 7] = [
+            &[0xc0],
+            &[0xa3, b'a', b'b', b'c'],
+            &[0x81, 0xa1, b'k', 0x90],
+            &[0xa3, b'a'], // truncated
+            &[0xc1],       // reserved
+            &[0x91, 0x91, 0x91, 0xc0],
+            &[0xdc, 0xff, 0xff], // overrun
+        ];
+        let options: [&[u8]; 11] = [
+            &[0x80],
+            &[
+                0x81, 0xab, b'd', b'e', b'a', b'd', b'l', b'i', b'n', b'e', b'_', b'm', b's', 0x05,
+            ],
+            &[
+                0x81, 0xa9, b's', b'u', b'p', b'e', b'r', b's', b'e', b'd', b'e', 0xa1, b'k',
+            ],
+            &[0x81, 0xa6, b's', b't', b'r', b'e', b'a', b'm', 0xc3],
+            &[0x81, 0xa6, b's', b't', b'r', b'e', b'a', b'm', 0x01], // wrong type
+            &[0x81, 0xa1, b'x', 0x91, 0x91, 0x01],                   // unknown, nested
+            &[0x81, 0x01, 0x02],                                     // key not a string
+            &[0x81, 0xa2, 0xc3, 0x28, 0x01],                         // name not UTF-8
+            &[0xc0],                                                 // not a map
+            &[0x82, 0xa1, b'x'],                                     // truncated
+            &[
+                0x81, 0xa9, b's', b'u', b'p', b'e', b'r', b's', b'e', b'd', b'e', 0x01,
+            ],
+        ];
+        let mut fast = 0;
+        let mut checked = 0;
+        for array in [0x94u8, 0x95, 0x96, 0x97] {
+            for version in [1u8, 2, 3] {
+                for id in ids {
+                    for method in &methods {
+                        for param in params {
+                            let mut body = vec![array, version, 0x00];
+                            body.extend_from_slice(id);
+                            body.extend_from_slice(method);
+                            body.extend_from_slice(param);
+                            let mut bodies = Vec::new();
+                            if array == 0x96 {
+                                for opts in options {
+                                    bodies.push([&body[..], opts].concat());
+                                }
+                            } else {
+                                bodies.push(body);
+                            }
+                            for body in bodies {
+                                for trailing in [false, true] {
+                                    let mut body = body.clone();
+                                    if trailing {
+                                        body.push(0xc0);
+                                    }
+                                    let body = Bytes::from(body);
+                                    for depth in [1, 2, 4, DEFAULT_MAX_DEPTH] {
+                                        let general = Message::decode_general(body.clone(), depth);
+                                        if common_shapes(body.clone(), depth).is_ok() {
+                                            fast += 1;
+                                        }
+                                        assert_eq!(
+                                            Message::decode_any(body.clone(), depth),
+                                            general,
+                                            "{body:02x?} at depth {depth}"
+                                        );
+                                        checked += 1;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            fast > 1000,
+            "the fast path took only {fast} of {checked} bodies"
+        );
     }
 
     #[test]

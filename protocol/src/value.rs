@@ -90,6 +90,12 @@ impl<'a> Reader<'a> {
         Self { buf, pos: 0 }
     }
 
+    /// A reader over `buf` that starts at byte `pos` (at most `buf.len()`).
+    pub(crate) fn at(buf: &'a [u8], pos: usize) -> Self {
+        debug_assert!(pos <= buf.len());
+        Self { buf, pos }
+    }
+
     /// Bytes consumed so far.
     pub fn position(&self) -> usize {
         self.pos
