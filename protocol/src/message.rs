@@ -677,11 +677,19 @@ fn short_uint(body: &[u8], at: usize) -> Option<(u64, usize)> {
     let &marker = body.get(at)?;
     match marker {
         0x00..=0x7f => Some((u64::from(marker), at + 1)),
-        0xcc..=0xcf => {
-            let end = at + 1 + (1usize << (marker - 0xcc));
-            let bytes = body.get(at + 1..end)?;
-            let v = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-            Some((v, end))
+        // Each width read as one big-endian word rather than byte by byte.
+        0xcc => Some((u64::from(*body.get(at + 1)?), at + 2)),
+        0xcd => {
+            let bytes = body.get(at + 1..)?.first_chunk::<2>()?;
+            Some((u64::from(u16::from_be_bytes(*bytes)), at + 3))
+        }
+        0xce => {
+            let bytes = body.get(at + 1..)?.first_chunk::<4>()?;
+            Some((u64::from(u32::from_be_bytes(*bytes)), at + 5))
+        }
+        0xcf => {
+            let bytes = body.get(at + 1..)?.first_chunk::<8>()?;
+            Some((u64::from_be_bytes(*bytes), at + 9))
         }
         _ => None,
     }
@@ -957,10 +965,12 @@ mod tests {
     /// options and trailing bytes the fast path reads or must leave alone, at several depths.
     #[test]
     fn plain_requests_decode_as_the_general_path_decodes_them() {
-        let ids: [&[u8]; 6] = [
+        let ids: [&[u8]; 8] = [
             &[0x00],
             &[0x7f],
             &[0xcc, 0x80],
+            &[0xcd, 0x12, 0x34],
+            &[0xce, 0x80, 0, 0, 1],
             &[0xcf, 0, 0, 0, 1, 0, 0, 0, 0],
             &[0xd0, 0x05], // int 8: valid, left to the general path
             &[0xa1, b'x'], // not an integer
