@@ -457,6 +457,7 @@ impl Message {
     ///
     /// Which kinds may travel in which direction (a partial only from the daemon, say) is not
     /// checked here: that is the receiver's business.
+    #[inline]
     pub fn decode_any(body: Bytes, max_depth: usize) -> Result<Decoded, DecodeError> {
         let limit = max_depth.min(DEFAULT_MAX_DEPTH);
         if limit == 0 {
