@@ -742,7 +742,16 @@ struct RequestParts {
     id: RequestId,
     method: std::ops::Range<usize>,
     params: std::ops::Range<usize>,
-    options: RequestOptions,
+    options: PlainOptions,
+}
+
+/// [`RequestOptions`] as the fast path finds them: the supersede key still a range of the
+/// body.
+#[derive(Default)]
+struct PlainOptions {
+    deadline_ms: Option<u64>,
+    supersede: Option<std::ops::Range<usize>>,
+    stream: bool,
 }
 
 /// A request `[v, 0, id, method, params]` or `[2, 0, id, method, params, opts]` (see
@@ -763,6 +772,11 @@ where
         return general(body, limit);
     };
     let method = Text(body.slice(parts.method));
+    let options = RequestOptions {
+        deadline_ms: parts.options.deadline_ms,
+        supersede: parts.options.supersede.map(|key| Text(body.slice(key))),
+        stream: parts.options.stream,
+    };
     let params = if parts.params.end == body.len() {
         tail(body, parts.params.start)
     } else {
@@ -774,7 +788,7 @@ where
             id: parts.id,
             method,
             params,
-            options: parts.options,
+            options,
         }),
     })
 }
@@ -797,20 +811,15 @@ fn request_parts(body: &Bytes, with_options: bool, limit: usize) -> Option<Reque
     }
     let mut rd = Reader::at(body, end);
     let params = rd.skip(limit - 1).ok()?;
+    let mut read = rd.position();
     let options = if with_options {
-        let mut f = Fields {
-            body,
-            rd,
-            id: Some(id),
-            depth: limit,
-        };
-        let options = f.options().ok()?;
-        rd = f.rd;
+        let (options, options_end) = plain_options(body, read)?;
+        read = options_end;
         options
     } else {
-        RequestOptions::default()
+        PlainOptions::default()
     };
-    if rd.position() != body.len() {
+    if read != body.len() {
         return None;
     }
     Some(RequestParts {
@@ -819,6 +828,60 @@ fn request_parts(body: &Bytes, with_options: bool, limit: usize) -> Option<Reque
         params,
         options,
     })
+}
+
+/// The options map at `at` when it is a fixmap of the options this crate knows, each key a
+/// fixstr, `deadline_ms` a positive fixint or uint 8-64, `supersede` a fixstr of UTF-8 and
+/// `stream` a boolean, and where it ends. A key given twice counts with its last value, as in
+/// [`Fields::options`]. `None` for anything else, unknown keys included: the general path
+/// reads those (it also checks no depth for these scalar values, so neither does this).
+#[inline]
+fn plain_options(body: &[u8], at: usize) -> Option<(PlainOptions, usize)> {
+    let marker = *body.get(at)?;
+    if !(0x80..=0x8f).contains(&marker) {
+        return None;
+    }
+    let mut opts = PlainOptions::default();
+    let mut at = at + 1;
+    for _ in 0..marker & 0x0f {
+        let key = *body.get(at)?;
+        if !(0xa0..=0xbf).contains(&key) {
+            return None;
+        }
+        let name_end = at + 1 + usize::from(key & 0x1f);
+        let name = body.get(at + 1..name_end)?;
+        at = name_end;
+        match name {
+            b"deadline_ms" => {
+                let (ms, end) = short_uint(body, at)?;
+                opts.deadline_ms = Some(ms);
+                at = end;
+            }
+            b"supersede" => {
+                let value = *body.get(at)?;
+                if !(0xa0..=0xbf).contains(&value) {
+                    return None;
+                }
+                let end = at + 1 + usize::from(value & 0x1f);
+                let text = body.get(at + 1..end)?;
+                if !text.is_ascii() && std::str::from_utf8(text).is_err() {
+                    return None;
+                }
+                opts.supersede = Some(at + 1..end);
+                at = end;
+            }
+            b"stream" => {
+                opts.stream = match *body.get(at)? {
+                    0xc2 => false,
+                    0xc3 => true,
+                    _ => return None,
+                };
+                at += 1;
+            }
+            _ => return None,
+        }
+    }
+    Some((opts, at))
 }
 
 impl Fields<'_> {
@@ -994,24 +1057,57 @@ mod tests {
             &[0x91, 0x91, 0x91, 0xc0],
             &[0xdc, 0xff, 0xff], // overrun
         ];
-        let options: [&[u8]; 11] = [
-            &[0x80],
-            &[
-                0x81, 0xab, b'd', b'e', b'a', b'd', b'l', b'i', b'n', b'e', b'_', b'm', b's', 0x05,
-            ],
-            &[
-                0x81, 0xa9, b's', b'u', b'p', b'e', b'r', b's', b'e', b'd', b'e', 0xa1, b'k',
-            ],
-            &[0x81, 0xa6, b's', b't', b'r', b'e', b'a', b'm', 0xc3],
-            &[0x81, 0xa6, b's', b't', b'r', b'e', b'a', b'm', 0x01], // wrong type
-            &[0x81, 0xa1, b'x', 0x91, 0x91, 0x01],                   // unknown, nested
-            &[0x81, 0x01, 0x02],                                     // key not a string
-            &[0x81, 0xa2, 0xc3, 0x28, 0x01],                         // name not UTF-8
-            &[0xc0],                                                 // not a map
-            &[0x82, 0xa1, b'x'],                                     // truncated
-            &[
-                0x81, 0xa9, b's', b'u', b'p', b'e', b'r', b's', b'e', b'd', b'e', 0x01,
-            ],
+        // MessagePack pieces: a fixstr, and a map of `n` pairs from its parts.
+        let fs = |s: &str| [&[0xa0 | s.len() as u8][..], s.as_bytes()].concat();
+        let map = |n: u8, parts: &[&[u8]]| [&[0x80 | n][..], &parts.concat()].concat();
+        let (deadline, supersede, stream) = (fs("deadline_ms"), fs("supersede"), fs("stream"));
+        let options: Vec<Vec<u8>> = vec![
+            map(0, &[]),
+            map(1, &[&deadline, &[0x05]]),
+            map(1, &[&supersede, &fs("k")]),
+            map(1, &[&stream, &[0xc3]]),
+            map(1, &[&stream, &[0x01]]),              // wrong type
+            map(1, &[&fs("x"), &[0x91, 0x91, 0x01]]), // unknown, nested
+            map(1, &[&[0x01, 0x02]]),                 // key not a string
+            map(1, &[&[0xa2, 0xc3, 0x28], &[0x01]]),  // name not UTF-8
+            vec![0xc0],                               // not a map
+            map(2, &[&fs("x")]),                      // truncated
+            map(1, &[&supersede, &[0x01]]),           // wrong type
+            // All three, a key twice (the last counts), large deadlines.
+            map(
+                4,
+                &[
+                    &deadline,
+                    &[0xcd, 0x75, 0x30],
+                    &supersede,
+                    &fs("slot-1"),
+                    &stream,
+                    &[0xc2],
+                    &deadline,
+                    &[0xcf, 0, 0, 1, 0, 0, 0, 0, 7],
+                ],
+            ),
+            // A UTF-8 key replaced by one that is not, and the other way round.
+            map(
+                2,
+                &[&supersede, &fs("\u{e9}"), &supersede, &[0xa2, 0xc3, 0x28]],
+            ),
+            map(
+                2,
+                &[&supersede, &[0xa2, 0xc3, 0x28], &supersede, &fs("\u{e9}")],
+            ),
+            map(1, &[&supersede, &fs("")]),
+            map(1, &[&supersede, &[0xd9, 0x01, b'k']]), // str 8: left to the general path
+            map(1, &[&deadline, &[0xce, 0, 0]]),        // truncated
+            map(1, &[&deadline, &[0xd0, 0x05]]),        // int 8: left to the general path
+            map(1, &[&deadline, &[0xff]]),              // negative
+            map(1, &[&[0xd9, 0x06], b"stream", &[0xc3]]), // str 8 key
+            map(1, &[&stream]),                         // value missing
+            map(1, &[&fs("stream")[..6]]),              // key truncated
+            [map(0, &[]), vec![0xc0]].concat(),         // an extra element after the map
+            vec![
+                0xde, 0x00, 0x01, 0xa6, b's', b't', b'r', b'e', b'a', b'm', 0xc3,
+            ], // map 16
         ];
         let mut fast = 0;
         let mut checked = 0;
@@ -1026,7 +1122,7 @@ mod tests {
                             body.extend_from_slice(param);
                             let mut bodies = Vec::new();
                             if array == 0x96 {
-                                for opts in options {
+                                for opts in &options {
                                     bodies.push([&body[..], opts].concat());
                                 }
                             } else {
