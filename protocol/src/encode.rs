@@ -352,10 +352,31 @@ const PREFIX_MAX: usize = HEADER_LEN + 3 + 9 + 9 + 5;
 /// and kind (three single bytes, as the array is short and version and kind are positive
 /// fixints), then the scalar fields and the string header that come before the envelope's
 /// first variable-length part. Writing these field by field into the `BytesMut` cost a
-/// capacity check and a length update each.
-struct Prefix {
-    buf: [u8; PREFIX_MAX],
+/// capacity check and a length update each. `N` other than the default: the same for other
+/// runs of short fields (an options map's).
+struct Prefix<const N: usize = PREFIX_MAX> {
+    buf: [u8; N],
     len: usize,
+}
+
+impl<const N: usize> Prefix<N> {
+    /// An empty run of fields.
+    #[inline(always)]
+    fn empty() -> Self {
+        Self {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+
+    /// Appends the fields to `b`: all `N` bytes, then cut back to what they are (a copy of a
+    /// fixed size is a few moves, one of the fields' own length a call to memcpy).
+    #[inline(always)]
+    fn put(&self, b: &mut BytesMut) {
+        let start = b.len();
+        b.put_slice(&self.buf);
+        b.truncate(start + self.len);
+    }
 }
 
 impl Prefix {
@@ -373,14 +394,16 @@ impl Prefix {
             len: HEADER_LEN + 3,
         }
     }
+}
 
+impl<const N: usize> Prefix<N> {
     #[inline(always)]
     fn push(&mut self, bytes: &[u8]) {
         self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
         self.len += bytes.len();
     }
 
-    /// What [`uint`] writes.
+    /// An unsigned integer in its shortest MessagePack form.
     #[inline(always)]
     fn uint(&mut self, v: u64) {
         if v < 0x80 {
@@ -426,25 +449,6 @@ impl Prefix {
     }
 }
 
-/// An unsigned integer in its shortest MessagePack form.
-#[inline]
-fn uint(b: &mut BytesMut, v: u64) {
-    if v < 0x80 {
-        b.put_u8(v as u8);
-    } else if v <= 0xff {
-        b.put_slice(&[0xcc, v as u8]);
-    } else if v <= 0xffff {
-        b.put_u8(0xcd);
-        b.put_u16(v as u16);
-    } else if v <= 0xffff_ffff {
-        b.put_u8(0xce);
-        b.put_u32(v as u32);
-    } else {
-        b.put_u8(0xcf);
-        b.put_u64(v);
-    }
-}
-
 /// A string: its shortest header, then its bytes. A string longer than `u32::MAX` cannot fit
 /// a frame; its header is then wrong, but the frame is refused as too large anyway.
 #[inline]
@@ -470,21 +474,28 @@ fn options_size(o: &RequestOptions) -> usize {
 }
 
 /// The options map, with only the options that differ from their defaults, in a fixed order.
+/// The names are written with their fixstr headers, the fields before the supersede key's
+/// bytes in one copy.
 fn options_map(b: &mut BytesMut, o: &RequestOptions) {
     let len =
-        u32::from(o.deadline_ms.is_some()) + u32::from(o.supersede.is_some()) + u32::from(o.stream);
-    rmp::encode::write_map_len(&mut b.writer(), len).ok();
+        u8::from(o.deadline_ms.is_some()) + u8::from(o.supersede.is_some()) + u8::from(o.stream);
+    // map header, "deadline_ms" and a uint, "supersede" and a string header
+    let mut fields = Prefix::<{ 1 + 12 + 9 + 10 + 5 }>::empty();
+    fields.push(&[0x80 | len]);
     if let Some(ms) = o.deadline_ms {
-        str(b, "deadline_ms");
-        uint(b, ms);
+        fields.push(b"\xabdeadline_ms");
+        fields.uint(ms);
     }
     if let Some(key) = &o.supersede {
-        str(b, "supersede");
-        str(b, key.as_str());
+        fields.push(b"\xa9supersede");
+        fields.str_head(key.as_str().len());
+    }
+    fields.put(b);
+    if let Some(key) = &o.supersede {
+        b.put_slice(key.as_str().as_bytes());
     }
     if o.stream {
-        str(b, "stream");
-        b.put_u8(0xc3);
+        b.put_slice(b"\xa6stream\xc3");
     }
 }
 
@@ -552,12 +563,9 @@ mod tests {
             u64::MAX,
         ];
         for v in edges {
-            let mut ours = BytesMut::new();
-            uint(&mut ours, v);
             let theirs = rmp_bytes(|w| {
                 rmp::encode::write_uint(w, v).ok();
             });
-            assert_eq!(&ours[..], &theirs[..], "uint {v:#x}");
             let mut prefix = Prefix::new(Version::V1, 3, Kind::Cancel);
             prefix.uint(v);
             prefix.uint(v);
@@ -585,6 +593,42 @@ mod tests {
                 &theirs[..theirs.len() - n],
                 "string header for {n} bytes"
             );
+        }
+    }
+
+    #[test]
+    fn options_maps_match_rmp() {
+        for deadline_ms in [None, Some(5), Some(u64::MAX)] {
+            for supersede in [None, Some(String::new()), Some("k".repeat(40))] {
+                for stream in [false, true] {
+                    let o = RequestOptions {
+                        deadline_ms,
+                        supersede: supersede.clone().map(crate::Text::from),
+                        stream,
+                    };
+                    let mut ours = BytesMut::new();
+                    options_map(&mut ours, &o);
+                    let theirs = rmp_bytes(|w| {
+                        let len = u32::from(deadline_ms.is_some())
+                            + u32::from(supersede.is_some())
+                            + u32::from(stream);
+                        rmp::encode::write_map_len(w, len).ok();
+                        if let Some(ms) = deadline_ms {
+                            rmp::encode::write_str(w, "deadline_ms").ok();
+                            rmp::encode::write_uint(w, ms).ok();
+                        }
+                        if let Some(key) = &supersede {
+                            rmp::encode::write_str(w, "supersede").ok();
+                            rmp::encode::write_str(w, key).ok();
+                        }
+                        if stream {
+                            rmp::encode::write_str(w, "stream").ok();
+                            rmp::encode::write_bool(w, true).ok();
+                        }
+                    });
+                    assert_eq!(&ours[..], &theirs[..], "{o:?}");
+                }
+            }
         }
     }
 
