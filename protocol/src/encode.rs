@@ -77,8 +77,9 @@ impl Encoder {
         self.max_frame
     }
 
-    /// Runs `body` between a header placeholder and the patched header; undoes everything if
-    /// `body` fails or the result is too large.
+    /// Appends `prefix` (which starts with the header's placeholder), runs `body` to append
+    /// the rest, and patches the header; undoes everything if `body` fails or the result is
+    /// too large.
     ///
     /// `expected` is the body size to make room for up front (exact for raw payloads, a guess
     /// for serialized ones), so a fresh or small buffer grows once rather than field by field.
@@ -87,11 +88,15 @@ impl Encoder {
         &self,
         dst: &mut BytesMut,
         expected: usize,
+        prefix: &Prefix,
         body: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
     ) -> Result<(), EncodeError> {
         let start = dst.len();
         dst.reserve(HEADER_LEN + expected.min(self.max_frame));
-        dst.put_u32(0);
+        // All of the prefix's buffer, then cut back to what it holds: a copy of a fixed size
+        // is a few moves, one of the prefix's own length a call to memcpy.
+        dst.put_slice(&prefix.buf);
+        dst.truncate(start + prefix.len);
         if let Err(e) = body(dst) {
             dst.truncate(start);
             return Err(e);
@@ -116,10 +121,11 @@ impl Encoder {
         method: &str,
         params: &P,
     ) -> Result<(), EncodeError> {
-        self.frame(dst, ENVELOPE + method.len() + SERIALIZED_GUESS, |b| {
-            header(b, self.version, 5, Kind::Request);
-            uint(b, id.into().get());
-            str(b, method);
+        let mut p = Prefix::new(self.version, 5, Kind::Request);
+        p.uint(id.into().get());
+        p.str_head(method.len());
+        self.frame(dst, ENVELOPE + method.len() + SERIALIZED_GUESS, &p, |b| {
+            b.put_slice(method.as_bytes());
             payload(b, Payload::Value(params))
         })
     }
@@ -132,10 +138,11 @@ impl Encoder {
         method: &str,
         params: &[u8],
     ) -> Result<(), EncodeError> {
-        self.frame(dst, ENVELOPE + method.len() + params.len(), |b| {
-            header(b, self.version, 5, Kind::Request);
-            uint(b, id.into().get());
-            str(b, method);
+        let mut p = Prefix::new(self.version, 5, Kind::Request);
+        p.uint(id.into().get());
+        p.str_head(method.len());
+        self.frame(dst, ENVELOPE + method.len() + params.len(), &p, |b| {
+            b.put_slice(method.as_bytes());
             payload::<()>(b, Payload::Raw(params))
         })
     }
@@ -147,10 +154,10 @@ impl Encoder {
         id: impl Into<RequestId>,
         result: &R,
     ) -> Result<(), EncodeError> {
-        self.frame(dst, ENVELOPE + SERIALIZED_GUESS, |b| {
-            header(b, self.version, 5, Kind::Response);
-            uint(b, id.into().get());
-            nil(b);
+        let mut p = Prefix::new(self.version, 5, Kind::Response);
+        p.uint(id.into().get());
+        p.nil();
+        self.frame(dst, ENVELOPE + SERIALIZED_GUESS, &p, |b| {
             payload(b, Payload::Value(result))
         })
     }
@@ -162,10 +169,10 @@ impl Encoder {
         id: impl Into<RequestId>,
         result: &[u8],
     ) -> Result<(), EncodeError> {
-        self.frame(dst, ENVELOPE + result.len(), |b| {
-            header(b, self.version, 5, Kind::Response);
-            uint(b, id.into().get());
-            nil(b);
+        let mut p = Prefix::new(self.version, 5, Kind::Response);
+        p.uint(id.into().get());
+        p.nil();
+        self.frame(dst, ENVELOPE + result.len(), &p, |b| {
             payload::<()>(b, Payload::Raw(result))
         })
     }
@@ -177,9 +184,9 @@ impl Encoder {
         id: impl Into<RequestId>,
         error: &ErrorObject,
     ) -> Result<(), EncodeError> {
-        self.frame(dst, ENVELOPE + error_map_size(error), |b| {
-            header(b, self.version, 5, Kind::Response);
-            uint(b, id.into().get());
+        let mut p = Prefix::new(self.version, 5, Kind::Response);
+        p.uint(id.into().get());
+        self.frame(dst, ENVELOPE + error_map_size(error), &p, |b| {
             error_map(b, error);
             nil(b);
             Ok(())
@@ -193,9 +200,10 @@ impl Encoder {
         method: &str,
         params: &P,
     ) -> Result<(), EncodeError> {
-        self.frame(dst, ENVELOPE + method.len() + SERIALIZED_GUESS, |b| {
-            header(b, self.version, 4, Kind::Notification);
-            str(b, method);
+        let mut p = Prefix::new(self.version, 4, Kind::Notification);
+        p.str_head(method.len());
+        self.frame(dst, ENVELOPE + method.len() + SERIALIZED_GUESS, &p, |b| {
+            b.put_slice(method.as_bytes());
             payload(b, Payload::Value(params))
         })
     }
@@ -207,9 +215,10 @@ impl Encoder {
         method: &str,
         params: &[u8],
     ) -> Result<(), EncodeError> {
-        self.frame(dst, ENVELOPE + method.len() + params.len(), |b| {
-            header(b, self.version, 4, Kind::Notification);
-            str(b, method);
+        let mut p = Prefix::new(self.version, 4, Kind::Notification);
+        p.str_head(method.len());
+        self.frame(dst, ENVELOPE + method.len() + params.len(), &p, |b| {
+            b.put_slice(method.as_bytes());
             payload::<()>(b, Payload::Raw(params))
         })
     }
@@ -220,8 +229,8 @@ impl Encoder {
         dst: &mut BytesMut,
         error: &ErrorObject,
     ) -> Result<(), EncodeError> {
-        self.frame(dst, ENVELOPE + error_map_size(error), |b| {
-            header(b, self.version, 4, Kind::Notification);
+        let p = Prefix::new(self.version, 4, Kind::Notification);
+        self.frame(dst, ENVELOPE + error_map_size(error), &p, |b| {
             str(b, crate::reserved::ERROR);
             error_map(b, error);
             Ok(())
@@ -230,11 +239,9 @@ impl Encoder {
 
     /// `[1, 3, id]`.
     pub fn cancel(&self, dst: &mut BytesMut, id: impl Into<RequestId>) -> Result<(), EncodeError> {
-        self.frame(dst, ENVELOPE, |b| {
-            header(b, self.version, 3, Kind::Cancel);
-            uint(b, id.into().get());
-            Ok(())
-        })
+        let mut p = Prefix::new(self.version, 3, Kind::Cancel);
+        p.uint(id.into().get());
+        self.frame(dst, ENVELOPE, &p, |_| Ok(()))
     }
 
     /// `[2, 0, id, method, params, opts]` (or `[v, 0, id, method, params]` when every option
@@ -251,13 +258,15 @@ impl Encoder {
             return self.request(dst, id, method, params);
         }
         self.require(Version::V2, "request options")?;
+        let mut p = Prefix::new(self.version, 6, Kind::Request);
+        p.uint(id.into().get());
+        p.str_head(method.len());
         self.frame(
             dst,
             ENVELOPE + method.len() + SERIALIZED_GUESS + options_size(options),
+            &p,
             |b| {
-                header(b, self.version, 6, Kind::Request);
-                uint(b, id.into().get());
-                str(b, method);
+                b.put_slice(method.as_bytes());
                 payload(b, Payload::Value(params))?;
                 options_map(b, options);
                 Ok(())
@@ -278,13 +287,15 @@ impl Encoder {
             return self.request_raw(dst, id, method, params);
         }
         self.require(Version::V2, "request options")?;
+        let mut p = Prefix::new(self.version, 6, Kind::Request);
+        p.uint(id.into().get());
+        p.str_head(method.len());
         self.frame(
             dst,
             ENVELOPE + method.len() + params.len() + options_size(options),
+            &p,
             |b| {
-                header(b, self.version, 6, Kind::Request);
-                uint(b, id.into().get());
-                str(b, method);
+                b.put_slice(method.as_bytes());
                 payload::<()>(b, Payload::Raw(params))?;
                 options_map(b, options);
                 Ok(())
@@ -301,10 +312,10 @@ impl Encoder {
         chunk: &C,
     ) -> Result<(), EncodeError> {
         self.require(Version::V2, "partial results")?;
-        self.frame(dst, ENVELOPE + 9 + SERIALIZED_GUESS, |b| {
-            header(b, self.version, 5, Kind::Partial);
-            uint(b, id.into().get());
-            uint(b, seq);
+        let mut p = Prefix::new(self.version, 5, Kind::Partial);
+        p.uint(id.into().get());
+        p.uint(seq);
+        self.frame(dst, ENVELOPE + 9 + SERIALIZED_GUESS, &p, |b| {
             payload(b, Payload::Value(chunk))
         })
     }
@@ -318,10 +329,10 @@ impl Encoder {
         chunk: &[u8],
     ) -> Result<(), EncodeError> {
         self.require(Version::V2, "partial results")?;
-        self.frame(dst, ENVELOPE + 9 + chunk.len(), |b| {
-            header(b, self.version, 5, Kind::Partial);
-            uint(b, id.into().get());
-            uint(b, seq);
+        let mut p = Prefix::new(self.version, 5, Kind::Partial);
+        p.uint(id.into().get());
+        p.uint(seq);
+        self.frame(dst, ENVELOPE + 9 + chunk.len(), &p, |b| {
             payload::<()>(b, Payload::Raw(chunk))
         })
     }
@@ -332,34 +343,109 @@ impl Encoder {
 // (the tests check every size class against rmp's writers). Error maps and serialized
 // payloads go through rmp.
 
-/// The envelope array header with its version and kind: three single bytes, as the array is
-/// short and version and kind are positive fixints.
-#[inline]
-fn header(b: &mut BytesMut, version: Version, len: u8, kind: Kind) {
-    const _: () = assert!(
-        (Version::LATEST as u32) < 0x80,
-        "the version must be a fixint"
-    );
-    debug_assert!(len <= 15);
-    b.put_slice(&[0x90 | len, version as u8, kind as u8]);
+/// The most a [`Prefix`] holds: the header's placeholder, the envelope's array header,
+/// version and kind, two unsigned integers and a string header.
+const PREFIX_MAX: usize = HEADER_LEN + 3 + 9 + 9 + 5;
+
+/// The start of a frame, put together on the stack and appended in one copy: the header's
+/// placeholder (patched by [`Encoder::frame`]), the envelope's array header with its version
+/// and kind (three single bytes, as the array is short and version and kind are positive
+/// fixints), then the scalar fields and the string header that come before the envelope's
+/// first variable-length part. Writing these field by field into the `BytesMut` cost a
+/// capacity check and a length update each. `N` other than the default: the same for other
+/// runs of short fields (an options map's).
+struct Prefix<const N: usize = PREFIX_MAX> {
+    buf: [u8; N],
+    len: usize,
 }
 
-/// An unsigned integer in its shortest MessagePack form.
-#[inline]
-fn uint(b: &mut BytesMut, v: u64) {
-    if v < 0x80 {
-        b.put_u8(v as u8);
-    } else if v <= 0xff {
-        b.put_slice(&[0xcc, v as u8]);
-    } else if v <= 0xffff {
-        b.put_u8(0xcd);
-        b.put_u16(v as u16);
-    } else if v <= 0xffff_ffff {
-        b.put_u8(0xce);
-        b.put_u32(v as u32);
-    } else {
-        b.put_u8(0xcf);
-        b.put_u64(v);
+impl<const N: usize> Prefix<N> {
+    /// An empty run of fields.
+    #[inline(always)]
+    fn empty() -> Self {
+        Self {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+
+    /// Appends the fields to `b`: all `N` bytes, then cut back to what they are (a copy of a
+    /// fixed size is a few moves, one of the fields' own length a call to memcpy).
+    #[inline(always)]
+    fn put(&self, b: &mut BytesMut) {
+        let start = b.len();
+        b.put_slice(&self.buf);
+        b.truncate(start + self.len);
+    }
+}
+
+impl Prefix {
+    #[inline(always)]
+    fn new(version: Version, len: u8, kind: Kind) -> Self {
+        const _: () = assert!(
+            (Version::LATEST as u32) < 0x80,
+            "the version must be a fixint"
+        );
+        debug_assert!(len <= 15);
+        let mut buf = [0u8; PREFIX_MAX];
+        buf[HEADER_LEN..HEADER_LEN + 3].copy_from_slice(&[0x90 | len, version as u8, kind as u8]);
+        Self {
+            buf,
+            len: HEADER_LEN + 3,
+        }
+    }
+}
+
+impl<const N: usize> Prefix<N> {
+    #[inline(always)]
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// An unsigned integer in its shortest MessagePack form.
+    #[inline(always)]
+    fn uint(&mut self, v: u64) {
+        if v < 0x80 {
+            self.push(&[v as u8]);
+        } else if v <= 0xff {
+            self.push(&[0xcc, v as u8]);
+        } else if v <= 0xffff {
+            let [a, b] = (v as u16).to_be_bytes();
+            self.push(&[0xcd, a, b]);
+        } else if v <= 0xffff_ffff {
+            let [a, b, c, d] = (v as u32).to_be_bytes();
+            self.push(&[0xce, a, b, c, d]);
+        } else {
+            let [a, b, c, d, e, f, g, h] = v.to_be_bytes();
+            self.push(&[0xcf, a, b, c, d, e, f, g, h]);
+        }
+    }
+
+    /// The header [`str`] writes for a string of `n` bytes.
+    #[inline(always)]
+    fn str_head(&mut self, n: usize) {
+        if n < 32 {
+            self.push(&[0xa0 | n as u8]);
+        } else if n <= 0xff {
+            self.push(&[0xd9, n as u8]);
+        } else if n <= 0xffff {
+            let [a, b] = (n as u16).to_be_bytes();
+            self.push(&[0xda, a, b]);
+        } else {
+            let [a, b, c, d] = (n as u32).to_be_bytes();
+            self.push(&[0xdb, a, b, c, d]);
+        }
+    }
+
+    #[inline(always)]
+    fn nil(&mut self) {
+        self.push(&[0xc0]);
+    }
+
+    #[cfg(test)]
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
@@ -388,21 +474,28 @@ fn options_size(o: &RequestOptions) -> usize {
 }
 
 /// The options map, with only the options that differ from their defaults, in a fixed order.
+/// The names are written with their fixstr headers, the fields before the supersede key's
+/// bytes in one copy.
 fn options_map(b: &mut BytesMut, o: &RequestOptions) {
     let len =
-        u32::from(o.deadline_ms.is_some()) + u32::from(o.supersede.is_some()) + u32::from(o.stream);
-    rmp::encode::write_map_len(&mut b.writer(), len).ok();
+        u8::from(o.deadline_ms.is_some()) + u8::from(o.supersede.is_some()) + u8::from(o.stream);
+    // map header, "deadline_ms" and a uint, "supersede" and a string header
+    let mut fields = Prefix::<{ 1 + 12 + 9 + 10 + 5 }>::empty();
+    fields.push(&[0x80 | len]);
     if let Some(ms) = o.deadline_ms {
-        str(b, "deadline_ms");
-        uint(b, ms);
+        fields.push(b"\xabdeadline_ms");
+        fields.uint(ms);
     }
     if let Some(key) = &o.supersede {
-        str(b, "supersede");
-        str(b, key.as_str());
+        fields.push(b"\xa9supersede");
+        fields.str_head(key.as_str().len());
+    }
+    fields.put(b);
+    if let Some(key) = &o.supersede {
+        b.put_slice(key.as_str().as_bytes());
     }
     if o.stream {
-        str(b, "stream");
-        b.put_u8(0xc3);
+        b.put_slice(b"\xa6stream\xc3");
     }
 }
 
@@ -470,12 +563,14 @@ mod tests {
             u64::MAX,
         ];
         for v in edges {
-            let mut ours = BytesMut::new();
-            uint(&mut ours, v);
             let theirs = rmp_bytes(|w| {
                 rmp::encode::write_uint(w, v).ok();
             });
-            assert_eq!(&ours[..], &theirs[..], "uint {v:#x}");
+            let mut prefix = Prefix::new(Version::V1, 3, Kind::Cancel);
+            prefix.uint(v);
+            prefix.uint(v);
+            let both = [&theirs[..], &theirs[..]].concat();
+            assert_eq!(&prefix.bytes()[HEADER_LEN + 3..], &both[..], "uint {v:#x}");
         }
     }
 
@@ -489,6 +584,51 @@ mod tests {
                 rmp::encode::write_str(w, &s).ok();
             });
             assert_eq!(&ours[..], &theirs[..], "string of {n} bytes");
+            let mut prefix = Prefix::new(Version::V1, 4, Kind::Notification);
+            prefix.uint(u64::MAX);
+            prefix.uint(u64::MAX);
+            prefix.str_head(n);
+            assert_eq!(
+                &prefix.bytes()[HEADER_LEN + 3 + 18..],
+                &theirs[..theirs.len() - n],
+                "string header for {n} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn options_maps_match_rmp() {
+        for deadline_ms in [None, Some(5), Some(u64::MAX)] {
+            for supersede in [None, Some(String::new()), Some("k".repeat(40))] {
+                for stream in [false, true] {
+                    let o = RequestOptions {
+                        deadline_ms,
+                        supersede: supersede.clone().map(crate::Text::from),
+                        stream,
+                    };
+                    let mut ours = BytesMut::new();
+                    options_map(&mut ours, &o);
+                    let theirs = rmp_bytes(|w| {
+                        let len = u32::from(deadline_ms.is_some())
+                            + u32::from(supersede.is_some())
+                            + u32::from(stream);
+                        rmp::encode::write_map_len(w, len).ok();
+                        if let Some(ms) = deadline_ms {
+                            rmp::encode::write_str(w, "deadline_ms").ok();
+                            rmp::encode::write_uint(w, ms).ok();
+                        }
+                        if let Some(key) = &supersede {
+                            rmp::encode::write_str(w, "supersede").ok();
+                            rmp::encode::write_str(w, key).ok();
+                        }
+                        if stream {
+                            rmp::encode::write_str(w, "stream").ok();
+                            rmp::encode::write_bool(w, true).ok();
+                        }
+                    });
+                    assert_eq!(&ours[..], &theirs[..], "{o:?}");
+                }
+            }
         }
     }
 
@@ -501,14 +641,14 @@ mod tests {
             (3, Kind::Cancel),
             (5, Kind::Partial),
         ] {
-            let mut ours = BytesMut::new();
-            header(&mut ours, Version::V2, len, kind);
+            let prefix = Prefix::new(Version::V2, len, kind);
+            let ours = &prefix.bytes()[HEADER_LEN..];
             let theirs = rmp_bytes(|w| {
                 rmp::encode::write_array_len(w, u32::from(len)).ok();
                 rmp::encode::write_uint(w, 2).ok();
                 rmp::encode::write_uint(w, kind as u64).ok();
             });
-            assert_eq!(&ours[..], &theirs[..], "{kind:?}");
+            assert_eq!(ours, &theirs[..], "{kind:?}");
         }
     }
 }

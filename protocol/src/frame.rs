@@ -77,6 +77,14 @@ impl FrameDecoder {
                         max: self.max_frame,
                     });
                 }
+                if src.len() - HEADER_LEN >= len {
+                    // The whole frame is here (the usual case): cut header and body off in
+                    // one split and drop the header from the frozen frame, where advancing
+                    // is a pointer bump, not a second pass over the buffer's bookkeeping.
+                    let mut frame = src.split_to(HEADER_LEN + len).freeze();
+                    frame.advance(HEADER_LEN);
+                    return Ok(Some(frame));
+                }
                 src.advance(HEADER_LEN);
                 self.state = State::Body(len);
                 len
@@ -136,6 +144,27 @@ mod tests {
         assert_eq!(frames.len(), 3);
         assert_eq!(&frames[0][..], b"hello");
         assert_eq!(frames[2].len(), 70_000);
+    }
+
+    /// A whole frame is cut off in one piece (header and body together) and what follows it
+    /// — part of a header, part of a body — stays in the buffer for the next call, exactly
+    /// as when header and body arrive separately.
+    #[test]
+    fn a_whole_frame_leaves_what_follows_it() {
+        let wire = framed(&[b"first", b"second"]);
+        for cut in 9..wire.len() {
+            let mut dec = FrameDecoder::new(64);
+            let mut buf = BytesMut::from(&wire[..cut]);
+            assert_eq!(dec.decode(&mut buf), Ok(Some(Bytes::from_static(b"first"))));
+            assert_eq!(&buf[..], &wire[9..cut], "cut at {cut}");
+            assert_eq!(dec.is_idle(&buf), cut == 9);
+            buf.extend_from_slice(&wire[cut..]);
+            assert_eq!(
+                dec.decode(&mut buf),
+                Ok(Some(Bytes::from_static(b"second")))
+            );
+            assert!(dec.is_idle(&buf));
+        }
     }
 
     #[test]

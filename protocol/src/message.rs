@@ -8,7 +8,7 @@
 //! they stay MessagePack until whoever owns them deserializes them into a type of their own.
 //! Method names are validated UTF-8, also kept as slices.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use crate::error::{DecodeError, ErrorCode, ErrorObject};
 use crate::value::{self, DEFAULT_MAX_DEPTH, Head, Reader, ValueError};
@@ -457,6 +457,7 @@ impl Message {
     ///
     /// Which kinds may travel in which direction (a partial only from the daemon, say) is not
     /// checked here: that is the receiver's business.
+    #[inline]
     pub fn decode_any(body: Bytes, max_depth: usize) -> Result<Decoded, DecodeError> {
         let limit = max_depth.min(DEFAULT_MAX_DEPTH);
         if limit == 0 {
@@ -466,17 +467,15 @@ impl Message {
                 .unwrap_or(ValueError::TooDeep(0));
             return Err(damaged(&body, e));
         }
-        // The message a client reads most — a successful response, `[v, 1, id, nil, result]`
-        // — is recognised by its first bytes; anything else (and anything wrong) takes the
-        // general path below, which gives the same answer for these bodies.
-        if let Some(decoded) = plain_response(&body, limit) {
-            return Ok(decoded);
-        }
-        Self::decode_general(body, limit)
+        // The messages read most — a request as hearth's clients write it and a successful
+        // response — are recognised by their first bytes; anything else (and anything wrong)
+        // takes the general path, which gives the same answer for these bodies.
+        common_shapes(body, limit, Self::decode_general)
     }
 
-    /// [`Message::decode_any`] without the fast path for successful responses; `limit` is
+    /// [`Message::decode_any`] without the fast path for common shapes; `limit` is
     /// already capped and at least 1.
+    #[inline(never)]
     fn decode_general(body: Bytes, limit: usize) -> Result<Decoded, DecodeError> {
         // One pass: the envelope is read field by field and every value in it is walked once,
         // which also proves the first value well formed. Only when the envelope is rejected is
@@ -637,47 +636,252 @@ impl Message {
     }
 }
 
-/// A successful response `[1 or 2, 1, id, nil, result]`, read straight from the bytes:
-/// `Some` only when the body is exactly that (the id a positive fixint or a uint 8/16/32/64,
-/// the result one well-formed value at most `limit - 1` levels deep, nothing after it), which
-/// is when [`Message::decode_general`] would return the same message. `None` says nothing
-/// about the body: the general path decides.
+/// The envelopes hearth sends on every call, read straight from the bytes: a request
+/// `[1 or 2, 0, id, method, params]` (in version 2 optionally with its options map) and a
+/// successful response `[1 or 2, 1, id, nil, result]`, the envelope a fixarray, the version
+/// and kind positive fixints, the id a positive fixint or a uint 8/16/32/64 and a method a
+/// fixstr. `Ok` only when the body is exactly such a message, well formed, within `limit`
+/// and with nothing after it, which is when [`Message::decode_general`] returns the same
+/// message; anything else (including every error) goes to `general` (which is
+/// [`Message::decode_general`] but in tests), to decide.
+///
+/// The fallback is called from here rather than by the caller so that every path writes its
+/// answer straight into the caller's: handing a `Decoded` back through another `Result` cost
+/// two copies of it per message.
 #[inline]
-fn plain_response(body: &Bytes, limit: usize) -> Option<Decoded> {
-    let (&[0x95, version, 0x01, marker], rest) = body.split_first_chunk::<4>()? else {
-        return None;
+fn common_shapes<G>(body: Bytes, limit: usize, general: G) -> Result<Decoded, DecodeError>
+where
+    G: FnOnce(Bytes, usize) -> Result<Decoded, DecodeError>,
+{
+    let Some(&[array, version, kind]) = body.first_chunk::<3>() else {
+        return general(body, limit);
     };
     let version = match version {
         1 => Version::V1,
         2 => Version::V2,
-        _ => return None,
+        _ => return general(body, limit),
     };
-    let (id, at) = match marker {
-        0x00..=0x7f => (u64::from(marker), 4),
-        0xcc..=0xcf => {
-            let width = 1usize << (marker - 0xcc);
-            let bytes = rest.get(..width)?;
-            let id = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-            (id, 4 + width)
+    match (array, kind) {
+        (0x95, 0x01) => plain_response(body, version, limit, general),
+        (0x95, 0x00) => plain_request(body, version, false, limit, general),
+        (0x96, 0x00) if version == Version::V2 => {
+            plain_request(body, version, true, limit, general)
         }
-        _ => return None,
+        _ => general(body, limit),
+    }
+}
+
+/// An unsigned integer at `at` written as a positive fixint or a uint 8/16/32/64, and where
+/// it ends; `None` for any other form (the general path reads those).
+#[inline(always)]
+fn short_uint(body: &[u8], at: usize) -> Option<(u64, usize)> {
+    let &marker = body.get(at)?;
+    match marker {
+        0x00..=0x7f => Some((u64::from(marker), at + 1)),
+        // Each width read as one big-endian word rather than byte by byte.
+        0xcc => Some((u64::from(*body.get(at + 1)?), at + 2)),
+        0xcd => {
+            let bytes = body.get(at + 1..)?.first_chunk::<2>()?;
+            Some((u64::from(u16::from_be_bytes(*bytes)), at + 3))
+        }
+        0xce => {
+            let bytes = body.get(at + 1..)?.first_chunk::<4>()?;
+            Some((u64::from(u32::from_be_bytes(*bytes)), at + 5))
+        }
+        0xcf => {
+            let bytes = body.get(at + 1..)?.first_chunk::<8>()?;
+            Some((u64::from_be_bytes(*bytes), at + 9))
+        }
+        _ => None,
+    }
+}
+
+/// `body` without its first `start` bytes, taking over the caller's reference instead of
+/// making a new one (a slice costs a reference count increment, and dropping the body a
+/// decrement).
+#[inline(always)]
+fn tail(mut body: Bytes, start: usize) -> Bytes {
+    body.advance(start);
+    body
+}
+
+/// A successful response `[v, 1, id, nil, result]` (see [`common_shapes`]).
+#[inline]
+fn plain_response<G>(
+    body: Bytes,
+    version: Version,
+    limit: usize,
+    general: G,
+) -> Result<Decoded, DecodeError>
+where
+    G: FnOnce(Bytes, usize) -> Result<Decoded, DecodeError>,
+{
+    let Some((id, at)) = short_uint(&body, 3) else {
+        return general(body, limit);
     };
     if body.get(at) != Some(&0xc0) {
-        return None;
+        return general(body, limit);
     }
     let start = at + 1;
-    let mut rd = Reader::new(body.get(start..)?);
-    let end = start + rd.skip(limit - 1).ok()?.end;
-    if end != body.len() {
-        return None;
+    let mut rd = Reader::at(&body, start);
+    match rd.skip(limit - 1) {
+        Ok(_) if rd.position() == body.len() => {}
+        _ => return general(body, limit),
     }
-    Some(Decoded {
+    Ok(Decoded {
         version,
         message: Message::Response(Response {
             id: RequestId(id),
-            outcome: Ok(body.slice(start..end)),
+            outcome: Ok(tail(body, start)),
         }),
     })
+}
+
+/// Where the fields of a request in one of the common shapes lie (see [`common_shapes`]).
+struct RequestParts {
+    id: RequestId,
+    method: std::ops::Range<usize>,
+    params: std::ops::Range<usize>,
+    options: PlainOptions,
+}
+
+/// [`RequestOptions`] as the fast path finds them: the supersede key still a range of the
+/// body.
+#[derive(Default)]
+struct PlainOptions {
+    deadline_ms: Option<u64>,
+    supersede: Option<std::ops::Range<usize>>,
+    stream: bool,
+}
+
+/// A request `[v, 0, id, method, params]` or `[2, 0, id, method, params, opts]` (see
+/// [`common_shapes`]); the method is one reference to the body and the params of a request
+/// without options take over the caller's.
+#[inline]
+fn plain_request<G>(
+    body: Bytes,
+    version: Version,
+    with_options: bool,
+    limit: usize,
+    general: G,
+) -> Result<Decoded, DecodeError>
+where
+    G: FnOnce(Bytes, usize) -> Result<Decoded, DecodeError>,
+{
+    let Some(parts) = request_parts(&body, with_options, limit) else {
+        return general(body, limit);
+    };
+    let method = Text(body.slice(parts.method));
+    let options = RequestOptions {
+        deadline_ms: parts.options.deadline_ms,
+        supersede: parts.options.supersede.map(|key| Text(body.slice(key))),
+        stream: parts.options.stream,
+    };
+    let params = if parts.params.end == body.len() {
+        tail(body, parts.params.start)
+    } else {
+        body.slice(parts.params)
+    };
+    Ok(Decoded {
+        version,
+        message: Message::Request(Request {
+            id: parts.id,
+            method,
+            params,
+            options,
+        }),
+    })
+}
+
+#[inline]
+fn request_parts(body: &Bytes, with_options: bool, limit: usize) -> Option<RequestParts> {
+    let (id, at) = short_uint(body, 3)?;
+    let id = RequestId(id);
+    let marker = *body.get(at)?;
+    if !(0xa0..=0xbf).contains(&marker) {
+        return None;
+    }
+    let start = at + 1;
+    let end = start + usize::from(marker & 0x1f);
+    let name = body.get(start..end)?;
+    // The general path rejects a method that is not UTF-8; leave that to it. ASCII, the
+    // usual case, is UTF-8 and cheaper to recognise.
+    if !name.is_ascii() && std::str::from_utf8(name).is_err() {
+        return None;
+    }
+    let mut rd = Reader::at(body, end);
+    let params = rd.skip(limit - 1).ok()?;
+    let mut read = rd.position();
+    let options = if with_options {
+        let (options, options_end) = plain_options(body, read)?;
+        read = options_end;
+        options
+    } else {
+        PlainOptions::default()
+    };
+    if read != body.len() {
+        return None;
+    }
+    Some(RequestParts {
+        id,
+        method: start..end,
+        params,
+        options,
+    })
+}
+
+/// The options map at `at` when it is a fixmap of the options this crate knows, each key a
+/// fixstr, `deadline_ms` a positive fixint or uint 8-64, `supersede` a fixstr of UTF-8 and
+/// `stream` a boolean, and where it ends. A key given twice counts with its last value, as in
+/// [`Fields::options`]. `None` for anything else, unknown keys included: the general path
+/// reads those (it also checks no depth for these scalar values, so neither does this).
+#[inline]
+fn plain_options(body: &[u8], at: usize) -> Option<(PlainOptions, usize)> {
+    let marker = *body.get(at)?;
+    if !(0x80..=0x8f).contains(&marker) {
+        return None;
+    }
+    let mut opts = PlainOptions::default();
+    let mut at = at + 1;
+    for _ in 0..marker & 0x0f {
+        let key = *body.get(at)?;
+        if !(0xa0..=0xbf).contains(&key) {
+            return None;
+        }
+        let name_end = at + 1 + usize::from(key & 0x1f);
+        let name = body.get(at + 1..name_end)?;
+        at = name_end;
+        match name {
+            b"deadline_ms" => {
+                let (ms, end) = short_uint(body, at)?;
+                opts.deadline_ms = Some(ms);
+                at = end;
+            }
+            b"supersede" => {
+                let value = *body.get(at)?;
+                if !(0xa0..=0xbf).contains(&value) {
+                    return None;
+                }
+                let end = at + 1 + usize::from(value & 0x1f);
+                let text = body.get(at + 1..end)?;
+                if !text.is_ascii() && std::str::from_utf8(text).is_err() {
+                    return None;
+                }
+                opts.supersede = Some(at + 1..end);
+                at = end;
+            }
+            b"stream" => {
+                opts.stream = match *body.get(at)? {
+                    0xc2 => false,
+                    0xc3 => true,
+                    _ => return None,
+                };
+                at += 1;
+            }
+            _ => return None,
+        }
+    }
+    Some((opts, at))
 }
 
 impl Fields<'_> {
@@ -745,6 +949,15 @@ impl Fields<'_> {
 mod tests {
     use super::*;
 
+    /// Whether the fast path decodes `body` itself, without the general path.
+    fn took_fast_path(body: &Bytes, depth: usize) -> bool {
+        let not_taken = DecodeError::TrailingBytes {
+            extra: usize::MAX,
+            id: None,
+        };
+        common_shapes(body.clone(), depth, |_, _| Err(not_taken.clone())) != Err(not_taken)
+    }
+
     /// The fast path for successful responses answers exactly as the general path does, for
     /// the bodies it takes and for near misses it must leave to the general path.
     #[test]
@@ -799,7 +1012,7 @@ mod tests {
             for depth in [1, 3, 5, DEFAULT_MAX_DEPTH] {
                 let body = Bytes::from(body.clone());
                 let general = Message::decode_general(body.clone(), depth);
-                if plain_response(&body, depth).is_some() {
+                if took_fast_path(&body, depth) {
                     fast += 1;
                 }
                 assert_eq!(
@@ -810,6 +1023,141 @@ mod tests {
             }
         }
         assert!(fast > 100, "the fast path took only {fast} bodies");
+    }
+
+    /// The same for requests: every combination of envelope, version, id, method, params,
+    /// options and trailing bytes the fast path reads or must leave alone, at several depths.
+    #[test]
+    fn plain_requests_decode_as_the_general_path_decodes_them() {
+        let ids: [&[u8]; 8] = [
+            &[0x00],
+            &[0x7f],
+            &[0xcc, 0x80],
+            &[0xcd, 0x12, 0x34],
+            &[0xce, 0x80, 0, 0, 1],
+            &[0xcf, 0, 0, 0, 1, 0, 0, 0, 0],
+            &[0xd0, 0x05], // int 8: valid, left to the general path
+            &[0xa1, b'x'], // not an integer
+        ];
+        let methods: Vec<Vec<u8>> = vec![
+            b"\xa4echo".to_vec(),
+            vec![0xa0],
+            [&[0xa6][..], "h\u{e9}llo".as_bytes()].concat(), // UTF-8, not ASCII
+            vec![0xa2, 0xc3, 0x28],                          // not UTF-8
+            vec![0xa5, b'a'],                                // truncated
+            vec![0xd9, 0x01, b'a'], // str 8: valid, left to the general path
+            vec![0x01],             // not a string
+        ];
+        let params: [&[u8]; 7] = [
+            &[0xc0],
+            &[0xa3, b'a', b'b', b'c'],
+            &[0x81, 0xa1, b'k', 0x90],
+            &[0xa3, b'a'], // truncated
+            &[0xc1],       // reserved
+            &[0x91, 0x91, 0x91, 0xc0],
+            &[0xdc, 0xff, 0xff], // overrun
+        ];
+        // MessagePack pieces: a fixstr, and a map of `n` pairs from its parts.
+        let fs = |s: &str| [&[0xa0 | s.len() as u8][..], s.as_bytes()].concat();
+        let map = |n: u8, parts: &[&[u8]]| [&[0x80 | n][..], &parts.concat()].concat();
+        let (deadline, supersede, stream) = (fs("deadline_ms"), fs("supersede"), fs("stream"));
+        let options: Vec<Vec<u8>> = vec![
+            map(0, &[]),
+            map(1, &[&deadline, &[0x05]]),
+            map(1, &[&supersede, &fs("k")]),
+            map(1, &[&stream, &[0xc3]]),
+            map(1, &[&stream, &[0x01]]),              // wrong type
+            map(1, &[&fs("x"), &[0x91, 0x91, 0x01]]), // unknown, nested
+            map(1, &[&[0x01, 0x02]]),                 // key not a string
+            map(1, &[&[0xa2, 0xc3, 0x28], &[0x01]]),  // name not UTF-8
+            vec![0xc0],                               // not a map
+            map(2, &[&fs("x")]),                      // truncated
+            map(1, &[&supersede, &[0x01]]),           // wrong type
+            // All three, a key twice (the last counts), large deadlines.
+            map(
+                4,
+                &[
+                    &deadline,
+                    &[0xcd, 0x75, 0x30],
+                    &supersede,
+                    &fs("slot-1"),
+                    &stream,
+                    &[0xc2],
+                    &deadline,
+                    &[0xcf, 0, 0, 1, 0, 0, 0, 0, 7],
+                ],
+            ),
+            // A UTF-8 key replaced by one that is not, and the other way round.
+            map(
+                2,
+                &[&supersede, &fs("\u{e9}"), &supersede, &[0xa2, 0xc3, 0x28]],
+            ),
+            map(
+                2,
+                &[&supersede, &[0xa2, 0xc3, 0x28], &supersede, &fs("\u{e9}")],
+            ),
+            map(1, &[&supersede, &fs("")]),
+            map(1, &[&supersede, &[0xd9, 0x01, b'k']]), // str 8: left to the general path
+            map(1, &[&deadline, &[0xce, 0, 0]]),        // truncated
+            map(1, &[&deadline, &[0xd0, 0x05]]),        // int 8: left to the general path
+            map(1, &[&deadline, &[0xff]]),              // negative
+            map(1, &[&[0xd9, 0x06], b"stream", &[0xc3]]), // str 8 key
+            map(1, &[&stream]),                         // value missing
+            map(1, &[&fs("stream")[..6]]),              // key truncated
+            [map(0, &[]), vec![0xc0]].concat(),         // an extra element after the map
+            vec![
+                0xde, 0x00, 0x01, 0xa6, b's', b't', b'r', b'e', b'a', b'm', 0xc3,
+            ], // map 16
+        ];
+        let mut fast = 0;
+        let mut checked = 0;
+        for array in [0x94u8, 0x95, 0x96, 0x97] {
+            for version in [1u8, 2, 3] {
+                for id in ids {
+                    for method in &methods {
+                        for param in params {
+                            let mut body = vec![array, version, 0x00];
+                            body.extend_from_slice(id);
+                            body.extend_from_slice(method);
+                            body.extend_from_slice(param);
+                            let mut bodies = Vec::new();
+                            if array == 0x96 {
+                                for opts in &options {
+                                    bodies.push([&body[..], opts].concat());
+                                }
+                            } else {
+                                bodies.push(body);
+                            }
+                            for body in bodies {
+                                for trailing in [false, true] {
+                                    let mut body = body.clone();
+                                    if trailing {
+                                        body.push(0xc0);
+                                    }
+                                    let body = Bytes::from(body);
+                                    for depth in [1, 2, 4, DEFAULT_MAX_DEPTH] {
+                                        let general = Message::decode_general(body.clone(), depth);
+                                        if took_fast_path(&body, depth) {
+                                            fast += 1;
+                                        }
+                                        assert_eq!(
+                                            Message::decode_any(body.clone(), depth),
+                                            general,
+                                            "{body:02x?} at depth {depth}"
+                                        );
+                                        checked += 1;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            fast > 1000,
+            "the fast path took only {fast} of {checked} bodies"
+        );
     }
 
     #[test]

@@ -90,6 +90,12 @@ impl<'a> Reader<'a> {
         Self { buf, pos: 0 }
     }
 
+    /// A reader over `buf` that starts at byte `pos` (at most `buf.len()`).
+    pub(crate) fn at(buf: &'a [u8], pos: usize) -> Self {
+        debug_assert!(pos <= buf.len());
+        Self { buf, pos }
+    }
+
     /// Bytes consumed so far.
     pub fn position(&self) -> usize {
         self.pos
@@ -216,9 +222,43 @@ impl<'a> Reader<'a> {
 
     /// Skips one whole value, nested at most `max_depth` levels (a scalar is depth 0, `[1]`
     /// is depth 1), and returns the byte range it occupied.
+    #[inline]
     pub fn skip(&mut self, max_depth: usize) -> Result<std::ops::Range<usize>, ValueError> {
         let start = self.pos;
-        // Scalars and strings, the most common params, need no stack at all.
+        let Some(&marker) = self.buf.get(start) else {
+            return Err(ValueError::Truncated(start));
+        };
+        // The values most params and results are — one-byte scalars and short strings — are
+        // skipped here, inline; everything else (and every error but a short string's
+        // overrun, which is reported exactly as `bytes` reports it) out of line.
+        match marker {
+            0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => {
+                self.pos = start + 1;
+                Ok(start..start + 1)
+            }
+            0xa0..=0xbf => {
+                let at = start + 1;
+                let n = usize::from(marker & 0x1f);
+                let left = self.buf.len() - at;
+                if n > left {
+                    return Err(ValueError::Overrun {
+                        at,
+                        declared: n as u64,
+                        left,
+                    });
+                }
+                self.pos = at + n;
+                Ok(start..self.pos)
+            }
+            _ => self.skip_long(max_depth),
+        }
+    }
+
+    /// [`skip`](Self::skip) for the values it does not handle inline.
+    #[inline(never)]
+    fn skip_long(&mut self, max_depth: usize) -> Result<std::ops::Range<usize>, ValueError> {
+        let start = self.pos;
+        // Scalars and strings need no stack at all.
         let mut probe = self.clone();
         match probe.head()? {
             Head::Str(n) | Head::Bin(n) | Head::Ext(n) => {
@@ -359,6 +399,37 @@ mod tests {
         assert_eq!(skip(&[0x81, 0x90, 0x80], 2), Ok(3));
         assert_eq!(skip(&[0x81, 0x90, 0x80], 1), Err(ValueError::TooDeep(1)));
         assert_eq!(skip(&[0x90], 0), Err(ValueError::TooDeep(0)));
+    }
+
+    /// The inline cases of `skip` answer exactly as the general walk does, for every marker
+    /// byte followed by every length of tail up to 40 bytes.
+    #[test]
+    fn inline_skip_agrees_with_the_general_walk() {
+        for marker in 0u8..=0xff {
+            for tail in 0..40usize {
+                let mut buf = vec![marker];
+                buf.extend((0..tail).map(|i| 0xa0 + (i as u8 % 3)));
+                for depth in [0, 1, 8] {
+                    let (mut inline, mut long) = (Reader::new(&buf), Reader::new(&buf));
+                    assert_eq!(
+                        inline.skip(depth),
+                        long.skip_long(depth),
+                        "{buf:02x?} at depth {depth}"
+                    );
+                    assert_eq!(inline.position(), long.position(), "{buf:02x?}");
+                }
+            }
+        }
+        assert_eq!(Reader::new(&[]).skip(8), Err(ValueError::Truncated(0)));
+        let mut after = Reader::at(&[0xc0, 0xa2, b'h'], 1);
+        assert_eq!(
+            after.skip(8),
+            Err(ValueError::Overrun {
+                at: 2,
+                declared: 2,
+                left: 1
+            })
+        );
     }
 
     #[test]
