@@ -9,8 +9,10 @@
 //! What a call puts into the queue, and how it waits, is `client.rs`'s business; the shared
 //! state and the closing rules are in `connection.rs`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use hearth_protocol::reserved::{self, Fatal};
@@ -56,23 +58,30 @@ async fn read_loop<R: AsyncRead + Unpin>(
     max_frame: usize,
 ) {
     let _runtime_gone = CloseOnDrop(&conn);
-    let mut closed = conn.watch_closed();
-    // Made once, not per read: building and dropping a `wait_for` future on every pass cost
-    // about as much as decoding an answer.
-    let closed = closed.wait_for(Option::is_some);
-    tokio::pin!(closed);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut frames = FrameDecoder::new(max_frame);
     let reason = loop {
         if buf.capacity() - buf.len() < MIN_READ_SPACE {
             buf.reserve(READ_CHUNK);
         }
-        let read = tokio::select! {
-            biased;
-            // Only a dropped client closes the connection from outside the reader; the
-            // answers still on their way are no longer wanted.
-            _ = &mut closed => return,
-            read = rd.read_buf(&mut buf) => read,
+        // Only a dropped client closes the connection from outside the reader; the answers
+        // still on their way are no longer wanted. That is an atomic load per pass, and the
+        // waker registered for `close` when the read waits: a `select!` with the closed
+        // signal's future cost a watch and a notify poll on every pass.
+        let read = std::future::poll_fn(|cx| {
+            if conn.stop_reading() {
+                return Poll::Ready(None);
+            }
+            let read = std::pin::pin!(rd.read_buf(&mut buf));
+            match read.poll(cx) {
+                Poll::Ready(read) => Poll::Ready(Some(read)),
+                Poll::Pending if conn.poll_stop_reading(cx) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        let Some(read) = read else {
+            return;
         };
         match read {
             Ok(0) if frames.is_idle(&buf) => break CloseReason::Eof,
@@ -419,6 +428,38 @@ mod tests {
             tokio::task::yield_now().await;
         }
         panic!("the writer wrote {} of {len} bytes", sink.wire().out.len());
+    }
+
+    /// A reader waiting for input stops when the connection is closed from outside it (the
+    /// client dropped), and one that has input ready stops too instead of reading it.
+    #[tokio::test]
+    async fn the_reader_stops_when_the_connection_closes() {
+        for input in [false, true] {
+            let (conn, notifications) =
+                Connection::new(Peer::Unix("test.sock".into()), Version::V2, 1 << 20, 8);
+            let conn = Arc::new(conn);
+            let (ours, mut theirs) = tokio::io::duplex(1024);
+            let reader = tokio::spawn(read_loop(conn.clone(), ours, notifications, 1 << 20));
+            // Let it wait for input.
+            tokio::task::yield_now().await;
+            assert!(!reader.is_finished());
+            if input {
+                // Half a frame: reading it would not finish the reader.
+                theirs.write_all(&[0, 0, 0, 9, 1]).await.expect("written");
+            }
+            conn.close(CloseReason::Dropped);
+            tokio::time::timeout(std::time::Duration::from_secs(30), reader)
+                .await
+                .expect("the reader stops")
+                .expect("the reader task");
+            assert!(matches!(
+                conn.closed_error(),
+                Error::Closed {
+                    reason: CloseReason::Dropped
+                }
+            ));
+            drop(theirs);
+        }
     }
 
     /// A lone call's frame goes to the socket in the caller's own poll, without the writer.
