@@ -665,7 +665,8 @@ async fn roundtrip(
     // the answer arrives, or the guard below if the request is never sent.
     // The slot holds this task's waker from the start: the waker of this very poll (see
     // `Pending::insert`).
-    conn.pending
+    let alone = conn
+        .pending
         .insert(id)
         .await
         .map_err(|reason| Error::Closed { reason })?;
@@ -693,8 +694,9 @@ async fn roundtrip(
         } => encoder.request_raw_with(buf, id, method, params, options),
     };
     // Most frames are queued at once, in the poll that inserted the slot; only a full queue
-    // makes the call wait (and then it may be polled with another waker afterwards).
-    let (queued, same_poll) = match conn.outbound.try_push(&mut write) {
+    // makes the call wait (and then it may be polled with another waker afterwards). A call
+    // alone in flight writes its frame itself when the writer task is idle.
+    let (queued, same_poll) = match conn.outbound.try_push(&mut write, alone) {
         Some(queued) => (queued, true),
         None => (Box::pin(conn.outbound.push_when_room(write)).await, false),
     };

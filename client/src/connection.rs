@@ -9,9 +9,10 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use futures::task::AtomicWaker;
 use hearth_protocol::{Encoder, RequestId, Version};
 use tokio::sync::{mpsc, watch};
 
@@ -59,8 +60,14 @@ pub(crate) struct Connection {
     /// Partial results dropped because their call's buffer was full.
     pub(crate) dropped_partials: AtomicU64,
     next_id: AtomicU64,
-    /// `Some(reason)` once closed. The reader and writer watch it to stop.
+    /// `Some(reason)` once closed. The writer (and [`Client::closed`](crate::Client::closed))
+    /// watch it to stop.
     closed: watch::Sender<Option<CloseReason>>,
+    /// Set once closed, before [`reader`](Self::reader) is woken: what the reader looks at
+    /// whenever it waits for input (cheaper per read than watching `closed`).
+    stop_reading: AtomicBool,
+    /// The reader task's waker, registered whenever it waits for input.
+    reader: AtomicWaker,
     /// The receiving end of the notification channel, until someone takes it.
     notifications: Mutex<Option<mpsc::Receiver<Notification>>>,
     /// Notifications dropped because the channel was full.
@@ -89,6 +96,8 @@ impl Connection {
             dropped_partials: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             closed: watch::Sender::new(None),
+            stop_reading: AtomicBool::new(false),
+            reader: AtomicWaker::new(),
             notifications: Mutex::new(Some(rx)),
             dropped_notifications: AtomicU64::new(0),
             write_error: Mutex::new(None),
@@ -126,6 +135,20 @@ impl Connection {
     /// Whether the connection is closed.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.borrow().is_some()
+    }
+
+    /// For the reader: whether the connection was closed (from outside the reader, which
+    /// stops then).
+    pub(crate) fn stop_reading(&self) -> bool {
+        self.stop_reading.load(Ordering::Acquire)
+    }
+
+    /// For the reader, waiting for input: [`stop_reading`](Self::stop_reading); if not yet,
+    /// `cx`'s task is woken when the connection closes.
+    pub(crate) fn poll_stop_reading(&self, cx: &mut std::task::Context<'_>) -> bool {
+        // Register before looking, so that a close after the look wakes the task.
+        self.reader.register(cx.waker());
+        self.stop_reading()
     }
 
     /// A receiver of the closed signal.
@@ -178,6 +201,8 @@ impl Connection {
         };
         // Signal first, so that a caller woken below already sees `is_closed()`.
         self.closed.send_replace(Some(reason.clone()));
+        self.stop_reading.store(true, Ordering::Release);
+        self.reader.wake();
         match &reason {
             CloseReason::Dropped | CloseReason::Eof => {
                 tracing::debug!(peer = %self.peer, %reason, "connection closed");

@@ -3,13 +3,16 @@
 //! notification channel, `$/fatal` to [`Connection::close`], and the daemon's own requests and
 //! cancels to `serve.rs` (which only spawns: the reader never waits for a handler or for room
 //! to queue an answer). The writer empties the outbound queue into the socket,
-//! one `write_all` per wakeup, however many frames are queued.
+//! one `write_all` per wakeup, however many frames are queued — except for what a lone call
+//! wrote itself while the writer was idle (`outbound.rs`).
 //!
 //! What a call puts into the queue, and how it waits, is `client.rs`'s business; the shared
 //! state and the closing rules are in `connection.rs`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use hearth_protocol::reserved::{self, Fatal};
@@ -30,8 +33,9 @@ const READ_CHUNK: usize = 64 * 1024;
 const MIN_READ_SPACE: usize = 8 * 1024;
 
 /// Starts the reader and writer tasks over the two halves of a freshly connected stream (Unix
-/// or TCP: the tasks are generic, so each transport gets its own monomorphized copy and
-/// nothing is boxed). They run until the connection closes; both hold the connection state.
+/// or TCP: the reader is generic, so each transport gets its own monomorphized copy; the
+/// write half is boxed into the outbound queue, which lone calls write to as well). They run
+/// until the connection closes; both hold the connection state.
 pub(crate) fn spawn<R, W>(
     conn: Arc<Connection>,
     rd: R,
@@ -42,8 +46,9 @@ pub(crate) fn spawn<R, W>(
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    conn.outbound.attach(Box::new(wr));
     tokio::spawn(read_loop(conn.clone(), rd, notifications, max_frame));
-    tokio::spawn(write_loop(conn, wr));
+    tokio::spawn(write_loop(conn));
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
@@ -53,23 +58,30 @@ async fn read_loop<R: AsyncRead + Unpin>(
     max_frame: usize,
 ) {
     let _runtime_gone = CloseOnDrop(&conn);
-    let mut closed = conn.watch_closed();
-    // Made once, not per read: building and dropping a `wait_for` future on every pass cost
-    // about as much as decoding an answer.
-    let closed = closed.wait_for(Option::is_some);
-    tokio::pin!(closed);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut frames = FrameDecoder::new(max_frame);
     let reason = loop {
         if buf.capacity() - buf.len() < MIN_READ_SPACE {
             buf.reserve(READ_CHUNK);
         }
-        let read = tokio::select! {
-            biased;
-            // Only a dropped client closes the connection from outside the reader; the
-            // answers still on their way are no longer wanted.
-            _ = &mut closed => return,
-            read = rd.read_buf(&mut buf) => read,
+        // Only a dropped client closes the connection from outside the reader; the answers
+        // still on their way are no longer wanted. That is an atomic load per pass, and the
+        // waker registered for `close` when the read waits: a `select!` with the closed
+        // signal's future cost a watch and a notify poll on every pass.
+        let read = std::future::poll_fn(|cx| {
+            if conn.stop_reading() {
+                return Poll::Ready(None);
+            }
+            let read = std::pin::pin!(rd.read_buf(&mut buf));
+            match read.poll(cx) {
+                Poll::Ready(read) => Poll::Ready(Some(read)),
+                Poll::Pending if conn.poll_stop_reading(cx) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        let Some(read) = read else {
+            return;
         };
         match read {
             Ok(0) if frames.is_idle(&buf) => break CloseReason::Eof,
@@ -251,7 +263,7 @@ fn warn_error_notification(params: &[u8]) {
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(conn: Arc<Connection>, mut wr: W) {
+async fn write_loop(conn: Arc<Connection>) {
     let mut closed = conn.watch_closed();
     // Made once, as in `read_loop`.
     let closed = closed.wait_for(|r| {
@@ -260,7 +272,14 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: Arc<Connection>, mut wr: W) {
     });
     tokio::pin!(closed);
     let mut batch = BytesMut::with_capacity(16 * 1024);
-    while conn.outbound.next_batch(&mut batch).await {
+    // The write half, while this task writes (see `Outbound::next_batch`).
+    let mut sink = None;
+    while conn.outbound.next_batch(&mut batch, &mut sink).await {
+        let Some(wr) = sink.as_mut() else {
+            // Never attached (not reached: `spawn` attaches first); fail rather than hang.
+            conn.write_failed(std::io::Error::other("the connection has no write half"));
+            return;
+        };
         let written = tokio::select! {
             biased;
             written = wr.write_all(&batch) => written,
@@ -275,5 +294,313 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: Arc<Connection>, mut wr: W) {
         }
     }
     // Half-close: the daemon reads EOF after our last frame.
-    let _ = wr.shutdown().await;
+    if let Some(wr) = sink.as_mut() {
+        let _ = wr.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::pin::Pin;
+    use std::sync::Mutex;
+    use std::task::{Context, Poll, Waker};
+
+    use hearth_protocol::Version;
+
+    use super::*;
+    use crate::connection::Peer;
+
+    /// What a [`TestSink`] has taken, and how it behaves.
+    #[derive(Default)]
+    struct Wire {
+        out: Vec<u8>,
+        /// The most bytes one write takes (0: any number).
+        chunk: usize,
+        /// Every `stall`th write says "no room" (0: never) — waking its waker at once, as a
+        /// socket with room again would.
+        stall: usize,
+        writes: usize,
+        /// Bytes it takes before it has no room until [`TestSink::open`] (None: no limit).
+        room: Option<usize>,
+        waker: Option<Waker>,
+        /// Every write fails (the peer is gone).
+        broken: bool,
+        inline_writes: usize,
+    }
+
+    /// A write half that records what it is given and can take it in pieces, be full, or fail.
+    #[derive(Clone, Default)]
+    struct TestSink(Arc<Mutex<Wire>>);
+
+    impl TestSink {
+        fn wire(&self) -> std::sync::MutexGuard<'_, Wire> {
+            self.0.lock().expect("the wire's lock")
+        }
+
+        /// Gives the sink `n` more bytes of room, waking a writer waiting for it.
+        fn open(&self, n: usize) {
+            let mut wire = self.wire();
+            wire.room = Some(wire.room.unwrap_or(0) + n);
+            if let Some(waker) = wire.waker.take() {
+                waker.wake();
+            }
+        }
+    }
+
+    impl AsyncWrite for TestSink {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let mut wire = self.wire();
+            if wire.broken {
+                return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+            }
+            wire.writes += 1;
+            if cx.waker().will_wake(Waker::noop()) {
+                wire.inline_writes += 1;
+            }
+            if wire.stall != 0 && wire.writes.is_multiple_of(wire.stall) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let mut n = buf.len();
+            if wire.chunk != 0 {
+                n = n.min(wire.chunk);
+            }
+            if let Some(room) = wire.room {
+                if room == 0 {
+                    wire.waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                n = n.min(room);
+                wire.room = Some(room - n);
+            }
+            wire.out.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A connection whose write half is `sink`, with its writer task running.
+    fn connection(sink: &TestSink) -> Arc<Connection> {
+        let (conn, _notifications) =
+            Connection::new(Peer::Unix("test.sock".into()), Version::V2, 1 << 20, 8);
+        let conn = Arc::new(conn);
+        conn.outbound.attach(Box::new(sink.clone()));
+        tokio::spawn(write_loop(conn.clone()));
+        conn
+    }
+
+    /// Queues `frame` as a lone call would (inline when the writer is idle).
+    fn push(conn: &Connection, frame: &[u8], inline: bool) -> Result<(), QueueClosedError> {
+        match conn.outbound.try_push(
+            &mut |buf: &mut BytesMut| {
+                buf.extend_from_slice(frame);
+                Ok::<(), std::convert::Infallible>(())
+            },
+            inline,
+        ) {
+            Some(Ok(Ok(()))) => Ok(()),
+            Some(Err(_)) => Err(QueueClosedError),
+            None => panic!("the queue is far from full"),
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct QueueClosedError;
+
+    /// Waits (yielding, for at most a generous bound: a writer that is never woken fails the
+    /// test instead of hanging it) until `sink` has taken `len` bytes.
+    async fn until_written(sink: &TestSink, len: usize) {
+        let bound = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < bound {
+            if sink.wire().out.len() >= len {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the writer wrote {} of {len} bytes", sink.wire().out.len());
+    }
+
+    /// A reader waiting for input stops when the connection is closed from outside it (the
+    /// client dropped), and one that has input ready stops too instead of reading it.
+    #[tokio::test]
+    async fn the_reader_stops_when_the_connection_closes() {
+        for input in [false, true] {
+            let (conn, notifications) =
+                Connection::new(Peer::Unix("test.sock".into()), Version::V2, 1 << 20, 8);
+            let conn = Arc::new(conn);
+            let (ours, mut theirs) = tokio::io::duplex(1024);
+            let reader = tokio::spawn(read_loop(conn.clone(), ours, notifications, 1 << 20));
+            // Let it wait for input.
+            tokio::task::yield_now().await;
+            assert!(!reader.is_finished());
+            if input {
+                // Half a frame: reading it would not finish the reader.
+                theirs.write_all(&[0, 0, 0, 9, 1]).await.expect("written");
+            }
+            conn.close(CloseReason::Dropped);
+            tokio::time::timeout(std::time::Duration::from_secs(30), reader)
+                .await
+                .expect("the reader stops")
+                .expect("the reader task");
+            assert!(matches!(
+                conn.closed_error(),
+                Error::Closed {
+                    reason: CloseReason::Dropped
+                }
+            ));
+            drop(theirs);
+        }
+    }
+
+    /// A lone call's frame goes to the socket in the caller's own poll, without the writer.
+    #[tokio::test]
+    async fn a_lone_frame_is_written_by_its_caller() {
+        let sink = TestSink::default();
+        let conn = connection(&sink);
+        // Let the writer task start and go idle.
+        tokio::task::yield_now().await;
+        push(&conn, b"first", true).expect("queued");
+        assert_eq!(
+            sink.wire().out,
+            b"first",
+            "written before the caller returned"
+        );
+        assert_eq!(sink.wire().inline_writes, 1);
+        // Not alone: queued for the writer, which writes it.
+        push(&conn, b"second", false).expect("queued");
+        assert_eq!(sink.wire().out, b"first");
+        until_written(&sink, 11).await;
+        assert_eq!(sink.wire().out, b"firstsecond");
+        assert_eq!(sink.wire().inline_writes, 1, "the writer wrote the second");
+    }
+
+    /// What the socket does not take at once stays queued, in order, ahead of later frames,
+    /// and the writer task writes it when there is room.
+    #[tokio::test]
+    async fn a_partial_inline_write_leaves_the_rest_to_the_writer_in_order() {
+        let sink = TestSink::default();
+        sink.wire().room = Some(3);
+        let conn = connection(&sink);
+        tokio::task::yield_now().await;
+        push(&conn, b"abcdef", true).expect("queued");
+        assert_eq!(
+            sink.wire().out,
+            b"abc",
+            "the socket took what it had room for"
+        );
+        // A later lone frame finds the queue busy: it queues behind the rest.
+        push(&conn, b"gh", true).expect("queued");
+        push(&conn, b"ij", false).expect("queued");
+        assert_eq!(sink.wire().out, b"abc");
+        // The writer holds the rest until there is room.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(sink.wire().out, b"abc");
+        sink.open(usize::MAX / 2);
+        until_written(&sink, 10).await;
+        assert_eq!(sink.wire().out, b"abcdefghij");
+        // Idle again: the next lone frame is written inline.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let inline = sink.wire().inline_writes;
+        push(&conn, b"k", true).expect("queued");
+        assert_eq!(sink.wire().out, b"abcdefghijk");
+        assert_eq!(sink.wire().inline_writes, inline + 1);
+    }
+
+    /// Callers on several threads, some writing inline, some queueing, over a socket that
+    /// takes a few bytes per write and often has no room: every frame arrives whole, and each
+    /// caller's frames in the order it sent them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_callers_frames_arrive_whole_and_in_order() {
+        const CALLERS: u8 = 8;
+        const FRAMES: u32 = 500;
+        let sink = TestSink::default();
+        {
+            let mut wire = sink.wire();
+            wire.chunk = 5;
+            wire.stall = 3;
+        }
+        let conn = connection(&sink);
+        let mut callers = tokio::task::JoinSet::new();
+        for caller in 0..CALLERS {
+            let conn = conn.clone();
+            callers.spawn(async move {
+                for seq in 0..FRAMES {
+                    let mut frame = [caller, 0, 0, 0, 0, 0xAA, 0xBB, 0xCC];
+                    frame[1..5].copy_from_slice(&seq.to_le_bytes());
+                    push(&conn, &frame, seq.is_multiple_of(2)).expect("queued");
+                    if seq.is_multiple_of(7) {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            });
+        }
+        while let Some(done) = callers.join_next().await {
+            done.expect("a caller");
+        }
+        let total = usize::from(CALLERS) * FRAMES as usize * 8;
+        until_written(&sink, total).await;
+        let wire = sink.wire();
+        assert_eq!(wire.out.len(), total);
+        assert!(wire.inline_writes > 0, "some frames were written inline");
+        let mut next = [0u32; CALLERS as usize];
+        for frame in wire.out.chunks(8) {
+            assert_eq!(&frame[5..], [0xAA, 0xBB, 0xCC], "a whole frame: {frame:?}");
+            let caller = usize::from(frame[0]);
+            let seq = u32::from_le_bytes(frame[1..5].try_into().expect("4 bytes"));
+            assert_eq!(seq, next[caller], "caller {caller}'s frames in order");
+            next[caller] += 1;
+        }
+        assert!(next.iter().all(|&n| n == FRAMES));
+    }
+
+    /// A write that fails inline is left to the writer task, which fails the connection's
+    /// writes (later frames are refused); a closed connection writes nothing, inline or not.
+    #[tokio::test]
+    async fn a_failed_inline_write_fails_the_writes_and_a_closed_queue_takes_nothing() {
+        let sink = TestSink::default();
+        sink.wire().broken = true;
+        let conn = connection(&sink);
+        tokio::task::yield_now().await;
+        push(&conn, b"lost", true).expect("queued: the writer reports the failure");
+        // The writer task runs on this thread: a few yields let it fail the writes.
+        for _ in 0..1000 {
+            if push(&conn, b"x", false).is_err() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(push(&conn, b"late", true), Err(QueueClosedError));
+        assert!(matches!(
+            conn.closed_error(),
+            Error::Closed {
+                reason: CloseReason::Io(e)
+            } if e.kind() == io::ErrorKind::BrokenPipe
+        ));
+
+        let sink = TestSink::default();
+        let conn = connection(&sink);
+        tokio::task::yield_now().await;
+        conn.close(CloseReason::Eof);
+        assert_eq!(push(&conn, b"late", true), Err(QueueClosedError));
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(sink.wire().out.is_empty());
+    }
 }

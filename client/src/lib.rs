@@ -24,8 +24,10 @@
 //!
 //! Inside, a call encodes its frame, takes an in-flight permit (the daemon's `max_in_flight`
 //! less one, so cancels are always read), registers its id in the pending table and appends the frame to a shared outbound buffer.
-//! One writer task writes everything queued with one `write_all` per wakeup; one reader task
-//! decodes frames and completes calls. A closed client stays closed; [`Reconnecting`] is the
+//! One writer task writes everything queued with one `write_all` per wakeup — except that a
+//! call alone in flight, finding the writer idle, writes its frame itself (the editor's
+//! one-call-at-a-time path, a task hop less); one reader task decodes frames and completes
+//! calls. A closed client stays closed; [`Reconnecting`] is the
 //! opt-in wrapper that makes a new connection when the daemon restarts, and
 //! [`Client::connect_or_start`] starts a daemon when none answers.
 

@@ -5,12 +5,23 @@
 //!
 //! No user code (`Serialize` impls) runs under the lock: frames with typed params are encoded
 //! by the caller before they get here, and only byte copies (raw params, cancels) are encoded
-//! straight into the buffer. Writing to the socket is the writer task's job (`io.rs`).
+//! straight into the buffer. Writing to the socket is the writer task's job (`io.rs`), with
+//! one exception, the editor's path (issue 13): a call made while no other is in flight, that
+//! finds the queue empty and the writer task idle, writes its frame itself, without blocking
+//! ([`Outbound::try_push`]) — one task wake-up and poll less per call. What does not fit is
+//! left in the queue, in order, for the writer task.
 
+use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
+use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
+
+/// The connection's write half (Unix or TCP), shared by the writer task and the callers that
+/// write inline. Boxed: the queue is not generic over the transport.
+pub(crate) type Sink = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// How many queued bytes make callers wait. One frame may go past it when the buffer is empty,
 /// so a frame up to the frame limit always fits.
@@ -23,6 +34,11 @@ pub(crate) struct QueueClosed;
 struct State {
     buf: BytesMut,
     closed: bool,
+    /// The write half while the writer task is idle (the queue was empty when it last
+    /// looked): a caller that may write inline finds it here and writes under the lock. The
+    /// writer task takes it out for as long as it writes a batch. `None` before
+    /// [`Outbound::attach`] and once the writer task has ended.
+    sink: Option<Sink>,
 }
 
 /// Frames waiting for the writer task.
@@ -44,10 +60,16 @@ impl Outbound {
             state: Mutex::new(State {
                 buf: BytesMut::with_capacity(16 * 1024),
                 closed: false,
+                sink: None,
             }),
             wake: Notify::new(),
             room: Notify::new(),
         }
+    }
+
+    /// Hands the queue the connection's write half, before the writer task starts.
+    pub(crate) fn attach(&self, sink: Sink) {
+        self.lock().sink = Some(sink);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -86,7 +108,7 @@ impl Outbound {
     ) -> Result<Result<(), E>, QueueClosed> {
         // Most pushes find room at once. Only a full queue needs the waiting loop, which is
         // boxed so that every call's future does not carry its state.
-        match self.try_push(&mut write) {
+        match self.try_push(&mut write, false) {
             Some(done) => done,
             None => Box::pin(self.push_when_room(write)).await,
         }
@@ -103,7 +125,7 @@ impl Outbound {
             // Register before looking again, so a `notify_waiters` between the check and the
             // await is not missed.
             room.as_mut().enable();
-            if let Some(done) = self.try_push(&mut write) {
+            if let Some(done) = self.try_push(&mut write, false) {
                 return done;
             }
             room.await;
@@ -113,9 +135,17 @@ impl Outbound {
     /// One attempt at [`push_with`](Self::push_with); `None` when the frame does not fit yet.
     /// For a caller that needs to know whether it waited (see `client.rs`'s `roundtrip`):
     /// then [`push_when_room`](Self::push_when_room).
+    ///
+    /// With `inline` (the caller's call is the only one in flight), a frame that finds the
+    /// queue empty and the writer task idle is written to the socket here, under the lock,
+    /// without waiting: whatever the socket does not take (a partial write, a full send
+    /// buffer, an error) stays queued for the writer task, which is woken for it, so frames
+    /// still leave whole and in order. Only the idle path does this: at many calls in flight
+    /// the writer task's batches (many frames per write) are cheaper than a write per frame.
     pub(crate) fn try_push<E>(
         &self,
         write: &mut impl FnMut(&mut BytesMut) -> Result<(), E>,
+        inline: bool,
     ) -> Option<Result<Result<(), E>, QueueClosed>> {
         let mut state = self.lock();
         if state.closed {
@@ -129,8 +159,11 @@ impl Outbound {
             state.buf.truncate(before);
             return None;
         }
+        let wake = before == 0 && !(inline && write_now(&mut state));
         drop(state);
-        self.queued(before);
+        if wake {
+            self.wake.notify_one();
+        }
         Some(Ok(Ok(())))
     }
 
@@ -165,7 +198,12 @@ impl Outbound {
     /// For the writer: waits until frames are queued and swaps them into `batch` (whose old
     /// content is discarded, so the two buffers' allocations are reused). Returns `false` once
     /// the queue is closed and empty.
-    pub(crate) async fn next_batch(&self, batch: &mut BytesMut) -> bool {
+    ///
+    /// `sink` is the writer task's hold on the write half: it is put back into the queue
+    /// while the queue is empty (callers may write inline then), and taken out with a batch
+    /// (and when the queue closes, for the half-close), so that the write half is always in
+    /// exactly one place.
+    pub(crate) async fn next_batch(&self, batch: &mut BytesMut, sink: &mut Option<Sink>) -> bool {
         loop {
             let wake = self.wake.notified();
             {
@@ -173,12 +211,21 @@ impl Outbound {
                 if !state.buf.is_empty() {
                     batch.clear();
                     std::mem::swap(&mut state.buf, batch);
+                    if sink.is_none() {
+                        *sink = state.sink.take();
+                    }
                     drop(state);
                     self.room.notify_waiters();
                     return true;
                 }
                 if state.closed {
+                    if sink.is_none() {
+                        *sink = state.sink.take();
+                    }
                     return false;
+                }
+                if let Some(idle) = sink.take() {
+                    state.sink = Some(idle);
                 }
             }
             wake.await;
@@ -200,6 +247,35 @@ impl Outbound {
     }
 }
 
+/// Writes the queue (one frame, queued into an empty queue) to the idle write half without
+/// waiting; `true` when all of it went, else what is left stays queued, in order, for the
+/// writer task (which then has to be woken). A write half that is not idle (the writer task
+/// holds it) writes nothing here.
+fn write_now(state: &mut State) -> bool {
+    let Some(sink) = state.sink.as_mut() else {
+        return false;
+    };
+    // Nothing waits here: a write that cannot go on now is the writer task's, which polls
+    // again with its own waker (the readiness a poll here missed is kept by the runtime).
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut done = 0;
+    while done < state.buf.len() {
+        match Pin::new(&mut **sink).poll_write(&mut cx, &state.buf[done..]) {
+            Poll::Ready(Ok(n)) if n > 0 => done += n,
+            // A full send buffer, nothing written, or an error: the writer task writes the
+            // rest, and reports an error that stays (`write_all` retries an interrupted one).
+            _ => break,
+        }
+    }
+    if done == state.buf.len() {
+        state.buf.clear();
+        true
+    } else {
+        state.buf.advance(done);
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,7 +287,7 @@ mod tests {
         assert_eq!(out.push_now(|b| b.extend_from_slice(b"c")), Ok(()));
         assert_eq!(out.push(b"de").await, Ok(()));
         let mut batch = BytesMut::new();
-        assert!(out.next_batch(&mut batch).await);
+        assert!(out.next_batch(&mut batch, &mut None).await);
         assert_eq!(&batch[..], b"abcde");
     }
 
@@ -238,7 +314,7 @@ mod tests {
             async move {
                 let mut batch = BytesMut::new();
                 let mut got = Vec::new();
-                while out.next_batch(&mut batch).await {
+                while out.next_batch(&mut batch, &mut None).await {
                     got.push(batch.to_vec());
                 }
                 got
@@ -272,10 +348,10 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
         let mut batch = BytesMut::new();
-        assert!(out.next_batch(&mut batch).await);
+        assert!(out.next_batch(&mut batch, &mut None).await);
         assert_eq!(batch.len(), OUTBOUND_LIMIT);
         assert!(matches!(waiter.await, Ok(Ok(()))));
-        assert!(out.next_batch(&mut batch).await);
+        assert!(out.next_batch(&mut batch, &mut None).await);
         assert_eq!(&batch[..], b"x");
     }
 
@@ -286,13 +362,13 @@ mod tests {
         out.close(true);
         assert_eq!(out.push(b"late").await, Err(QueueClosed));
         let mut batch = BytesMut::new();
-        assert!(out.next_batch(&mut batch).await);
+        assert!(out.next_batch(&mut batch, &mut None).await);
         assert_eq!(&batch[..], b"keep");
-        assert!(!out.next_batch(&mut batch).await);
+        assert!(!out.next_batch(&mut batch, &mut None).await);
 
         let out = Outbound::new();
         assert_eq!(out.push(b"drop").await, Ok(()));
         out.close(false);
-        assert!(!out.next_batch(&mut batch).await);
+        assert!(!out.next_batch(&mut batch, &mut None).await);
     }
 }

@@ -278,20 +278,24 @@ impl Pending {
     /// has nothing to register — the answer, if it came meanwhile, has woken that waker
     /// already — so it can return `Pending` without taking the lock (see `client.rs`'s
     /// `roundtrip`).
-    pub(crate) async fn insert(&self, id: RequestId) -> Result<(), CloseReason> {
+    ///
+    /// `Ok(true)` when the call is the only request in flight (it found no other holding a
+    /// place): such a call may write its frame itself (`outbound.rs`).
+    pub(crate) async fn insert(&self, id: RequestId) -> Result<bool, CloseReason> {
         let inserted =
             std::future::poll_fn(|cx| Poll::Ready(self.try_insert_kind(id, Some(cx.waker()))))
                 .await?;
-        if inserted {
-            return Ok(());
+        if let Some(alone) = inserted {
+            return Ok(alone);
         }
         // The uncommon case; boxed so that every call's future does not carry its state.
-        Box::pin(self.insert_when_room(id, true)).await
+        Box::pin(self.insert_when_room(id, true)).await?;
+        Ok(false)
     }
 
     /// [`insert`](Self::insert) for a streamed call, whose slot also buffers partials.
     pub(crate) async fn insert_stream(&self, id: RequestId) -> Result<(), CloseReason> {
-        if self.try_insert_kind(id, None)? {
+        if self.try_insert_kind(id, None)?.is_some() {
             return Ok(());
         }
         Box::pin(self.insert_when_room(id, false)).await
@@ -311,7 +315,7 @@ impl Pending {
                 Poll::Ready(self.try_insert_kind(id, plain.then_some(cx.waker())))
             })
             .await?;
-            if inserted {
+            if inserted.is_some() {
                 return Ok(());
             }
             room.await;
@@ -321,25 +325,31 @@ impl Pending {
     /// `Ok(false)` when every place is taken.
     #[cfg(test)]
     fn try_insert(&self, id: RequestId) -> Result<bool, CloseReason> {
-        self.try_insert_kind(id, Some(Waker::noop()))
+        Ok(self.try_insert_kind(id, Some(Waker::noop()))?.is_some())
     }
 
     /// An ordinary call's slot, holding `waker` (`Some`), or a streamed call's (`None`).
-    fn try_insert_kind(&self, id: RequestId, waker: Option<&Waker>) -> Result<bool, CloseReason> {
+    /// `Ok(None)` when every place is taken, else whether the call is the only one in flight.
+    fn try_insert_kind(
+        &self,
+        id: RequestId,
+        waker: Option<&Waker>,
+    ) -> Result<Option<bool>, CloseReason> {
         let mut state = self.lock();
         if let Some(reason) = &state.closed {
             return Err(reason.clone());
         }
         if state.outstanding >= state.limit {
-            return Ok(false);
+            return Ok(None);
         }
+        let alone = state.outstanding == 0;
         state.outstanding += 1;
         let slot = match waker {
             Some(waker) => Slot::Waiting(Some(waker.clone())),
             None => Slot::Stream(Box::default()),
         };
         state.calls.insert(id, slot);
-        Ok(true)
+        Ok(Some(alone))
     }
 
     /// The caller's side of a slot: the answer once there is one (taking it out of the

@@ -203,16 +203,23 @@ impl Spin {
     fn polls_next(self) -> bool {
         self.skip == 0
     }
+
+    /// Whether the wait in progress polls: only then does [`end`](Self::end) need to know
+    /// how long it took (the clock is not read for the others).
+    fn polling(self) -> bool {
+        self.polling
+    }
 }
 
-/// Reads directly from the socket until something comes, the peer closes it, or `deadline`
-/// passes, giving the CPU away between attempts (`sched_yield`: a peer on the same CPU, as
+/// Reads directly from the socket until something comes, the peer closes it, or the deadline
+/// passes (`past` says whether it has: the clock is read only after an attempt found
+/// nothing), giving the CPU away between attempts (`sched_yield`: a peer on the same CPU, as
 /// when both are pinned to one, runs then; a busy loop without it made the peer wait out
 /// the whole [`SPIN`]). `Pending` once the deadline passed.
 fn poll_until(
     stream: &StdUnixStream,
     buf: &mut ReadBuf<'_>,
-    deadline: Instant,
+    past: impl Fn() -> bool,
 ) -> Poll<io::Result<()>> {
     loop {
         std::thread::yield_now();
@@ -224,7 +231,7 @@ fn poll_until(
             // event sets it later, and the next read then finds nothing and clears it.
             Ok(_) => return Poll::Ready(Ok(())),
         }
-        if Instant::now() >= deadline {
+        if past() {
             return Poll::Pending;
         }
     }
@@ -265,9 +272,12 @@ impl QuietStream {
         }
     }
 
-    /// Input came (or the stream ended): the wait, if any, is over.
+    /// Input came (or the stream ended): the wait, if any, is over. (Only a wait that polled
+    /// needs to know how long it took.)
     fn input(&mut self) {
-        if let Some((since, _)) = self.waiting.take() {
+        if let Some((since, _)) = self.waiting.take()
+            && self.spin.polling()
+        {
             self.spin.end(since.elapsed(), spin_limit());
         }
     }
@@ -318,7 +328,8 @@ impl AsyncRead for QuietStream {
         let result = match poll_read_registered(fd, cx, buf) {
             Poll::Pending => match this.waiting {
                 Some((since, true)) if !spin_limit().is_zero() => {
-                    let polled = poll_until(fd.get_ref(), buf, since + spin_limit());
+                    let deadline = since + spin_limit();
+                    let polled = poll_until(fd.get_ref(), buf, || Instant::now() >= deadline);
                     if polled.is_pending() {
                         // Polled long enough: park until the reactor says there is input.
                         this.waiting = Some((since, false));
@@ -416,6 +427,11 @@ fn now_ns() -> u64 {
         .saturating_add(1)
 }
 
+/// [`spin_limit`] in nanoseconds.
+fn spin_limit_ns() -> u64 {
+    u64::try_from(spin_limit().as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// What the two halves share: the socket, and the wait for input the writer starts.
 #[derive(Debug)]
 struct Halves {
@@ -495,9 +511,10 @@ impl AsyncRead for QuietRead {
                     halves.reader_polls.store(this.spin.polls_next(), SeqCst);
                 }
                 if this.polls && !spin_limit().is_zero() {
-                    let elapsed = now_ns().saturating_sub(since);
-                    let left = spin_limit().saturating_sub(Duration::from_nanos(elapsed));
-                    result = poll_until(halves.fd.get_ref(), buf, Instant::now() + left);
+                    // The poll's deadline counts from the write: no clock read before the
+                    // first attempt (one read wanted the time left, one the deadline).
+                    let deadline = since.saturating_add(spin_limit_ns());
+                    result = poll_until(halves.fd.get_ref(), buf, || now_ns() >= deadline);
                     if result.is_pending() {
                         this.polls = false;
                     }
@@ -506,7 +523,9 @@ impl AsyncRead for QuietRead {
         }
         if result.is_ready() {
             let since = halves.wrote_at.swap(0, SeqCst);
-            if since != 0 {
+            // Only a wait that polled teaches the back-off, and needs the clock: input found
+            // at the first read (the answer was already there) costs no clock read.
+            if since != 0 && since == this.decided && this.spin.polling() {
                 let waited = now_ns().saturating_sub(since);
                 this.spin.end(Duration::from_nanos(waited), spin_limit());
                 halves.reader_polls.store(this.spin.polls_next(), SeqCst);
@@ -712,6 +731,53 @@ mod tests {
             !quiet.spin.polls_next(),
             "late input: the next wait parks at once"
         );
+    }
+
+    /// An answer already there when the reader first looks ends the wait without polling: it
+    /// teaches the back-off nothing (a late-input back-off in progress is neither reset nor
+    /// used up), on both stream types.
+    #[tokio::test]
+    async fn input_found_at_once_ends_the_wait_and_teaches_nothing() {
+        let (ours, mut peer) = UnixStream::pair().expect("a socket pair");
+        let (mut rd, mut wr) = split(ours).expect("registers");
+        let backed_off = Spin {
+            backoff: 4,
+            skip: 4,
+            polling: false,
+        };
+        rd.spin = backed_off;
+        wr.write_all(b"ping").await.expect("writes");
+        let mut ping = [0u8; 4];
+        peer.read_exact(&mut ping).await.expect("the peer reads");
+        peer.write_all(b"pong").await.expect("the peer answers");
+        // Let the reactor see the answer.
+        tokio::task::yield_now().await;
+        let mut got = [0u8; 4];
+        let read = std::pin::pin!(rd.read_exact(&mut got));
+        assert!(
+            poll_once(read).is_ready(),
+            "the answer is read at the first look"
+        );
+        assert_eq!(&got, b"pong");
+        assert_eq!(rd.shared.wrote_at.load(SeqCst), 0, "the wait is over");
+        assert_eq!(rd.spin, backed_off, "nothing learnt");
+
+        let (ours, mut peer) = UnixStream::pair().expect("a socket pair");
+        let mut quiet = QuietStream::new(ours).expect("registers");
+        quiet.spin = backed_off;
+        quiet.write_all(b"ping").await.expect("writes");
+        assert!(
+            matches!(quiet.waiting, Some((_, false))),
+            "a backed-off wait that will not poll began"
+        );
+        let backed_off = quiet.spin;
+        peer.read_exact(&mut ping).await.expect("the peer reads");
+        peer.write_all(b"pong").await.expect("the peer answers");
+        tokio::task::yield_now().await;
+        let read = std::pin::pin!(quiet.read_exact(&mut got));
+        assert!(poll_once(read).is_ready());
+        assert!(quiet.waiting.is_none(), "the wait is over");
+        assert_eq!(quiet.spin, backed_off, "nothing learnt");
     }
 
     /// The same for the client's halves: the writer starts the wait, the reader polls, parks,

@@ -8,7 +8,7 @@ use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::support::{Gate, TestDaemon, TestDaemonExt, eventually, within};
+use crate::support::{FakeDaemon, Gate, TestDaemon, TestDaemonExt, eventually, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_daemon_dies_every_pending_call_fails() {
@@ -54,6 +54,38 @@ async fn when_the_daemon_dies_every_pending_call_fails() {
     assert!(matches!(next, Err(Error::Closed { .. })), "{next:?}");
     let note = client.notify("x", &()).now_or_never();
     assert!(matches!(note, Some(Err(Error::Closed { .. }))), "{note:?}");
+}
+
+/// One call at a time (each written by its caller, the connection being idle), and then the
+/// daemon hangs up: each call before gets its own answer in order, and the lone call after
+/// it fails as a lost connection instead of waiting.
+#[tokio::test]
+async fn lone_calls_go_out_in_order_and_fail_once_the_daemon_hangs_up() {
+    let daemon = FakeDaemon::start_v2(|mut peer| async move {
+        for n in 0..20u32 {
+            let request = peer.request().await.expect("the next call");
+            let got: u32 = hearth_protocol::from_msgpack(&request.params).expect("a number");
+            assert_eq!(got, n, "the calls arrive in order");
+            peer.echo(&request).await;
+        }
+        // Hang up without reading the next call.
+    });
+    let client = daemon.client().await;
+    for n in 0..20u32 {
+        let back: u32 = within("an echo", client.call("echo", &n))
+            .await
+            .expect("an answer");
+        assert_eq!(back, n);
+    }
+    // Whether it is written before or after the hang-up, nobody answers it.
+    let err = within(
+        "a call after the hang-up",
+        client.call::<_, IgnoredAny>("echo", &0),
+    )
+    .await
+    .expect_err("nobody answers after the hang-up");
+    assert!(err.is_connection_lost(), "{err:?}");
+    daemon.finish().await;
 }
 
 /// Waits (off the runtime: the wait blocks) until `daemon` stopped by itself, and checks that
