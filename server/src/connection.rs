@@ -322,7 +322,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         // then, so new bytes wake the task for another poll; asking again in a later round of
         // this one would only repeat the answer (on the sequential path that was two extra
         // reads, and buffer reservations, per call). Nor can the read buffer hold a whole
-        // frame then: it was just found not to, and only a read adds bytes.
+        // frame then: it was just found not to, and only a read adds bytes. A write clears
+        // it: the read after a write is the one the transport polls the socket in before
+        // parking (hearth-transport's short poll; on the sequential path that read is where
+        // the next request is caught without a wake-up).
         let mut read_pending = false;
         for _ in 0..ROUNDS_PER_POLL {
             let mut progress = false;
@@ -382,6 +385,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         self.outbuf.advance(n);
                         self.stalled_since = None;
                         progress = true;
+                        read_pending = false;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(End::Io(e)),
                     Poll::Pending => break,

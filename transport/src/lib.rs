@@ -175,6 +175,16 @@ impl Spin {
         self.polling
     }
 
+    /// A wait that ended without [`begin`](Self::begin) deciding about it (the reader never
+    /// found it pending: its input was there at the first look): it parked at once, so it
+    /// uses up one wait of a back-off in progress, as a wait decided to park would. Without
+    /// this a client whose reader is not woken to poll (because of the back-off) would find
+    /// every answer at its first look and never count the back-off down: no poll ever again.
+    fn ended_undecided(&mut self) {
+        self.skip = self.skip.saturating_sub(1);
+        self.polling = false;
+    }
+
     /// The input the wait was for came after `waited`; `limit` is how long a poll lasts.
     /// Only a wait that polled teaches anything: one that parked at once says nothing about
     /// what polling would have done. (Counting those too made a busy machine poll on every
@@ -525,9 +535,13 @@ impl AsyncRead for QuietRead {
             let since = halves.wrote_at.swap(0, SeqCst);
             // Only a wait that polled teaches the back-off, and needs the clock: input found
             // at the first read (the answer was already there) costs no clock read.
-            if since != 0 && since == this.decided && this.spin.polling() {
-                let waited = now_ns().saturating_sub(since);
-                this.spin.end(Duration::from_nanos(waited), spin_limit());
+            if since != 0 {
+                if since != this.decided {
+                    this.spin.ended_undecided();
+                } else if this.spin.polling() {
+                    let waited = now_ns().saturating_sub(since);
+                    this.spin.end(Duration::from_nanos(waited), spin_limit());
+                }
                 halves.reader_polls.store(this.spin.polls_next(), SeqCst);
             }
         }
@@ -734,8 +748,10 @@ mod tests {
     }
 
     /// An answer already there when the reader first looks ends the wait without polling: it
-    /// teaches the back-off nothing (a late-input back-off in progress is neither reset nor
-    /// used up), on both stream types.
+    /// neither resets a late-input back-off in progress nor learns anything from its timing,
+    /// but it uses up one of the back-off's parked waits, so that a reader that is not woken
+    /// to poll (and so finds every answer at its first look) polls again once the back-off
+    /// ran out; on both stream types.
     #[tokio::test]
     async fn input_found_at_once_ends_the_wait_and_teaches_nothing() {
         let (ours, mut peer) = UnixStream::pair().expect("a socket pair");
@@ -746,21 +762,30 @@ mod tests {
             polling: false,
         };
         rd.spin = backed_off;
-        wr.write_all(b"ping").await.expect("writes");
+        for left in (0..4).rev() {
+            wr.write_all(b"ping").await.expect("writes");
+            let mut ping = [0u8; 4];
+            peer.read_exact(&mut ping).await.expect("the peer reads");
+            peer.write_all(b"pong").await.expect("the peer answers");
+            // Let the reactor see the answer.
+            tokio::task::yield_now().await;
+            let mut got = [0u8; 4];
+            let read = std::pin::pin!(rd.read_exact(&mut got));
+            assert!(
+                poll_once(read).is_ready(),
+                "the answer is read at the first look"
+            );
+            assert_eq!(&got, b"pong");
+            assert_eq!(rd.shared.wrote_at.load(SeqCst), 0, "the wait is over");
+            let used_one = Spin {
+                skip: left,
+                ..backed_off
+            };
+            assert_eq!(rd.spin, used_one, "one parked wait used up, nothing else");
+            assert_eq!(rd.shared.reader_polls.load(SeqCst), left == 0);
+        }
         let mut ping = [0u8; 4];
-        peer.read_exact(&mut ping).await.expect("the peer reads");
-        peer.write_all(b"pong").await.expect("the peer answers");
-        // Let the reactor see the answer.
-        tokio::task::yield_now().await;
         let mut got = [0u8; 4];
-        let read = std::pin::pin!(rd.read_exact(&mut got));
-        assert!(
-            poll_once(read).is_ready(),
-            "the answer is read at the first look"
-        );
-        assert_eq!(&got, b"pong");
-        assert_eq!(rd.shared.wrote_at.load(SeqCst), 0, "the wait is over");
-        assert_eq!(rd.spin, backed_off, "nothing learnt");
 
         let (ours, mut peer) = UnixStream::pair().expect("a socket pair");
         let mut quiet = QuietStream::new(ours).expect("registers");
