@@ -36,12 +36,15 @@ impl Notifier {
         method: &str,
         params: &P,
     ) -> Result<(), NotifyError> {
+        let frame = self.frame(method, params)?;
+        self.tx.send(frame).await.map_err(|_| NotifyError::Closed)
+    }
+
+    /// The notification's whole frame.
+    fn frame<P: Serialize + ?Sized>(&self, method: &str, params: &P) -> Result<Bytes, NotifyError> {
         let mut frame = BytesMut::new();
         self.encoder.notification(&mut frame, method, params)?;
-        self.tx
-            .send(frame.freeze())
-            .await
-            .map_err(|_| NotifyError::Closed)
+        Ok(frame.freeze())
     }
 
     /// Sends `[1, 2, method, params]` to the connection if its queue has room, without
@@ -55,9 +58,8 @@ impl Notifier {
         method: &str,
         params: &P,
     ) -> Result<(), NotifyError> {
-        let mut frame = BytesMut::new();
-        self.encoder.notification(&mut frame, method, params)?;
-        self.tx.try_send(frame.freeze()).map_err(|e| match e {
+        let frame = self.frame(method, params)?;
+        self.tx.try_send(frame).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => NotifyError::Full,
             mpsc::error::TrySendError::Closed(_) => NotifyError::Closed,
         })
