@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use hearth_lang::api::{ChangeParams, CompleteParams, ContentChange, OpenParams};
+use hearth_lang::bench_support::Rng;
 use hearth_lang::{LangService, Position, Range};
 
 const EXTENSIONS: [&str; 12] = [
@@ -20,22 +21,6 @@ const EXTENSIONS: [&str; 12] = [
 ];
 const TOP: usize = 10;
 const EDITORS: u64 = 10;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn source_files(root: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -98,7 +83,7 @@ fn main() {
         stats.files, stats.identifiers
     );
     let files = source_files(&root);
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
     let mut words = Vec::new();
     for _ in 0..400 {
         let Ok(text) = std::fs::read_to_string(&files[rng.below(files.len())]) else {
@@ -113,7 +98,7 @@ fn main() {
     // Misses by chars typed (the last bucket: 6 or more).
     let mut misses = [0u64; 7];
     for editor in 0..EDITORS {
-        let mut rng = Rng(editor + 1);
+        let mut rng = Rng::new(editor + 1);
         let text = loop {
             if let Ok(t) = std::fs::read_to_string(&files[rng.below(files.len())]) {
                 break t;

@@ -160,12 +160,18 @@ const WORDS: &[&str] = &[
     "query",
 ];
 
-/// SplitMix64: a fixed, dependency-free generator.
+/// SplitMix64: a fixed, dependency-free generator (also the offline typing examples').
 #[derive(Debug)]
-struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// A generator whose draws depend on `seed` alone.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -173,10 +179,15 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
     /// Below `n`, skewed towards 0 (roughly Zipf-like: a few words are everywhere).
     fn skewed(&mut self, n: usize) -> usize {
-        let a = (self.next() % n as u64) as usize;
-        let b = (self.next() % n as u64) as usize;
+        let a = (self.next_u64() % n as u64) as usize;
+        let b = (self.next_u64() % n as u64) as usize;
         a * b / n
     }
 }
@@ -193,7 +204,7 @@ fn capitalized(w: &str, out: &mut String) {
 /// sometimes with a number.
 fn identifier(rng: &mut Rng, out: &mut String) {
     let words = 1 + rng.skewed(3);
-    let style = rng.next() % 3;
+    let style = rng.next_u64() % 3;
     for i in 0..words {
         let w = WORDS[rng.skewed(WORDS.len())];
         match (style, i) {
@@ -205,8 +216,8 @@ fn identifier(rng: &mut Rng, out: &mut String) {
             _ => capitalized(w, out),
         }
     }
-    if rng.next().is_multiple_of(8) {
-        out.push_str(&(rng.next() % 100).to_string());
+    if rng.next_u64().is_multiple_of(8) {
+        out.push_str(&(rng.next_u64() % 100).to_string());
     }
 }
 
@@ -350,7 +361,7 @@ impl Typist {
             let mut word = std::mem::take(&mut self.word);
             identifier(&mut self.rng, &mut word);
             // Half of them new to the generated vocabulary, as names a user makes up are.
-            if self.rng.next().is_multiple_of(2) {
+            if self.rng.next_u64().is_multiple_of(2) {
                 word.push_str("Typed");
             }
             for (col, c) in word.chars().enumerate() {
