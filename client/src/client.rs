@@ -707,13 +707,19 @@ async fn roundtrip(
         .map_err(|_| conn.closed_error())?
         .map_err(Error::Encode)?;
     guard.sent = true;
-    // Still in the poll whose waker the slot holds, there is nothing to do: the answer, if it
-    // came since `insert`, has woken that waker, so this task will be polled again. That
-    // saves taking the table's lock and looking the slot up once per call.
+    // Still in the poll whose waker the slot holds, a call that is not alone has nothing to
+    // do: the answer, if it came since `insert`, has woken that waker, so this task will be
+    // polled again. That saves taking the table's lock and looking the slot up once per call.
+    // A call alone in flight (the editor's keystroke) reads its answer itself, in this poll,
+    // if the reader is free: without the reader task's wake-up, its poll, and the runtime's
+    // look at its reactor before this task is polled again.
     let mut registered = same_poll;
     let reply = std::future::poll_fn(|cx| {
         if std::mem::take(&mut registered) {
-            return Poll::Pending;
+            if !alone {
+                return Poll::Pending;
+            }
+            conn.read_now();
         }
         conn.pending.poll_answer(id, cx)
     })
