@@ -235,17 +235,20 @@ impl<R: AsyncRead + Unpin + Send> LoneReader for ReaderCell<R> {
             let mut cx = Context::from_waker(&held_ref.task);
             if let Poll::Ready(end) = reader.poll_step(conn, &mut cx) {
                 held_ref.reader = None;
-                done = Some((end, held_ref.task.clone()));
+                // Closed before the reader is given back: the reader task, finding it done,
+                // ends, and its `CloseOnDrop` must find the connection closed for this reason
+                // already. (Closing takes no lock the reader task holds.)
+                if let Some(reason) = end {
+                    conn.close(reason);
+                }
+                done = Some(held_ref.task.clone());
             }
         }
         drop(held);
         if self.wanted.swap(false, Ordering::SeqCst) {
             self.returned.wake();
         }
-        if let Some((end, task)) = done {
-            if let Some(reason) = end {
-                conn.close(reason);
-            }
+        if let Some(task) = done {
             // The reader task finds the reader done and ends.
             task.wake();
         }
