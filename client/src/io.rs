@@ -789,6 +789,30 @@ mod tests {
         assert_eq!(daemon.state().answered, 3);
     }
 
+    /// A loop of lone calls, each answered in its first poll, still lets the other tasks on
+    /// its thread run: every lone read takes a unit of the task's budget, as a read of a
+    /// runtime's socket would, so the loop yields once it is spent.
+    #[tokio::test]
+    async fn a_loop_of_lone_calls_yields_to_other_tasks() {
+        let (conn, daemon, _notifications) = loopback();
+        let ran = Arc::new(AtomicBool::new(false));
+        tokio::spawn({
+            let ran = ran.clone();
+            async move { ran.store(true, Ordering::SeqCst) }
+        });
+        let mut calls = 0;
+        while !ran.load(Ordering::SeqCst) {
+            assert!(calls < 10_000, "the other task never ran");
+            let answer = crate::client::call_within(&conn, conn.next_id(), echo(&[1]), None)
+                .await
+                .expect("echo answers");
+            assert_eq!(&answer[..], &[1]);
+            calls += 1;
+        }
+        assert!(calls > 1, "the first calls are answered without yielding");
+        assert_eq!(daemon.state().answered, calls);
+    }
+
     /// With another call in flight, a call leaves the reading to the reader task: its first
     /// poll does not look for the answer, which the reader task delivers.
     #[tokio::test]
