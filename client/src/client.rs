@@ -13,7 +13,7 @@ use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
+use std::task::{Poll, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -707,13 +707,30 @@ async fn roundtrip(
         .map_err(|_| conn.closed_error())?
         .map_err(Error::Encode)?;
     guard.sent = true;
-    // Still in the poll whose waker the slot holds, there is nothing to do: the answer, if it
-    // came since `insert`, has woken that waker, so this task will be polled again. That
-    // saves taking the table's lock and looking the slot up once per call.
+    // Still in the poll whose waker the slot holds, a call that is not alone has nothing to
+    // do: the answer, if it came since `insert`, has woken that waker, so this task will be
+    // polled again. That saves taking the table's lock and looking the slot up once per call.
+    // A call alone in flight (the editor's keystroke) reads its answer itself, in this poll,
+    // if the reader is free: without the reader task's wake-up, its poll, and the runtime's
+    // look at its reactor before this task is polled again.
+    // That read goes around the runtime's accounting of socket reads (the transport polls the
+    // socket itself), so it takes a unit of the task's budget here: a loop of lone calls, each
+    // answered in its first poll, still yields to the other tasks on its thread now and then.
     let mut registered = same_poll;
     let reply = std::future::poll_fn(|cx| {
         if std::mem::take(&mut registered) {
-            return Poll::Pending;
+            if !alone {
+                return Poll::Pending;
+            }
+            // Out of budget: this task is woken again once the others had their turn, and
+            // the reader task reads the answer meanwhile.
+            let coop = ready!(tokio::task::coop::poll_proceed(cx));
+            conn.read_now();
+            let answer = conn.pending.poll_answer(id, cx);
+            if answer.is_ready() {
+                coop.made_progress();
+            }
+            return answer;
         }
         conn.pending.poll_answer(id, cx)
     })

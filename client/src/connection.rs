@@ -10,13 +10,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use futures::task::AtomicWaker;
 use hearth_protocol::{Encoder, RequestId, Version};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{CloseReason, Error};
+use crate::io::LoneReader;
 use crate::notifications::{Notification, Notifications};
 use crate::outbound::Outbound;
 use crate::pending::Pending;
@@ -68,6 +69,9 @@ pub(crate) struct Connection {
     stop_reading: AtomicBool,
     /// The reader task's waker, registered whenever it waits for input.
     reader: AtomicWaker,
+    /// The reader, for a call alone in flight to read its own answer with (`io.rs`); set
+    /// once, when the reader task starts.
+    lone_reader: OnceLock<Arc<dyn LoneReader>>,
     /// The receiving end of the notification channel, until someone takes it.
     notifications: Mutex<Option<mpsc::Receiver<Notification>>>,
     /// Notifications dropped because the channel was full.
@@ -98,6 +102,7 @@ impl Connection {
             closed: watch::Sender::new(None),
             stop_reading: AtomicBool::new(false),
             reader: AtomicWaker::new(),
+            lone_reader: OnceLock::new(),
             notifications: Mutex::new(Some(rx)),
             dropped_notifications: AtomicU64::new(0),
             write_error: Mutex::new(None),
@@ -149,6 +154,19 @@ impl Connection {
         // Register before looking, so that a close after the look wakes the task.
         self.reader.register(cx.waker());
         self.stop_reading()
+    }
+
+    /// For `io::spawn`: the reader lone calls may borrow.
+    pub(crate) fn lend_reader(&self, reader: Arc<dyn LoneReader>) {
+        let _ = self.lone_reader.set(reader);
+    }
+
+    /// For a call alone in flight, just sent: reads and routes what comes now, polling
+    /// briefly for the answer, unless the reader is busy (see `io::LoneReader`).
+    pub(crate) fn read_now(&self) {
+        if let Some(reader) = self.lone_reader.get() {
+            reader.read_now(self);
+        }
     }
 
     /// A receiver of the closed signal.

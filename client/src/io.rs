@@ -10,15 +10,18 @@
 //! state and the closing rules are in `connection.rs`.
 
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::task::Poll;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
+use std::task::{Context, Poll, Waker, ready};
+
+use futures::task::AtomicWaker;
 
 use bytes::{Bytes, BytesMut};
 use hearth_protocol::reserved::{self, Fatal};
 use hearth_protocol::{DEFAULT_MAX_DEPTH, DecodeError, ErrorCode, FrameDecoder, Message};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::runtime::Handle;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::connection::Connection;
@@ -35,7 +38,9 @@ const MIN_READ_SPACE: usize = 8 * 1024;
 /// Starts the reader and writer tasks over the two halves of a freshly connected stream (Unix
 /// or TCP: the reader is generic, so each transport gets its own monomorphized copy; the
 /// write half is boxed into the outbound queue, which lone calls write to as well). They run
-/// until the connection closes; both hold the connection state.
+/// until the connection closes; both hold the connection state. The reader is also lent to
+/// lone calls (`Connection::read_now`), so it is kept in a [`ReaderCell`] the connection
+/// holds.
 pub(crate) fn spawn<R, W>(
     conn: Arc<Connection>,
     rd: R,
@@ -47,62 +52,227 @@ pub(crate) fn spawn<R, W>(
     W: AsyncWrite + Unpin + Send + 'static,
 {
     conn.outbound.attach(Box::new(wr));
-    tokio::spawn(read_loop(conn.clone(), rd, notifications, max_frame));
+    let cell = ReaderCell::new(&conn, rd, notifications, max_frame);
+    conn.lend_reader(cell.clone());
+    tokio::spawn(read_loop(CloseOnDrop(conn.clone()), cell));
     tokio::spawn(write_loop(conn));
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(
-    conn: Arc<Connection>,
-    mut rd: R,
+/// The reading side of a connection: its half of the stream, the bytes read and not yet
+/// decoded, and what routing a message needs. It belongs to the reader task, but a call
+/// alone in flight may borrow it to read its own answer (issue 13: on the editor's path that
+/// saves a task wake-up and poll per call, and the runtime's look at its reactor that follows
+/// it). Either way it runs the same code, [`Reader::poll_step`], with the reader task's waker,
+/// so whatever it waits for afterwards wakes the reader task.
+struct Reader<R> {
+    rd: R,
+    buf: BytesMut,
+    frames: FrameDecoder,
     notifications: mpsc::Sender<Notification>,
-    max_frame: usize,
-) {
-    let _runtime_gone = CloseOnDrop(&conn);
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut frames = FrameDecoder::new(max_frame);
-    let reason = loop {
-        if buf.capacity() - buf.len() < MIN_READ_SPACE {
-            buf.reserve(READ_CHUNK);
-        }
-        // Only a dropped client closes the connection from outside the reader; the answers
-        // still on their way are no longer wanted. That is an atomic load per pass, and the
-        // waker registered for `close` when the read waits: a `select!` with the closed
-        // signal's future cost a watch and a notify poll on every pass.
-        let read = std::future::poll_fn(|cx| {
+    /// The runtime the connection's tasks run on: the daemon's requests are served there,
+    /// whoever read them.
+    runtime: Handle,
+    /// For serving the daemon's requests (their tasks hold the connection). Weak: the
+    /// connection holds this reader.
+    conn: Weak<Connection>,
+}
+
+impl<R: AsyncRead + Unpin> Reader<R> {
+    /// Reads and routes messages until a read has to wait (`Pending`, with `cx`'s task
+    /// registered for input and for the connection's close) or the reader is done: `Some`
+    /// with the reason to close the connection, or `None` when it was closed from outside.
+    fn poll_step(&mut self, conn: &Connection, cx: &mut Context<'_>) -> Poll<Option<CloseReason>> {
+        loop {
+            if self.buf.capacity() - self.buf.len() < MIN_READ_SPACE {
+                self.buf.reserve(READ_CHUNK);
+            }
+            // Only a dropped client closes the connection from outside the reader; the
+            // answers still on their way are no longer wanted. That is an atomic load per
+            // pass, and the waker registered for `close` when the read waits: a `select!`
+            // with the closed signal's future cost a watch and a notify poll on every pass.
             if conn.stop_reading() {
                 return Poll::Ready(None);
             }
-            let read = std::pin::pin!(rd.read_buf(&mut buf));
-            match read.poll(cx) {
-                Poll::Ready(read) => Poll::Ready(Some(read)),
-                Poll::Pending if conn.poll_stop_reading(cx) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            }
+            let read = std::pin::pin!(self.rd.read_buf(&mut self.buf));
+            let read = match read.poll(cx) {
+                Poll::Ready(read) => read,
+                Poll::Pending if conn.poll_stop_reading(cx) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            };
+            let reason = match read {
+                Ok(0) if self.frames.is_idle(&self.buf) => CloseReason::Eof,
+                Ok(0) => CloseReason::EofMidFrame,
+                Ok(_) => match self.drain(conn) {
+                    Ok(()) => continue,
+                    Err(reason) => reason,
+                },
+                Err(e) => CloseReason::Io(Arc::new(e)),
+            };
+            return Poll::Ready(Some(reason));
+        }
+    }
+
+    /// Handles every whole frame read; an error is the reason to close the connection.
+    fn drain(&mut self, conn: &Connection) -> Result<(), CloseReason> {
+        let route = Route {
+            conn,
+            notifications: &self.notifications,
+            runtime: &self.runtime,
+            me: &self.conn,
+        };
+        drain(&route, &mut self.frames, &mut self.buf)
+    }
+}
+
+/// Where the reader's messages go.
+struct Route<'a> {
+    conn: &'a Connection,
+    notifications: &'a mpsc::Sender<Notification>,
+    runtime: &'a Handle,
+    me: &'a Weak<Connection>,
+}
+
+/// The [`Reader`] and who holds it. A lock that is only ever tried: the reader task and a
+/// lone call never wait for each other. A call that finds the reader busy waits for its
+/// answer as any other call; the reader task, finding it lent out, asks to be woken when it
+/// comes back (`wanted`), and reads then.
+pub(crate) struct ReaderCell<R> {
+    held: Mutex<Held<R>>,
+    /// Set by the reader task when it found the reader lent out; the borrower wakes
+    /// [`returned`](Self::returned) when it gives the reader back.
+    wanted: AtomicBool,
+    returned: AtomicWaker,
+}
+
+struct Held<R> {
+    /// The reader task's waker (a no-op one until it first runs): a borrower reads with it.
+    task: Waker,
+    /// `None` once the reader is done (the connection is closed).
+    reader: Option<Reader<R>>,
+}
+
+impl<R: AsyncRead + Unpin> ReaderCell<R> {
+    fn new(
+        conn: &Arc<Connection>,
+        rd: R,
+        notifications: mpsc::Sender<Notification>,
+        max_frame: usize,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            held: Mutex::new(Held {
+                task: Waker::noop().clone(),
+                reader: Some(Reader {
+                    rd,
+                    buf: BytesMut::with_capacity(READ_CHUNK),
+                    frames: FrameDecoder::new(max_frame),
+                    notifications,
+                    runtime: Handle::current(),
+                    conn: Arc::downgrade(conn),
+                }),
+            }),
+            wanted: AtomicBool::new(false),
+            returned: AtomicWaker::new(),
         })
-        .await;
-        let Some(read) = read else {
+    }
+
+    fn try_hold(&self) -> Option<MutexGuard<'_, Held<R>>> {
+        match self.held.try_lock() {
+            Ok(held) => Some(held),
+            // Nothing panics while it is held (routing only queues and wakes); recover
+            // rather than stop reading.
+            Err(TryLockError::Poisoned(held)) => Some(held.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// The reader task's poll: runs the reader unless it is lent out (then `cx`'s task is
+    /// woken when it comes back). `Ready` once the reader is done, with the reason to close
+    /// the connection if it has one (a borrower that finished the reader closed it itself).
+    fn poll_task(&self, conn: &Connection, cx: &mut Context<'_>) -> Poll<Option<CloseReason>> {
+        let mut held = match self.try_hold() {
+            Some(held) => held,
+            None => {
+                self.returned.register(cx.waker());
+                self.wanted.store(true, Ordering::SeqCst);
+                // Given back between the first try and `wanted`: its borrower may have
+                // looked at `wanted` before it was set, so try once more.
+                match self.try_hold() {
+                    Some(held) => held,
+                    None => return Poll::Pending,
+                }
+            }
+        };
+        let held = &mut *held;
+        if !held.task.will_wake(cx.waker()) {
+            held.task = cx.waker().clone();
+        }
+        let Some(reader) = held.reader.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let end = ready!(reader.poll_step(conn, cx));
+        held.reader = None;
+        Poll::Ready(end)
+    }
+}
+
+/// A connection's reader as lone calls see it (not generic over the transport).
+pub(crate) trait LoneReader: Send + Sync {
+    /// For a call alone in flight that has just sent its request: reads and routes what
+    /// comes now — polling briefly for the answer, as the transport does after a write — as
+    /// the reader task would, unless the reader is busy. What it leaves waiting wakes the
+    /// reader task.
+    fn read_now(&self, conn: &Connection);
+}
+
+impl<R: AsyncRead + Unpin + Send> LoneReader for ReaderCell<R> {
+    fn read_now(&self, conn: &Connection) {
+        let Some(mut held) = self.try_hold() else {
             return;
         };
-        match read {
-            Ok(0) if frames.is_idle(&buf) => break CloseReason::Eof,
-            Ok(0) => break CloseReason::EofMidFrame,
-            Ok(_) => {}
-            Err(e) => break CloseReason::Io(Arc::new(e)),
+        let held_ref = &mut *held;
+        let mut done = None;
+        if let Some(reader) = held_ref.reader.as_mut() {
+            let mut cx = Context::from_waker(&held_ref.task);
+            if let Poll::Ready(end) = reader.poll_step(conn, &mut cx) {
+                held_ref.reader = None;
+                // Closed before the reader is given back: the reader task, finding it done,
+                // ends, and its `CloseOnDrop` must find the connection closed for this reason
+                // already. (Closing takes no lock the reader task holds.)
+                if let Some(reason) = end {
+                    conn.close(reason);
+                }
+                done = Some(held_ref.task.clone());
+            }
         }
-        if let Err(reason) = drain(&conn, &mut frames, &mut buf, &notifications) {
-            break reason;
+        drop(held);
+        if self.wanted.swap(false, Ordering::SeqCst) {
+            self.returned.wake();
         }
-    };
-    conn.close(reason);
+        if let Some(task) = done {
+            // The reader task finds the reader done and ends.
+            task.wake();
+        }
+    }
+}
+
+/// The reader task. Its connection is held by a [`CloseOnDrop`] from the start, so that even
+/// a reader task that never ran (lone calls read everything so far) closes the connection when
+/// its runtime shuts down.
+async fn read_loop<R: AsyncRead + Unpin>(conn: CloseOnDrop, cell: Arc<ReaderCell<R>>) {
+    let conn = &*conn.0;
+    let end = std::future::poll_fn(|cx| cell.poll_task(conn, cx)).await;
+    if let Some(reason) = end {
+        conn.close(reason);
+    }
 }
 
 /// Closes the connection if the reader is dropped before it closed it itself: its task was
 /// dropped because the runtime it ran on shut down. Without this, a client that outlives that
 /// runtime would leave its calls waiting forever for answers nobody reads. (When the reader
 /// ends normally the connection is already closed, and this does nothing.)
-struct CloseOnDrop<'a>(&'a Connection);
+struct CloseOnDrop(Arc<Connection>);
 
-impl Drop for CloseOnDrop<'_> {
+impl Drop for CloseOnDrop {
     fn drop(&mut self) {
         self.0.close(CloseReason::Io(Arc::new(std::io::Error::other(
             "the runtime that ran this connection shut down",
@@ -112,25 +282,21 @@ impl Drop for CloseOnDrop<'_> {
 
 /// Handles every whole frame in `buf`; an error is the reason to close the connection.
 fn drain(
-    conn: &Arc<Connection>,
+    route: &Route<'_>,
     frames: &mut FrameDecoder,
     buf: &mut BytesMut,
-    notifications: &mpsc::Sender<Notification>,
 ) -> Result<(), CloseReason> {
     loop {
         match frames.decode(buf) {
-            Ok(Some(frame)) => dispatch(conn, frame, notifications)?,
+            Ok(Some(frame)) => dispatch(route, frame)?,
             Ok(None) => return Ok(()),
             Err(e) => return Err(CloseReason::Protocol(e.into())),
         }
     }
 }
 
-fn dispatch(
-    conn: &Arc<Connection>,
-    frame: Bytes,
-    notifications: &mpsc::Sender<Notification>,
-) -> Result<(), CloseReason> {
+fn dispatch(route: &Route<'_>, frame: Bytes) -> Result<(), CloseReason> {
+    let conn = route.conn;
     let decoded = Message::decode_any(frame, DEFAULT_MAX_DEPTH)
         .map_err(|e| CloseReason::Protocol(e.into()))?;
     let message = decoded.message;
@@ -173,7 +339,7 @@ fn dispatch(
             }
             deliver(
                 conn,
-                notifications,
+                route.notifications,
                 Notification {
                     method: n.method().to_owned(),
                     params: n.params,
@@ -182,7 +348,12 @@ fn dispatch(
         }
         // Every daemon request gets exactly one answer, from a task of its own; the reader
         // only starts it.
-        Message::Request(request) => Serve::spawn(conn, request),
+        Message::Request(request) => {
+            // The connection is alive while its reader reads.
+            if let Some(conn) = route.me.upgrade() {
+                Serve::spawn(&conn, request, route.runtime);
+            }
+        }
         // A cancel from the daemon names one of its own requests (its id space, not ours).
         Message::Cancel(cancel) => conn.serve.cancel(cancel.id),
         Message::Partial(partial) => {
@@ -359,7 +530,10 @@ mod tests {
                 return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
             }
             wire.writes += 1;
-            if cx.waker().will_wake(Waker::noop()) {
+            // The inline write polls with the no-op waker, whose data pointer is null (a
+            // task's never is). Not `will_wake(Waker::noop())`: in an optimized build the
+            // no-op waker's vtable is not always one address.
+            if cx.waker().data().is_null() {
                 wire.inline_writes += 1;
             }
             if wire.stall != 0 && wire.writes.is_multiple_of(wire.stall) {
@@ -441,7 +615,9 @@ mod tests {
                 Connection::new(Peer::Unix("test.sock".into()), Version::V2, 1 << 20, 8);
             let conn = Arc::new(conn);
             let (ours, mut theirs) = tokio::io::duplex(1024);
-            let reader = tokio::spawn(read_loop(conn.clone(), ours, notifications, 1 << 20));
+            let cell = ReaderCell::new(&conn, ours, notifications, 1 << 20);
+            conn.lend_reader(cell.clone());
+            let reader = tokio::spawn(read_loop(CloseOnDrop(conn.clone()), cell));
             // Let it wait for input.
             tokio::task::yield_now().await;
             assert!(!reader.is_finished());
@@ -462,6 +638,283 @@ mod tests {
             ));
             drop(theirs);
         }
+    }
+
+    /// A daemon in memory that answers at once: a request written to it is answered (its
+    /// params echoed) before the write returns, so the answer is there for the next read.
+    #[derive(Clone)]
+    struct Loopback(Arc<Mutex<LoopState>>);
+
+    struct LoopState {
+        written: BytesMut,
+        frames: FrameDecoder,
+        inbox: BytesMut,
+        waker: Option<Waker>,
+        /// Requests answered so far.
+        answered: usize,
+    }
+
+    impl Loopback {
+        fn new() -> Self {
+            Self(Arc::new(Mutex::new(LoopState {
+                written: BytesMut::new(),
+                frames: FrameDecoder::new(1 << 20),
+                inbox: BytesMut::new(),
+                waker: None,
+                answered: 0,
+            })))
+        }
+
+        fn state(&self) -> std::sync::MutexGuard<'_, LoopState> {
+            self.0.lock().expect("the loopback's lock")
+        }
+
+        /// The daemon sends a frame of its own, waking the reader waiting for input.
+        fn send(&self, encode: impl FnOnce(&hearth_protocol::Encoder, &mut BytesMut)) {
+            let mut state = self.state();
+            encode(
+                &hearth_protocol::Encoder::new(1 << 20).with_version(Version::V2),
+                &mut state.inbox,
+            );
+            if let Some(waker) = state.waker.take() {
+                waker.wake();
+            }
+        }
+    }
+
+    impl AsyncWrite for Loopback {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let mut state = self.state();
+            let state = &mut *state;
+            state.written.extend_from_slice(buf);
+            while let Some(frame) = state.frames.decode(&mut state.written).expect("a frame") {
+                let decoded = Message::decode_any(frame, DEFAULT_MAX_DEPTH).expect("a message");
+                if let Message::Request(request) = decoded.message {
+                    hearth_protocol::Encoder::new(1 << 20)
+                        .with_version(Version::V2)
+                        .response_raw(&mut state.inbox, request.id, &request.params)
+                        .expect("encodes");
+                    state.answered += 1;
+                }
+            }
+            if let Some(waker) = state.waker.take() {
+                waker.wake();
+            }
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncRead for Loopback {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let mut state = self.state();
+            if state.inbox.is_empty() {
+                state.waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let n = state.inbox.len().min(buf.remaining());
+            buf.put_slice(&state.inbox.split_to(n));
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A connection to a [`Loopback`] daemon with its reader and writer tasks started, and
+    /// its notifications.
+    fn loopback() -> (Arc<Connection>, Loopback, crate::Notifications) {
+        let (conn, tx) = Connection::new(Peer::Unix("test.sock".into()), Version::V2, 1 << 20, 8);
+        let conn = Arc::new(conn);
+        let notifications = conn.take_notifications().expect("not taken yet");
+        let daemon = Loopback::new();
+        spawn(conn.clone(), daemon.clone(), daemon.clone(), tx, 1 << 20);
+        (conn, daemon, notifications)
+    }
+
+    fn echo<'a>(params: &'a [u8]) -> crate::client::Outgoing<'a> {
+        crate::client::Outgoing::Raw {
+            method: "echo",
+            params,
+            options: None,
+        }
+    }
+
+    /// A call alone in flight reads its own answer in the poll that sent it (the editor's
+    /// path: no reader task in between), and the reader task is the one woken for whatever
+    /// comes afterwards: a notification after the answer reaches the caller.
+    #[tokio::test]
+    async fn a_lone_call_reads_its_own_answer_in_the_poll_that_sent_it() {
+        let (conn, daemon, mut notifications) = loopback();
+        for round in 0..3u8 {
+            // The first round runs before the reader task ever ran; the others after it
+            // has (it runs at the yield below).
+            let params = [round];
+            let call = std::pin::pin!(crate::client::call_within(
+                &conn,
+                conn.next_id(),
+                echo(&params),
+                None
+            ));
+            let answer = call.poll(&mut Context::from_waker(Waker::noop()));
+            match answer {
+                Poll::Ready(Ok(answer)) => assert_eq!(&answer[..], &params[..]),
+                other => panic!("round {round}: not answered in its first poll: {other:?}"),
+            }
+            daemon.send(|enc, buf| {
+                enc.notification_raw(buf, "progress", &[round])
+                    .expect("encodes");
+            });
+            let n = tokio::time::timeout(std::time::Duration::from_secs(30), notifications.recv())
+                .await
+                .expect("the reader task was woken for it")
+                .expect("a notification");
+            assert_eq!(
+                (n.method.as_str(), &n.params[..]),
+                ("progress", &[round][..])
+            );
+        }
+        assert_eq!(daemon.state().answered, 3);
+    }
+
+    /// A loop of lone calls, each answered in its first poll, still lets the other tasks on
+    /// its thread run: every lone read takes a unit of the task's budget, as a read of a
+    /// runtime's socket would, so the loop yields once it is spent.
+    #[tokio::test]
+    async fn a_loop_of_lone_calls_yields_to_other_tasks() {
+        let (conn, daemon, _notifications) = loopback();
+        let ran = Arc::new(AtomicBool::new(false));
+        tokio::spawn({
+            let ran = ran.clone();
+            async move { ran.store(true, Ordering::SeqCst) }
+        });
+        let mut calls = 0;
+        while !ran.load(Ordering::SeqCst) {
+            assert!(calls < 10_000, "the other task never ran");
+            let answer = crate::client::call_within(&conn, conn.next_id(), echo(&[1]), None)
+                .await
+                .expect("echo answers");
+            assert_eq!(&answer[..], &[1]);
+            calls += 1;
+        }
+        assert!(calls > 1, "the first calls are answered without yielding");
+        assert_eq!(daemon.state().answered, calls);
+    }
+
+    /// With another call in flight, a call leaves the reading to the reader task: its first
+    /// poll does not look for the answer, which the reader task delivers.
+    #[tokio::test]
+    async fn a_call_that_is_not_alone_leaves_the_reading_to_the_reader_task() {
+        let (conn, _daemon, _notifications) = loopback();
+        conn.pending.set_limit(8);
+        // Held in flight: its slot is taken but its request never sent.
+        let first_id = conn.next_id();
+        assert!(conn.pending.insert(first_id).await.expect("a place"));
+        let params = [7u8];
+        let mut call = std::pin::pin!(crate::client::call_within(
+            &conn,
+            conn.next_id(),
+            echo(&params),
+            None
+        ));
+        assert!(
+            call.as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_pending(),
+            "not alone: the first poll only sends"
+        );
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(30), call)
+            .await
+            .expect("the reader task delivers it")
+            .expect("echo answers");
+        assert_eq!(&answer[..], &params[..]);
+    }
+
+    /// The reader task, finding the reader lent out, is woken when the borrower gives it
+    /// back, and then reads what came meanwhile.
+    #[tokio::test]
+    async fn the_reader_task_is_woken_when_a_lone_call_gives_the_reader_back() {
+        let (conn, tx) = Connection::new(Peer::Unix("test.sock".into()), Version::V2, 1 << 20, 8);
+        let conn = Arc::new(conn);
+        let mut notifications = conn.take_notifications().expect("not taken yet");
+        let daemon = Loopback::new();
+        let cell = ReaderCell::new(&conn, daemon.clone(), tx, 1 << 20);
+        conn.lend_reader(cell.clone());
+        let held = cell.held.lock().expect("lent out");
+        let (woken, counter) = counting_waker();
+        let mut cx = Context::from_waker(&woken);
+        assert!(cell.poll_task(&conn, &mut cx).is_pending(), "lent out");
+        assert!(cell.wanted.load(Ordering::SeqCst));
+        daemon.send(|enc, buf| enc.notification_raw(buf, "late", &[1]).expect("encodes"));
+        drop(held);
+        assert_eq!(counter.load(Ordering::SeqCst), 0);
+        // The borrower gives it back (a lone call's read, which reads the notification).
+        conn.read_now();
+        assert_eq!(counter.load(Ordering::SeqCst), 1, "woken on the return");
+        assert!(!cell.wanted.load(Ordering::SeqCst));
+        let n = notifications.recv().await.expect("read by the borrower");
+        assert_eq!(n.method, "late");
+        assert!(cell.poll_task(&conn, &mut cx).is_pending(), "reads, waits");
+    }
+
+    /// A waker that counts its wakes.
+    fn counting_waker() -> (Waker, Arc<std::sync::atomic::AtomicUsize>) {
+        struct Count(Arc<std::sync::atomic::AtomicUsize>);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        (Waker::from(Arc::new(Count(counter.clone()))), counter)
+    }
+
+    /// A lone call whose read finds the end of the stream closes the connection itself, fails
+    /// with the reason, and the reader task ends.
+    #[tokio::test]
+    async fn a_lone_call_that_reads_the_end_closes_the_connection() {
+        let (conn, tx) = Connection::new(Peer::Unix("test.sock".into()), Version::V2, 1 << 20, 8);
+        let conn = Arc::new(conn);
+        let (ours, theirs) = tokio::io::duplex(1024);
+        let (rd, _) = tokio::io::split(ours);
+        let (_, wr) = tokio::io::split(theirs);
+        drop(wr);
+        let sink = TestSink::default();
+        conn.outbound.attach(Box::new(sink.clone()));
+        let cell = ReaderCell::new(&conn, rd, tx, 1 << 20);
+        conn.lend_reader(cell.clone());
+        let reader = tokio::spawn(read_loop(CloseOnDrop(conn.clone()), cell.clone()));
+        let params = [1u8];
+        let call = std::pin::pin!(crate::client::call_within(
+            &conn,
+            conn.next_id(),
+            echo(&params),
+            None
+        ));
+        match call.poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Err(Error::Closed {
+                reason: CloseReason::Eof,
+            })) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(conn.is_closed());
+        assert!(cell.held.lock().expect("free").reader.is_none(), "done");
+        tokio::time::timeout(std::time::Duration::from_secs(30), reader)
+            .await
+            .expect("the reader task ends")
+            .expect("the reader task");
     }
 
     /// A lone call's frame goes to the socket in the caller's own poll, without the writer.

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use bytes::Bytes;
 use hearth_protocol::{ErrorCode, ErrorObject, Request, RequestId};
 use rustc_hash::FxHashMap;
+use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 
@@ -84,12 +85,13 @@ impl Serve {
             .cloned()
     }
 
-    /// For the reader: starts the task that answers `request`. Never waits.
+    /// For the reader: starts the task that answers `request`, on `runtime` (the connection's,
+    /// whoever read the request). Never waits.
     ///
     /// A request whose id is still being served is a daemon bug (ids are unique among its
     /// requests in flight); it is dropped with a warning, so that the first keeps its one
     /// answer.
-    pub(crate) fn spawn(conn: &Arc<Connection>, request: Request) {
+    pub(crate) fn spawn(conn: &Arc<Connection>, request: Request, runtime: &Handle) {
         let id = request.id;
         let handler = conn.serve.lookup(request.method());
         let mut running = conn.serve.running();
@@ -102,7 +104,7 @@ impl Serve {
         };
         // Spawned under the lock: the task removes its own entry when done, and taking the
         // lock makes that come after this insert.
-        let task = tokio::spawn(answer(conn.clone(), request, handler));
+        let task = runtime.spawn(answer(conn.clone(), request, handler));
         slot.insert(task.abort_handle());
     }
 

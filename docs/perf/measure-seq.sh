@@ -3,11 +3,13 @@
 # (`hearth bench --spawn --in-flight 1`: the client library against a spawned release hearthd)
 # against the raw blocking Unix-socket ping-pong (`raw_echo 1`), interleaved.
 #
-# Each round runs four measurements back to back, on the same build and settings:
-#   raw unpinned, hearth unpinned, raw under `taskset -c 0`, hearth under `taskset -c 0`
+# Each round runs six measurements back to back, on the same build and settings:
+#   raw, raw2 and hearth unpinned, then the same three under `taskset -c 0`
 # (both ends on core 0; `hearth bench --spawn` starts hearthd as its child, so it inherits
-# the pin). Odd rounds run raw first, even rounds hearth first, so a drift in the machine's
-# load does not favour one side. Per round it prints p50, p99 and CPU per call (hearth:
+# the pin). raw is `raw_echo 1` (server and client threads of one process); raw2 is
+# `raw_echo 1 --two-processes` (the server in a process of its own, as hearthd is: pinned, a
+# switch between processes costs more than one between threads). Odd rounds run raw first,
+# even rounds hearth first, so a drift in the machine's load does not favour one side. Per round it prints p50, p99 and CPU per call (hearth:
 # client + daemon; raw: its one process, both threads) and the ratios hearth/raw; at the
 # end the median of each column over the rounds. Then, unless IDLE=0, the CPU of a connected
 # but idle client and of its daemon over 10 s.
@@ -18,6 +20,7 @@
 #   OUT=dir  where the raw outputs go (default docs/perf/raw/seq/<commit>)
 #   IDLE=0   skip the idle measurement
 # Targets (issue 13): unpinned p50 <= 0.92x raw and p99 <= 1.00x raw; pinned p50 <= 1.15x raw.
+# The summary gives hearth's ratios to raw, and its p50 ratio to raw2.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-5}
@@ -39,6 +42,9 @@ log "commit $commit; $rounds rounds of ${secs}s; load $(load); $(nproc) CPUs"
 raw() { # raw [PIN...]: one raw_echo run, JSON on stdout
   "$@" "$bin/raw_echo" 1 "$secs"
 }
+raw2() { # raw2 [PIN...]: one raw_echo run with its server in a child process
+  "$@" "$bin/raw_echo" 1 "$secs" --two-processes
+}
 hearth() { # hearth [PIN...]: one hearth bench run, its JSON line on stdout
   "$@" "$bin/hearth" bench --spawn --in-flight 1 --payload 32 --warmup 1s --duration "${secs}s" --json 2>/dev/null | tail -n 1
 }
@@ -52,7 +58,7 @@ one() { # one KIND PINNAME ROUND: runs and stores one measurement
 }
 
 for round in $(seq "$rounds"); do
-  if ((round % 2)); then order="raw hearth"; else order="hearth raw"; fi
+  if ((round % 2)); then order="raw raw2 hearth"; else order="hearth raw2 raw"; fi
   for pin in unpinned pinned; do
     for kind in $order; do one "$kind" "$pin" "$round"; done
   done
@@ -65,7 +71,7 @@ out, rounds = sys.argv[1], int(sys.argv[2])
 def get(kind, pin, r):
     with open(f"{out}/{kind}-{pin}-{r}.json") as f:
         j = json.loads(f.read().strip().splitlines()[-1])
-    if kind == "raw":
+    if kind in ("raw", "raw2"):
         cpu = j.get("cpu_us_per_call")
     else:
         c, d = j.get("cpu_us_per_call"), j.get("daemon_cpu_us_per_call")
@@ -83,6 +89,11 @@ for pin in ("unpinned", "pinned"):
         print(f"{r:>5} {row[0]:>8.1f} {row[1]:>8.1f} {row[2]:>6.1f} | {row[3]:>10.1f} {row[4]:>8.1f} {row[5]:>6.1f} | {row[6]:>8.2f}x {row[7]:>8.2f}x")
     med = [statistics.median(c[i] for c in cols) for i in range(8)]
     print(f"{'med':>5} {med[0]:>8.1f} {med[1]:>8.1f} {med[2]:>6.1f} | {med[3]:>10.1f} {med[4]:>8.1f} {med[5]:>6.1f} | {med[6]:>8.2f}x {med[7]:>8.2f}x")
+    two = [(get("raw2", pin, r)[0], get("hearth", pin, r)[0]) for r in range(1, rounds + 1)]
+    ratios = [h / r2 for r2, h in two]
+    print(f"  against raw2 (server in its own process): raw2 p50 " + " ".join(f"{r2:.1f}" for r2, _ in two)
+          + f"; hearth p50 ratio " + " ".join(f"{x:.2f}x" for x in ratios)
+          + f"; median {statistics.median(ratios):.2f}x")
 EOF
 log "summary in $out/summary.txt (load $(load))"
 
