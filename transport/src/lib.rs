@@ -26,15 +26,13 @@
 //! something it expects an answer (the client) or the next request (the daemon), and a
 //! parked thread is expensive to wake: on a virtual machine whose idle CPUs halt, the wake-up
 //! of a parked peer costs tens of µs, more than the call itself. So after a write, a read
-//! that finds nothing polls the socket again, giving its CPU away before each attempt
-//! (`sched_yield`, so that a peer on the same CPU runs), for at most [`SPIN`] from the first
-//! attempt that found nothing, before the task parks as usual. The clock is read only from
-//! that attempt on: input found at the first attempt (the usual case when both sides share
-//! one CPU) costs no clock read, and counts as in time. Whether polling is worth it is learnt
-//! per stream ([`Spin`]): a wait whose input came later than [`SPIN`] after the poll's first
-//! unsuccessful attempt makes the next waits park at once, 1, 2, 4 … up to 64 of them,
-//! before one tries again (64 at once after input ten times too late: the CPU was taken by
-//! another program, whose time slice a yield can cost); one that came in time resets that. Only waits that polled count: a wait that parked at once says nothing about
+//! that finds nothing polls the socket again for at most [`SPIN`] since the write, before
+//! the task parks as usual, giving its CPU away between polls (`sched_yield`, so that a peer
+//! on the same CPU runs). Whether it is worth it is learnt per stream ([`Spin`]): a wait
+//! whose input came later than [`SPIN`] makes the next waits park at once, 1, 2, 4 … up to
+//! 64 of them, before one tries again (64 at once after input ten times too late: the CPU
+//! was taken by another program, whose time slice a yield can cost); one that came in time
+//! resets that. Only waits that polled count: a wait that parked at once says nothing about
 //! polling (on a busy machine it is answered in time, and counting it made every other wait
 //! poll there). An idle connection (nothing sent, nothing expected) never polls, and a daemon
 //! whose client pauses between calls (an editor between keystrokes) soon polls only once in
@@ -159,10 +157,9 @@ fn poll_read_registered(
     }
 }
 
-/// How long a read that finds nothing after a write keeps polling, from its first attempt
-/// that found nothing, before its task parks: a little more than a small call's round trip
-/// between two awake processes on the machine of docs/PERFORMANCE.md (10-20 µs), far less
-/// than a keystroke.
+/// How long after a write a read that finds nothing keeps polling before its task parks: a
+/// little more than a small call's round trip between two awake processes on the machine of
+/// docs/PERFORMANCE.md (10-20 µs), far less than a keystroke.
 pub const SPIN: Duration = Duration::from_micros(50);
 
 /// The environment variable that sets how long the poll lasts, in µs, instead of [`SPIN`]:
@@ -226,9 +223,7 @@ impl Spin {
         self.polling = false;
     }
 
-    /// The input the wait was for came `waited` after the poll's first attempt that found
-    /// nothing (zero if it was found before any attempt came up empty: see
-    /// [`Wait::waited`]); `limit` is how long a poll lasts.
+    /// The input the wait was for came after `waited`; `limit` is how long a poll lasts.
     /// Only a wait that polled teaches anything: one that parked at once says nothing about
     /// what polling would have done. (Counting those too made a busy machine poll on every
     /// other wait: there a parked wait is answered in time, which reset the back-off, and
@@ -258,77 +253,21 @@ impl Spin {
     }
 
     /// Whether the wait in progress polls: only then does [`end`](Self::end) need to know
-    /// how long it took.
+    /// how long it took (the clock is not read for the others).
     fn polling(self) -> bool {
         self.polling
     }
 }
 
-/// A wait for input in progress, as the side that reads sees it: whether reads that find
-/// nothing still poll, and since when they do.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Wait {
-    /// Whether a read that finds nothing polls (until the poll gives up).
-    polls: bool,
-    /// When the poll's first attempt found nothing: the poll lasts `limit` from then. `None`
-    /// until an attempt found nothing (a wait whose input is there at the first look never
-    /// reads the clock).
-    since: Option<Instant>,
-}
-
-impl Wait {
-    /// A wait that polls if `polls`.
-    fn new(polls: bool) -> Self {
-        Self { polls, since: None }
-    }
-
-    /// A read found nothing: polls the socket (see [`poll_until`]) for at most `limit` from
-    /// the first attempt that finds nothing, if this wait still polls; `Pending` once it gave
-    /// up, after which the wait only parks. With a `limit` of zero it gives up at once,
-    /// without an attempt.
-    fn poll(
-        &mut self,
-        stream: &StdUnixStream,
-        buf: &mut ReadBuf<'_>,
-        limit: Duration,
-    ) -> Poll<io::Result<()>> {
-        if !self.polls {
-            return Poll::Pending;
-        }
-        let polled = if limit.is_zero() {
-            // No poll: the read that just found nothing was its last attempt. (The time
-            // still counts, so that the input shows as late and the back-off grows, as it
-            // did when the deadline counted from the write.)
-            self.since.get_or_insert_with(Instant::now);
-            Poll::Pending
-        } else {
-            poll_until(stream, buf, &mut self.since, limit)
-        };
-        if polled.is_pending() {
-            // Polled long enough: park until the reactor says there is input.
-            self.polls = false;
-        }
-        polled
-    }
-
-    /// How long the input took, for [`Spin::end`]: from the poll's first attempt that found
-    /// nothing; zero (in time, and the wait never read the clock) when no attempt came up
-    /// empty: the input was there at the first look, or at the poll's first attempt.
-    fn waited(self) -> Duration {
-        self.since.map_or(Duration::ZERO, |since| since.elapsed())
-    }
-}
-
-/// Reads directly from the socket until something comes, the peer closes it, or `limit` has
-/// passed since the first attempt that found nothing (`since`, set by that attempt: the clock
-/// is read only after an attempt found nothing), giving the CPU away before each attempt
-/// (`sched_yield`: a peer on the same CPU, as when both are pinned to one, runs then; a busy
-/// loop without it made the peer wait out the whole [`SPIN`]). `Pending` once the time is up.
+/// Reads directly from the socket until something comes, the peer closes it, or the deadline
+/// passes (`past` says whether it has: the clock is read only after an attempt found
+/// nothing), giving the CPU away between attempts (`sched_yield`: a peer on the same CPU, as
+/// when both are pinned to one, runs then; a busy loop without it made the peer wait out
+/// the whole [`SPIN`]). `Pending` once the deadline passed.
 fn poll_until(
     stream: &StdUnixStream,
     buf: &mut ReadBuf<'_>,
-    since: &mut Option<Instant>,
-    limit: Duration,
+    past: impl Fn() -> bool,
 ) -> Poll<io::Result<()>> {
     loop {
         std::thread::yield_now();
@@ -340,8 +279,7 @@ fn poll_until(
             // event sets it later, and the next read then finds nothing and clears it.
             Ok(_) => return Poll::Ready(Ok(())),
         }
-        let now = Instant::now();
-        if now.duration_since(*since.get_or_insert(now)) >= limit {
+        if past() {
             return Poll::Pending;
         }
     }
@@ -356,9 +294,9 @@ pub struct QuietStream {
     fd: Option<AsyncFd<StdUnixStream>>,
     /// Whether `fd` is registered for writable events too.
     watching_writes: bool,
-    /// Since the last write, while no input has come: the wait for input (see the crate
-    /// docs).
-    waiting: Option<Wait>,
+    /// Since the last write, while no input has come: when that write was, and whether reads
+    /// that find nothing still poll (see the crate docs).
+    waiting: Option<(Instant, bool)>,
     spin: Spin,
 }
 
@@ -377,17 +315,18 @@ impl QuietStream {
     /// Something was written: a wait for input begins, unless one already runs.
     fn wrote(&mut self) {
         if self.waiting.is_none() {
-            self.waiting = Some(Wait::new(self.spin.begin()));
+            let polls = self.spin.begin();
+            self.waiting = Some((Instant::now(), polls));
         }
     }
 
     /// Input came (or the stream ended): the wait, if any, is over. (Only a wait that polled
     /// needs to know how long it took.)
     fn input(&mut self) {
-        if let Some(wait) = self.waiting.take()
+        if let Some((since, _)) = self.waiting.take()
             && self.spin.polling()
         {
-            self.spin.end(wait.waited(), spin_limit());
+            self.spin.end(since.elapsed(), spin_limit());
         }
     }
 
@@ -435,9 +374,17 @@ impl AsyncRead for QuietStream {
         let this = self.get_mut();
         let fd = this.fd.as_ref().ok_or_else(gone)?;
         let result = match poll_read_registered(fd, cx, buf) {
-            Poll::Pending => match &mut this.waiting {
-                Some(wait) => wait.poll(fd.get_ref(), buf, spin_limit()),
-                None => Poll::Pending,
+            Poll::Pending => match this.waiting {
+                Some((since, true)) if !spin_limit().is_zero() => {
+                    let deadline = since + spin_limit();
+                    let polled = poll_until(fd.get_ref(), buf, || Instant::now() >= deadline);
+                    if polled.is_pending() {
+                        // Polled long enough: park until the reactor says there is input.
+                        this.waiting = Some((since, false));
+                    }
+                    polled
+                }
+                _ => Poll::Pending,
             },
             ready => ready,
         };
@@ -500,7 +447,7 @@ pub fn split(stream: UnixStream) -> io::Result<(QuietRead, QuietWrite)> {
     let std = stream.into_std()?;
     let shared = Arc::new(Halves {
         fd: register(std, Interest::READABLE).map_err(|(_, e)| e)?,
-        wait: AtomicU64::new(0),
+        wrote_at: AtomicU64::new(0),
         reader: AtomicWaker::new(),
         reader_polls: AtomicBool::new(true),
     });
@@ -508,15 +455,29 @@ pub fn split(stream: UnixStream) -> io::Result<(QuietRead, QuietWrite)> {
         QuietRead {
             shared: shared.clone(),
             decided: 0,
-            wait: Wait::default(),
+            polls: false,
             spin: Spin::default(),
         },
         QuietWrite {
             stream: shared,
             waiting: None,
-            began: 0,
         },
     ))
+}
+
+/// The instant [`Halves::wrote_at`] counts from.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// Nanoseconds since [`EPOCH`], plus one (so that no instant is 0).
+fn now_ns() -> u64 {
+    u64::try_from(EPOCH.elapsed().as_nanos())
+        .unwrap_or(u64::MAX - 1)
+        .saturating_add(1)
+}
+
+/// [`spin_limit`] in nanoseconds.
+fn spin_limit_ns() -> u64 {
+    u64::try_from(spin_limit().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// What the two halves share: the socket, and the wait for input the writer starts.
@@ -524,10 +485,8 @@ pub fn split(stream: UnixStream) -> io::Result<(QuietRead, QuietWrite)> {
 struct Halves {
     /// The socket (the reader owns its readable registration).
     fd: AsyncFd<StdUnixStream>,
-    /// The wait for input in progress, which the writer begins when it writes with no input
-    /// since: its number (a generation, [`QuietWrite::began`]), 0 while no wait runs. The
-    /// reader ends it when input comes.
-    wait: AtomicU64,
+    /// When the writer wrote with no input since ([`now_ns`]); 0 while no wait runs.
+    wrote_at: AtomicU64,
     /// The reader's task while it waits for input, for the writer to wake when a wait
     /// begins, so that it polls.
     reader: AtomicWaker,
@@ -540,10 +499,10 @@ struct Halves {
 #[derive(Debug)]
 pub struct QuietRead {
     shared: Arc<Halves>,
-    /// The wait (its number in [`Halves::wait`]) that `wait` was decided for.
+    /// The wait (its `wrote_at`) that `polls` was decided for.
     decided: u64,
-    /// That wait: whether reads that find nothing poll during it, and since when.
-    wait: Wait,
+    /// Whether reads that find nothing poll during that wait.
+    polls: bool,
     spin: Spin,
 }
 
@@ -554,34 +513,25 @@ pub struct QuietWrite {
     stream: Arc<Halves>,
     /// While a write waits for room: a duplicate descriptor registered for writable events.
     waiting: Option<AsyncFd<StdUnixStream>>,
-    /// The number of the last wait for input this writer began (0: none yet); each wait gets
-    /// the next, so that the reader tells one wait from the next without a timestamp.
-    began: u64,
 }
 
 impl QuietWrite {
     /// Something was written: a wait for input begins, unless one runs; the reader is woken
     /// to poll for it when it will.
-    fn wrote(&mut self) {
+    fn wrote(&self) {
         let halves = &*self.stream;
-        if halves.wait.load(SeqCst) != 0 {
-            return;
-        }
-        // Never 0 (that means no wait), and never the number of the wait before.
-        let next = self.began.wrapping_add(1).max(1);
-        if halves
-            .wait
-            .compare_exchange(0, next, SeqCst, SeqCst)
-            .is_ok()
+        if halves.wrote_at.load(SeqCst) == 0
+            && halves
+                .wrote_at
+                .compare_exchange(0, now_ns(), SeqCst, SeqCst)
+                .is_ok()
+            && halves.reader_polls.load(SeqCst)
         {
-            self.began = next;
-            if halves.reader_polls.load(SeqCst) {
-                halves.reader.wake();
-            }
+            halves.reader.wake();
         }
     }
 
-    fn written(&mut self, done: io::Result<usize>) -> Poll<io::Result<usize>> {
+    fn written(&self, done: io::Result<usize>) -> Poll<io::Result<usize>> {
         if matches!(done, Ok(n) if n > 0) {
             self.wrote();
         }
@@ -601,25 +551,34 @@ impl AsyncRead for QuietRead {
         if result.is_pending() {
             // Registered before the wait is looked at: a write after this wakes us.
             halves.reader.register(cx.waker());
-            let wait = halves.wait.load(SeqCst);
-            if wait != 0 {
-                if wait != this.decided {
-                    this.decided = wait;
-                    this.wait = Wait::new(this.spin.begin());
+            let since = halves.wrote_at.load(SeqCst);
+            if since != 0 {
+                if since != this.decided {
+                    this.decided = since;
+                    this.polls = this.spin.begin();
                     halves.reader_polls.store(this.spin.polls_next(), SeqCst);
                 }
-                result = this.wait.poll(halves.fd.get_ref(), buf, spin_limit());
+                if this.polls && !spin_limit().is_zero() {
+                    // The poll's deadline counts from the write: no clock read before the
+                    // first attempt (one read wanted the time left, one the deadline).
+                    let deadline = since.saturating_add(spin_limit_ns());
+                    result = poll_until(halves.fd.get_ref(), buf, || now_ns() >= deadline);
+                    if result.is_pending() {
+                        this.polls = false;
+                    }
+                }
             }
         }
         if result.is_ready() {
-            let wait = halves.wait.swap(0, SeqCst);
-            // Only a wait that polled teaches the back-off, and only one whose poll found
-            // nothing at its first attempt reads the clock (see `Wait::waited`).
-            if wait != 0 {
-                if wait != this.decided {
+            let since = halves.wrote_at.swap(0, SeqCst);
+            // Only a wait that polled teaches the back-off, and needs the clock: input found
+            // at the first read (the answer was already there) costs no clock read.
+            if since != 0 {
+                if since != this.decided {
                     this.spin.ended_undecided();
                 } else if this.spin.polling() {
-                    this.spin.end(this.wait.waited(), spin_limit());
+                    let waited = now_ns().saturating_sub(since);
+                    this.spin.end(Duration::from_nanos(waited), spin_limit());
                 }
                 halves.reader_polls.store(this.spin.polls_next(), SeqCst);
             }
@@ -907,32 +866,20 @@ mod tests {
     }
 
     /// After a write, a read whose input comes only after the poll gave up parks and is still
-    /// woken by the reactor when it comes (daemon side: one task reads and writes). The wait
-    /// is timed from the poll's first attempt that found nothing, not from the write.
+    /// woken by the reactor when it comes (daemon side: one task reads and writes).
     #[tokio::test]
     async fn a_quiet_stream_read_parks_after_polling_and_wakes_for_late_input() {
         let (ours, mut peer) = UnixStream::pair().expect("a socket pair");
         let mut quiet = QuietStream::new(ours).expect("registers");
         quiet.write_all(b"ping").await.expect("writes");
-        assert_eq!(
-            quiet.waiting,
-            Some(Wait::new(true)),
-            "a wait that polls began, untimed"
+        assert!(
+            matches!(quiet.waiting, Some((_, true))),
+            "a wait that polls began"
         );
         let mut got = [0u8; 4];
+        let mut read = std::pin::pin!(quiet.read_exact(&mut got));
         // Nothing comes while it polls: it gives up and parks.
-        assert!(poll_once(std::pin::pin!(quiet.read_exact(&mut got))).is_pending());
-        assert!(
-            matches!(
-                quiet.waiting,
-                Some(Wait {
-                    polls: false,
-                    since: Some(_)
-                })
-            ),
-            "the poll gave up, timed from its first attempt that found nothing"
-        );
-        let read = quiet.read_exact(&mut got);
+        assert!(poll_once(read.as_mut()).is_pending());
         let mut ping = [0u8; 4];
         peer.read_exact(&mut ping).await.expect("the peer reads");
         peer.write_all(b"pong").await.expect("the peer answers");
@@ -974,7 +921,7 @@ mod tests {
                 "the answer is read at the first look"
             );
             assert_eq!(&got, b"pong");
-            assert_eq!(rd.shared.wait.load(SeqCst), 0, "the wait is over");
+            assert_eq!(rd.shared.wrote_at.load(SeqCst), 0, "the wait is over");
             let used_one = Spin {
                 skip: left,
                 ..backed_off
@@ -989,9 +936,8 @@ mod tests {
         let mut quiet = QuietStream::new(ours).expect("registers");
         quiet.spin = backed_off;
         quiet.write_all(b"ping").await.expect("writes");
-        assert_eq!(
-            quiet.waiting,
-            Some(Wait::new(false)),
+        assert!(
+            matches!(quiet.waiting, Some((_, false))),
             "a backed-off wait that will not poll began"
         );
         let backed_off = quiet.spin;
@@ -1004,124 +950,26 @@ mod tests {
         assert_eq!(quiet.spin, backed_off, "nothing learnt");
     }
 
-    /// The same for the client's halves: the writer starts the wait (a new number each
-    /// time), the reader decides about it, polls, parks, and is woken by the reactor.
+    /// The same for the client's halves: the writer starts the wait, the reader polls, parks,
+    /// and is woken by the reactor; an answer in time keeps the next wait polling.
     #[tokio::test]
     async fn quiet_halves_read_parks_after_polling_and_wakes_for_late_input() {
         let (ours, mut peer) = UnixStream::pair().expect("a socket pair");
         let (mut rd, mut wr) = split(ours).expect("registers");
         wr.write_all(b"ping").await.expect("writes");
-        let first = rd.shared.wait.load(SeqCst);
-        assert_ne!(first, 0, "the write began a wait");
+        assert_ne!(rd.shared.wrote_at.load(SeqCst), 0, "the write began a wait");
         let mut got = [0u8; 4];
-        assert!(poll_once(std::pin::pin!(rd.read_exact(&mut got))).is_pending());
-        assert_eq!(rd.decided, first, "the reader decided about that wait");
-        assert!(
-            matches!(
-                rd.wait,
-                Wait {
-                    polls: false,
-                    since: Some(_)
-                }
-            ),
-            "the poll gave up, timed from its first attempt that found nothing"
-        );
+        let mut read = std::pin::pin!(rd.read_exact(&mut got));
+        assert!(poll_once(read.as_mut()).is_pending());
         let mut ping = [0u8; 4];
         peer.read_exact(&mut ping).await.expect("the peer reads");
         peer.write_all(b"pong").await.expect("the peer answers");
-        rd.read_exact(&mut got).await.expect("woken by the reactor");
+        read.await.expect("woken by the reactor");
         assert_eq!(&got, b"pong");
-        assert_eq!(rd.shared.wait.load(SeqCst), 0, "the wait is over");
+        assert_eq!(rd.shared.wrote_at.load(SeqCst), 0, "the wait is over");
         assert!(
             !rd.spin.polls_next(),
             "late input: the next wait parks at once"
         );
-        wr.write_all(b"ping").await.expect("writes");
-        let second = rd.shared.wait.load(SeqCst);
-        assert!(
-            second != 0 && second != first,
-            "the next wait has a new number"
-        );
-    }
-
-    /// Input that the poll finds at its first attempt (the reactor has not seen it yet: the
-    /// usual case when both sides share one CPU) counts as in time, a reset of the back-off,
-    /// and the wait never reads the clock; on both stream types.
-    #[tokio::test]
-    async fn input_found_at_the_first_attempt_is_in_time_without_a_clock_read() {
-        let after_late = Spin {
-            backoff: 4,
-            skip: 0,
-            polling: false,
-        };
-        let (ours, mut peer) = UnixStream::pair().expect("a socket pair");
-        let (mut rd, mut wr) = split(ours).expect("registers");
-        rd.spin = after_late;
-        wr.write_all(b"ping").await.expect("writes");
-        let wait = rd.shared.wait.load(SeqCst);
-        let mut ping = [0u8; 4];
-        peer.read_exact(&mut ping).await.expect("the peer reads");
-        // No yield to the runtime from here: its reactor does not see the answer, so the
-        // reader's registered read finds nothing and its poll finds the answer.
-        peer.write_all(b"pong").await.expect("the peer answers");
-        let mut got = [0u8; 4];
-        assert!(poll_once(std::pin::pin!(rd.read_exact(&mut got))).is_ready());
-        assert_eq!(&got, b"pong");
-        assert_eq!(
-            rd.decided, wait,
-            "the reader decided about the wait, and polled"
-        );
-        assert_eq!(
-            rd.wait,
-            Wait::new(true),
-            "no attempt found nothing: untimed"
-        );
-        assert_eq!(rd.spin, Spin::default(), "in time: the back-off is reset");
-        assert!(rd.shared.reader_polls.load(SeqCst));
-
-        let (ours, mut peer) = UnixStream::pair().expect("a socket pair");
-        let mut quiet = QuietStream::new(ours).expect("registers");
-        quiet.spin = after_late;
-        quiet.write_all(b"ping").await.expect("writes");
-        peer.read_exact(&mut ping).await.expect("the peer reads");
-        peer.write_all(b"pong").await.expect("the peer answers");
-        assert!(poll_once(std::pin::pin!(quiet.read_exact(&mut got))).is_ready());
-        assert_eq!(&got, b"pong");
-        assert!(quiet.waiting.is_none(), "the wait is over");
-        assert_eq!(
-            quiet.spin,
-            Spin::default(),
-            "in time: the back-off is reset"
-        );
-    }
-
-    /// A wait's poll: with a limit of zero it gives up at once without an attempt (and is
-    /// timed, so that its input counts as late, as with the poll off before); one that gave
-    /// up only parks; one that finds input at its first attempt stays untimed.
-    #[test]
-    fn a_wait_polls_until_it_gives_up_and_times_only_a_poll_that_found_nothing() {
-        let (ours, mut peer) = StdUnixStream::pair().expect("a socket pair");
-        ours.set_nonblocking(true).expect("non-blocking");
-        std::io::Write::write_all(&mut peer, b"x").expect("writes");
-        let mut space = [0u8; 4];
-        let mut buf = ReadBuf::new(&mut space);
-        let mut wait = Wait::new(true);
-        assert!(wait.poll(&ours, &mut buf, Duration::ZERO).is_pending());
-        assert!(
-            buf.filled().is_empty(),
-            "no attempt: the input is still there"
-        );
-        assert!(!wait.polls && wait.since.is_some(), "gave up, timed");
-        assert!(
-            wait.poll(&ours, &mut buf, SPIN).is_pending(),
-            "it only parks now"
-        );
-        assert!(buf.filled().is_empty());
-
-        let mut wait = Wait::new(true);
-        assert!(wait.poll(&ours, &mut buf, SPIN).is_ready());
-        assert_eq!(buf.filled(), b"x");
-        assert_eq!(wait, Wait::new(true), "found at the first attempt: untimed");
-        assert_eq!(wait.waited(), Duration::ZERO, "in time");
     }
 }
