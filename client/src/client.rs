@@ -33,7 +33,7 @@ use crate::config::ClientConfig;
 use crate::connection::{Connection, Peer};
 use crate::error::{CloseReason, Error, ProtocolError};
 use crate::notifications::Notifications;
-use crate::pending::Abandon;
+use crate::pending::{Abandon, Company};
 
 /// One connection to a hearth daemon over its Unix socket (or, for comparisons, loopback TCP).
 ///
@@ -665,11 +665,12 @@ async fn roundtrip(
     // the answer arrives, or the guard below if the request is never sent.
     // The slot holds this task's waker from the start: the waker of this very poll (see
     // `Pending::insert`).
-    let alone = conn
+    let company = conn
         .pending
         .insert(id)
         .await
         .map_err(|reason| Error::Closed { reason })?;
+    let alone = company != Company::Others;
     let mut guard = CallGuard {
         conn,
         id,
@@ -710,16 +711,21 @@ async fn roundtrip(
     // Still in the poll whose waker the slot holds, a call that is not alone has nothing to
     // do: the answer, if it came since `insert`, has woken that waker, so this task will be
     // polled again. That saves taking the table's lock and looking the slot up once per call.
-    // A call alone in flight (the editor's keystroke) reads its answer itself, in this poll,
-    // if the reader is free: without the reader task's wake-up, its poll, and the runtime's
-    // look at its reactor before this task is polled again.
+    // A call in sequential use (alone in flight, as was the call before it: the editor's
+    // keystroke) reads its answer itself, in this poll, if the reader is free: without the
+    // reader task's wake-up, its poll, and the runtime's look at its reactor before this task
+    // is polled again. Only then: a call that is alone because a batch of answers has just
+    // freed every place would hold its thread for the poll (up to `hearth_transport::SPIN`)
+    // while the tasks those answers woke wait to send their next calls, and pipelining
+    // would collapse into one call at a time (`hearth bench` 4 x 64 went from 2.2 M to
+    // 0.17 M calls/s when every lone call did).
     // That read goes around the runtime's accounting of socket reads (the transport polls the
     // socket itself), so it takes a unit of the task's budget here: a loop of lone calls, each
     // answered in its first poll, still yields to the other tasks on its thread now and then.
     let mut registered = same_poll;
     let reply = std::future::poll_fn(|cx| {
         if std::mem::take(&mut registered) {
-            if !alone {
+            if company != Company::Sequential {
                 return Poll::Pending;
             }
             // Out of budget: this task is woken again once the others had their turn, and

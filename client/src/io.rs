@@ -758,9 +758,21 @@ mod tests {
     #[tokio::test]
     async fn a_lone_call_reads_its_own_answer_in_the_poll_that_sent_it() {
         let (conn, daemon, mut notifications) = loopback();
+        // The first call is not in sequential use yet (nothing came before it): it leaves
+        // the reading to the reader task.
+        let mut call = std::pin::pin!(crate::client::call_within(
+            &conn,
+            conn.next_id(),
+            echo(&[9]),
+            None
+        ));
+        assert!(
+            call.as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_pending()
+        );
+        call.await.expect("echo answers");
         for round in 0..3u8 {
-            // The first round runs before the reader task ever ran; the others after it
-            // has (it runs at the yield below).
             let params = [round];
             let call = std::pin::pin!(crate::client::call_within(
                 &conn,
@@ -786,7 +798,7 @@ mod tests {
                 ("progress", &[round][..])
             );
         }
-        assert_eq!(daemon.state().answered, 3);
+        assert_eq!(daemon.state().answered, 4);
     }
 
     /// A loop of lone calls, each answered in its first poll, still lets the other tasks on
@@ -795,6 +807,10 @@ mod tests {
     #[tokio::test]
     async fn a_loop_of_lone_calls_yields_to_other_tasks() {
         let (conn, daemon, _notifications) = loopback();
+        // The first call is not in sequential use yet, and yields.
+        crate::client::call_within(&conn, conn.next_id(), echo(&[1]), None)
+            .await
+            .expect("echo answers");
         let ran = Arc::new(AtomicBool::new(false));
         tokio::spawn({
             let ran = ran.clone();
@@ -809,8 +825,8 @@ mod tests {
             assert_eq!(&answer[..], &[1]);
             calls += 1;
         }
-        assert!(calls > 1, "the first calls are answered without yielding");
-        assert_eq!(daemon.state().answered, calls);
+        assert!(calls > 1, "sequential calls are answered without yielding");
+        assert!(daemon.state().answered > calls, "every call was sent");
     }
 
     /// With another call in flight, a call leaves the reading to the reader task: its first
@@ -821,7 +837,10 @@ mod tests {
         conn.pending.set_limit(8);
         // Held in flight: its slot is taken but its request never sent.
         let first_id = conn.next_id();
-        assert!(conn.pending.insert(first_id).await.expect("a place"));
+        assert_ne!(
+            conn.pending.insert(first_id).await.expect("a place"),
+            crate::pending::Company::Others
+        );
         let params = [7u8];
         let mut call = std::pin::pin!(crate::client::call_within(
             &conn,
@@ -896,6 +915,12 @@ mod tests {
         let cell = ReaderCell::new(&conn, rd, tx, 1 << 20);
         conn.lend_reader(cell.clone());
         let reader = tokio::spawn(read_loop(CloseOnDrop(conn.clone()), cell.clone()));
+        // A call answered before: the next is in sequential use.
+        let before = conn.next_id();
+        conn.pending.insert(before).await.expect("a place");
+        conn.pending.complete(before, Ok(Bytes::new()));
+        let answered = std::future::poll_fn(|cx| Poll::Ready(conn.pending.poll_answer(before, cx)));
+        assert!(answered.await.is_ready());
         let params = [1u8];
         let call = std::pin::pin!(crate::client::call_within(
             &conn,

@@ -93,10 +93,25 @@ pub(crate) enum PartialOutcome {
     Ignored,
 }
 
+/// How a call stands among the others when it takes its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Company {
+    /// Other calls hold places.
+    Others,
+    /// No other call holds a place, but the previous call to take one found others: the
+    /// places were freed by a batch of answers, whose callers are likely about to call again.
+    Alone,
+    /// No other call holds a place, nor did when the previous call took its place: calls
+    /// come one at a time (the editor's path).
+    Sequential,
+}
+
 struct State {
     calls: Calls,
     /// Requests holding an in-flight place: `Waiting` and `Abandoned` slots.
     outstanding: usize,
+    /// Whether the last call to take a place found no other holding one (see [`Company`]).
+    last_alone: bool,
     /// How many places there are.
     limit: usize,
     /// Callers waiting in [`Pending::insert`] for a place.
@@ -250,6 +265,7 @@ impl Pending {
             state: Mutex::new(State {
                 calls: Calls::new(),
                 outstanding: 0,
+                last_alone: false,
                 limit: 1,
                 waiters: 0,
                 closed: None,
@@ -279,18 +295,19 @@ impl Pending {
     /// already — so it can return `Pending` without taking the lock (see `client.rs`'s
     /// `roundtrip`).
     ///
-    /// `Ok(true)` when the call is the only request in flight (it found no other holding a
-    /// place): such a call may write its frame itself (`outbound.rs`).
-    pub(crate) async fn insert(&self, id: RequestId) -> Result<bool, CloseReason> {
+    /// Returns the call's [`Company`]: a call that found no other holding a place may write
+    /// its frame itself (`outbound.rs`), and one in sequential use reads its own answer too
+    /// (`client.rs`).
+    pub(crate) async fn insert(&self, id: RequestId) -> Result<Company, CloseReason> {
         let inserted =
             std::future::poll_fn(|cx| Poll::Ready(self.try_insert_kind(id, Some(cx.waker()))))
                 .await?;
-        if let Some(alone) = inserted {
-            return Ok(alone);
+        if let Some(company) = inserted {
+            return Ok(company);
         }
         // The uncommon case; boxed so that every call's future does not carry its state.
         Box::pin(self.insert_when_room(id, true)).await?;
-        Ok(false)
+        Ok(Company::Others)
     }
 
     /// [`insert`](Self::insert) for a streamed call, whose slot also buffers partials.
@@ -329,12 +346,12 @@ impl Pending {
     }
 
     /// An ordinary call's slot, holding `waker` (`Some`), or a streamed call's (`None`).
-    /// `Ok(None)` when every place is taken, else whether the call is the only one in flight.
+    /// `Ok(None)` when every place is taken, else the call's [`Company`].
     fn try_insert_kind(
         &self,
         id: RequestId,
         waker: Option<&Waker>,
-    ) -> Result<Option<bool>, CloseReason> {
+    ) -> Result<Option<Company>, CloseReason> {
         let mut state = self.lock();
         if let Some(reason) = &state.closed {
             return Err(reason.clone());
@@ -343,13 +360,18 @@ impl Pending {
             return Ok(None);
         }
         let alone = state.outstanding == 0;
+        let company = match (alone, std::mem::replace(&mut state.last_alone, alone)) {
+            (false, _) => Company::Others,
+            (true, false) => Company::Alone,
+            (true, true) => Company::Sequential,
+        };
         state.outstanding += 1;
         let slot = match waker {
             Some(waker) => Slot::Waiting(Some(waker.clone())),
             None => Slot::Stream(Box::default()),
         };
         state.calls.insert(id, slot);
-        Ok(Some(alone))
+        Ok(Some(company))
     }
 
     /// The caller's side of a slot: the answer once there is one (taking it out of the
@@ -675,6 +697,47 @@ mod tests {
         );
         assert!(peek(&pending, 2).is_ready(), "the slot is gone");
         assert!(matches!(pending.try_insert(3.into()), Ok(true)));
+    }
+
+    async fn company(pending: &Pending, id: u64) -> Company {
+        pending.insert(id.into()).await.expect("an open table")
+    }
+
+    /// A call's company: alone after a call that had company is `Alone` (a batch of answers
+    /// freed the places), alone after a call that was alone too is `Sequential`; streamed
+    /// calls count as calls.
+    #[tokio::test]
+    async fn a_call_alone_after_a_call_alone_is_sequential() {
+        let pending = Pending::new();
+        pending.set_limit(4);
+        let answer = |id: u64| {
+            assert_eq!(
+                pending.complete(id.into(), Ok(Bytes::new())),
+                Completion::Delivered
+            );
+            assert!(peek(&pending, id).is_ready());
+        };
+        assert_eq!(company(&pending, 1).await, (Company::Alone), "the first");
+        answer(1);
+        assert_eq!(company(&pending, 2).await, (Company::Sequential));
+        answer(2);
+        assert_eq!(company(&pending, 3).await, (Company::Sequential));
+        assert_eq!(company(&pending, 4).await, (Company::Others));
+        answer(3);
+        answer(4);
+        assert_eq!(
+            company(&pending, 5).await,
+            (Company::Alone),
+            "after a call that had company"
+        );
+        assert!(pending.insert_stream(6.into()).await.is_ok());
+        pending.abandon(6.into(), false);
+        answer(5);
+        assert_eq!(
+            company(&pending, 7).await,
+            (Company::Alone),
+            "the stream had company"
+        );
     }
 
     #[tokio::test]
