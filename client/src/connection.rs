@@ -69,7 +69,7 @@ pub(crate) struct Connection {
     stop_reading: AtomicBool,
     /// The reader task's waker, registered whenever it waits for input.
     reader: AtomicWaker,
-    /// The reader, for a call alone in flight to read its own answer with (`io.rs`); set
+    /// The reader, for a call in sequential use to read its own answer with (`io.rs`); set
     /// once, when the reader task starts.
     lone_reader: OnceLock<Arc<dyn LoneReader>>,
     /// The receiving end of the notification channel, until someone takes it.
@@ -161,7 +161,7 @@ impl Connection {
         let _ = self.lone_reader.set(reader);
     }
 
-    /// For a call alone in flight, just sent: reads and routes what comes now, polling
+    /// For a call in sequential use, just sent: reads and routes what comes now, polling
     /// briefly for the answer, unless the reader is busy (see `io::LoneReader`).
     pub(crate) fn read_now(&self) {
         if let Some(reader) = self.lone_reader.get() {

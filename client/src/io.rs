@@ -59,8 +59,8 @@ pub(crate) fn spawn<R, W>(
 }
 
 /// The reading side of a connection: its half of the stream, the bytes read and not yet
-/// decoded, and what routing a message needs. It belongs to the reader task, but a call
-/// alone in flight may borrow it to read its own answer (issue 13: on the editor's path that
+/// decoded, and what routing a message needs. It belongs to the reader task, but a call in
+/// sequential use may borrow it to read its own answer (issue 13: on the editor's path that
 /// saves a task wake-up and poll per call, and the runtime's look at its reactor that follows
 /// it). Either way it runs the same code, [`Reader::poll_step`], with the reader task's waker,
 /// so whatever it waits for afterwards wakes the reader task.
@@ -217,7 +217,7 @@ impl<R: AsyncRead + Unpin> ReaderCell<R> {
 
 /// A connection's reader as lone calls see it (not generic over the transport).
 pub(crate) trait LoneReader: Send + Sync {
-    /// For a call alone in flight that has just sent its request: reads and routes what
+    /// For a call in sequential use that has just sent its request: reads and routes what
     /// comes now — polling briefly for the answer, as the transport does after a write — as
     /// the reader task would, unless the reader is busy. What it leaves waiting wakes the
     /// reader task.
@@ -752,7 +752,7 @@ mod tests {
         }
     }
 
-    /// A call alone in flight reads its own answer in the poll that sent it (the editor's
+    /// A call in sequential use reads its own answer in the poll that sent it (the editor's
     /// path: no reader task in between), and the reader task is the one woken for whatever
     /// comes afterwards: a notification after the answer reaches the caller.
     #[tokio::test]
