@@ -99,6 +99,38 @@ async fn ten_thousand_concurrent_calls_on_one_client() {
     assert_eq!(daemon.stats().methods.get("echo"), Some(&10_000));
 }
 
+/// Calls one at a time from one task (each reads its own answer: sequential use) while other
+/// tasks on other workers now and then call at the same time, so the reader is run by lone
+/// calls and by the reader task in turn, sometimes both wanting it at once: every call gets
+/// its own answer, and none hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_calls_mixed_with_concurrent_ones_each_get_their_answer() {
+    let daemon = TestDaemon::start();
+    let client = daemon.client().await;
+    let mut tasks = JoinSet::new();
+    for t in 0..4u64 {
+        let client = client.clone();
+        tasks.spawn(async move {
+            for i in 0..500u64 {
+                // Task 0 calls back to back; the others pause every few calls, so that task 0
+                // is alone in flight for stretches, then has company again.
+                if t != 0 && i % 8 == 0 {
+                    tokio::task::yield_now().await;
+                }
+                let back: [u64; 2] = client.call("echo", &[t, i]).await.expect("echo");
+                assert_eq!(back, [t, i]);
+            }
+        });
+    }
+    within("4 x 500 calls", async {
+        while let Some(done) = tasks.join_next().await {
+            done.expect("a call task");
+        }
+    })
+    .await;
+    assert_eq!(daemon.stats().methods.get("echo"), Some(&2_000));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_two_clients_at_once() {
     let daemon = TestDaemon::start();
