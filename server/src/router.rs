@@ -262,15 +262,17 @@ impl Router {
                             return answer(SyncOutcome::Error(error));
                         }
                     };
-                    match std::panic::catch_unwind(AssertUnwindSafe(|| handler(params, ctx))) {
-                        Ok(Ok(result)) => answer(SyncOutcome::Typed(
-                            &|enc: &Encoder, dst: &mut BytesMut, id: RequestId| {
-                                enc.response(dst, id, &result)
-                            },
-                        )),
-                        Ok(Err(e)) => answer(SyncOutcome::Error(e.object)),
-                        Err(panic) => answer(SyncOutcome::Panicked(panic_message(&*panic))),
-                    }
+                    run_sync(
+                        answer,
+                        || handler(params, ctx),
+                        |result, answer| {
+                            answer(SyncOutcome::Typed(
+                                &|enc: &Encoder, dst: &mut BytesMut, id: RequestId| {
+                                    enc.response(dst, id, &result)
+                                },
+                            ))
+                        },
+                    )
                 },
             )),
         )
@@ -298,11 +300,11 @@ impl Router {
                 move |params: Bytes,
                       ctx: &RequestContext,
                       answer: &mut dyn FnMut(SyncOutcome<'_>)| {
-                    match std::panic::catch_unwind(AssertUnwindSafe(|| handler(params, ctx))) {
-                        Ok(Ok(raw)) => answer(SyncOutcome::Raw(raw)),
-                        Ok(Err(e)) => answer(SyncOutcome::Error(e.object)),
-                        Err(panic) => answer(SyncOutcome::Panicked(panic_message(&*panic))),
-                    }
+                    run_sync(
+                        answer,
+                        || handler(params, ctx),
+                        |raw, answer| answer(SyncOutcome::Raw(raw)),
+                    )
                 },
             )),
         )
@@ -393,6 +395,20 @@ impl Router {
     /// Method names by counter index.
     pub(crate) fn names_by_index(&self) -> Vec<String> {
         self.entries.iter().map(|e| e.name.clone()).collect()
+    }
+}
+
+/// Runs a synchronous handler and answers for it: its result through `ok`, its error as it
+/// is, a panic as its message (the connection goes on serving).
+fn run_sync<T>(
+    answer: &mut dyn FnMut(SyncOutcome<'_>),
+    handler: impl FnOnce() -> Result<T, MethodError>,
+    ok: impl FnOnce(T, &mut dyn FnMut(SyncOutcome<'_>)),
+) {
+    match std::panic::catch_unwind(AssertUnwindSafe(handler)) {
+        Ok(Ok(result)) => ok(result, answer),
+        Ok(Err(e)) => answer(SyncOutcome::Error(e.object)),
+        Err(panic) => answer(SyncOutcome::Panicked(panic_message(&*panic))),
     }
 }
 
